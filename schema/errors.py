@@ -1,0 +1,199 @@
+"""The swarmlog exception hierarchy.
+
+Every error a caller can see is a :class:`SwarmlogError`. Subclasses are split
+by what the caller can do about them, and carry the facts as attributes.
+Raw ``sqlite3`` and msgspec errors are translated at one boundary
+(``swarmlog.actors.sqlite_storage`` and ``swarmlog.schema.codec``) and never
+reach the user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SwarmlogError(Exception):
+    """Root of every error raised by swarmlog."""
+
+
+class StoreNotInitializedError(SwarmlogError):
+    """The store was used before ``initialize()``."""
+
+
+class StoreClosedError(SwarmlogError):
+    """The store was used after ``shutdown()``."""
+
+
+class StoreLockedError(SwarmlogError):
+    """Another writer holds the database file's lock.
+
+    Attributes:
+        path: The database file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        msg = (
+            f"{path!r} is locked by another writing EventStore "
+            "(open it with read_only=True to watch it)"
+        )
+        super().__init__(msg)
+
+
+class ConcurrencyError(SwarmlogError):
+    """An aggregate was not at the version the caller expected.
+
+    Attributes:
+        aggregate_id: The aggregate whose version did not match.
+        expected: What the caller expected (an int, or ``ANY``/``NO_STREAM``/
+            ``STREAM_EXISTS``).
+        actual: The aggregate's current version (0 when it does not exist).
+    """
+
+    def __init__(self, aggregate_id: str, expected: Any, actual: int) -> None:
+        self.aggregate_id = aggregate_id
+        self.expected = expected
+        self.actual = actual
+        msg = (
+            f"aggregate {aggregate_id!r} is at version {actual}, "
+            f"expected {expected}"
+        )
+        super().__init__(msg)
+
+
+class DuplicateEventError(SwarmlogError):
+    """An event id is already stored with different content.
+
+    Attributes:
+        event_id: The duplicated id.
+    """
+
+    def __init__(self, event_id: Any) -> None:
+        self.event_id = event_id
+        msg = f"event id {event_id} is already stored with different content"
+        super().__init__(msg)
+
+
+class UnknownEventTypeError(SwarmlogError):
+    """An event type string is not registered in this process.
+
+    Attributes:
+        event_type: The unknown type string.
+    """
+
+    def __init__(self, event_type: object) -> None:
+        self.event_type = event_type
+        msg = (
+            f"event type {event_type!r} is not registered "
+            "(see swarmlog.register_event_type)"
+        )
+        super().__init__(msg)
+
+
+class InvalidEventError(SwarmlogError):
+    """An event is malformed: wrong payload shape or types, a naive or
+    non-UTC timestamp, an aggregate type mismatch, an oversize payload."""
+
+
+class InvalidQueryError(SwarmlogError):
+    """A read was given a filter of the wrong type or range."""
+
+
+class InvalidConfigError(SwarmlogError):
+    """An ``EventStoreConfig`` option is out of range."""
+
+
+class IncompatibleStoreError(SwarmlogError):
+    """The file is not a swarmlog store, is damaged, or has a newer format.
+
+    Attributes:
+        path: The database file.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path!r}: {reason}")
+
+
+class EventDecodeError(SwarmlogError):
+    """A stored event row cannot be decoded.
+
+    Attributes:
+        position: The row's global position.
+    """
+
+    def __init__(self, position: int, reason: str) -> None:
+        self.position = position
+        self.reason = reason
+        super().__init__(f"cannot decode the event at position {position}: {reason}")
+
+
+class StorageError(SwarmlogError):
+    """SQLite failed with a known outcome: nothing of the request was stored."""
+
+
+class StorageFullError(StorageError):
+    """The disk (or ``max_page_count``) is full; the request was rolled back.
+
+    The store keeps working once space returns.
+    """
+
+
+class WriterStoppedError(SwarmlogError):
+    """The writer stopped accepting appends.
+
+    Raised when the outcome of a commit is unknown (an I/O error during
+    COMMIT): rather than guess, the writer refuses every later append.
+    Reopen the store to find out what was stored.
+    """
+
+
+class BackPressureTimeoutError(SwarmlogError, TimeoutError):
+    """``append_async`` waited too long for room among the in-flight appends."""
+
+
+class ProjectionFailedError(SwarmlogError):
+    """A projection stopped on a failing event.
+
+    Attributes:
+        projection: The projection's name.
+        position: The position of the event it failed on.
+    """
+
+    def __init__(self, projection: str, position: int, reason: str) -> None:
+        self.projection = projection
+        self.position = position
+        self.reason = reason
+        msg = f"projection {projection!r} failed at position {position}: {reason}"
+        super().__init__(msg)
+
+
+class ProjectionTimeoutError(SwarmlogError, TimeoutError):
+    """A projection did not reach the wanted position in time.
+
+    Attributes:
+        projection: The projection's name.
+        position: The position waited for.
+        reached: The position the projection had reached.
+    """
+
+    def __init__(self, projection: str, position: int, reached: int) -> None:
+        self.projection = projection
+        self.position = position
+        self.reached = reached
+        msg = (
+            f"projection {projection!r} did not reach position {position} "
+            f"in time (at {reached})"
+        )
+        super().__init__(msg)
+
+
+class ProjectionStateError(SwarmlogError):
+    """A projection was used in a state that does not allow it (not
+    initialised, already stopped, duplicate name)."""
+
+
+class EngineThreadWaitError(SwarmlogError):
+    """A blocking wait was called from inside the engine (a projection
+    handler or a listener callback), where it could deadlock."""

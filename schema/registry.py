@@ -1,0 +1,212 @@
+"""The event-type registry: type string <-> payload class, decided once.
+
+Every payload class is registered with its type string and aggregate type.
+Registration builds what the hot paths need once per type (a typed msgpack
+decoder, the names of the datetime fields to check), so that validating,
+encoding and decoding an event never inspects classes again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from swarmlog.schema.errors import InvalidEventError, UnknownEventTypeError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "BUILTIN_AGGREGATE_TYPES",
+    "EventTypeInfo",
+    "aggregate_type_known",
+    "info_for_class",
+    "info_for_type",
+    "lookup_type",
+    "register_event_type",
+    "register_upcaster",
+    "registered_types",
+]
+
+BUILTIN_AGGREGATE_TYPES = frozenset({"agent", "task", "memory", "swarm"})
+
+class EventTypeInfo:
+    """What the store knows about one registered event type.
+
+    Attributes:
+        type: The type string.
+        cls: The payload Struct class.
+        aggregate_type: The aggregate type its events belong to.
+        schema_version: The current version of the payload's shape.
+        decoder: A typed msgpack decoder for ``cls``, built once.
+        datetime_fields: Names of fields that hold datetimes (checked UTC).
+        upcasters: ``{from_version: function}`` turning an older stored
+            payload (plain data) into the next version's shape.
+    """
+
+    __slots__ = (
+        "aggregate_type",
+        "cls",
+        "datetime_fields",
+        "decoder",
+        "schema_version",
+        "type",
+        "upcasters",
+    )
+
+    def __init__(
+        self,
+        type_: str,
+        cls: type[msgspec.Struct],
+        aggregate_type: str,
+        schema_version: int,
+    ) -> None:
+        self.type = type_
+        self.cls = cls
+        self.aggregate_type = aggregate_type
+        self.schema_version = schema_version
+        self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(cls)
+        self.datetime_fields = _datetime_fields(cls)
+        self.upcasters: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _mentions_datetime(t: msgspec.inspect.Type) -> bool:
+    if isinstance(t, msgspec.inspect.DateTimeType):
+        return True
+    if isinstance(t, msgspec.inspect.UnionType):
+        return any(_mentions_datetime(x) for x in t.types)
+    return False
+
+
+def _datetime_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return tuple(f.name for f in info.fields if _mentions_datetime(f.type))
+
+
+_lock = threading.Lock()
+_by_type: dict[str, EventTypeInfo] = {}
+_by_class: dict[type[Any], EventTypeInfo] = {}
+_aggregate_types: set[str] = set(BUILTIN_AGGREGATE_TYPES)
+
+
+def register_event_type(
+    cls: type[msgspec.Struct],
+    *,
+    type: str | None = None,  # noqa: A002 - mirrors the reference's naming
+    aggregate_type: str,
+    schema_version: int = 1,
+) -> type[msgspec.Struct]:
+    """Register a payload class so its events can be appended and decoded.
+
+    Safe from any thread. Registering the same class with the same type again
+    is a no-op; the type string defaults to the class's msgspec ``tag``.
+
+    Args:
+        cls: A frozen ``msgspec.Struct`` subclass.
+        type: The type string, e.g. ``"deploy:finished"``.
+        aggregate_type: The aggregate type its events belong to (a new name
+            registers a custom aggregate type).
+        schema_version: The current version of the payload's shape; bump it
+            and register an upcaster when you change the shape.
+
+    Returns:
+        ``cls``, so this also works as a decorator helper.
+
+    Raises:
+        InvalidEventError: ``cls`` is not a Struct, or the type string is
+            missing or taken by another class.
+    """
+    if not (isinstance(cls, builtins.type) and issubclass(cls, msgspec.Struct)):
+        msg = f"payload class must be a msgspec.Struct subclass, got {cls!r}"
+        raise InvalidEventError(msg)
+    tag = cls.__struct_config__.tag
+    type_ = type if type is not None else tag
+    if not isinstance(type_, str) or not type_:
+        msg = f"{cls.__name__} needs a type string (type=... or a str msgspec tag)"
+        raise InvalidEventError(msg)
+    if isinstance(tag, str) and tag != type_:
+        msg = f"{cls.__name__} is tagged {tag!r} but registered as {type_!r}"
+        raise InvalidEventError(msg)
+    if not isinstance(aggregate_type, str) or not aggregate_type:
+        msg = "aggregate_type must be a non-empty string"
+        raise InvalidEventError(msg)
+    if not isinstance(schema_version, int) or schema_version < 1:
+        msg = "schema_version must be an int >= 1"
+        raise InvalidEventError(msg)
+    with _lock:
+        existing = _by_type.get(type_)
+        if existing is not None:
+            if existing.cls is cls and existing.aggregate_type == aggregate_type:
+                existing.schema_version = max(existing.schema_version, schema_version)
+                return cls
+            msg = f"event type {type_!r} is already registered to {existing.cls!r}"
+            raise InvalidEventError(msg)
+        info = EventTypeInfo(type_, cls, aggregate_type, schema_version)
+        _by_type[type_] = info
+        _by_class[cls] = info
+        _aggregate_types.add(aggregate_type)
+    return cls
+
+
+def register_upcaster(
+    event_type: str,
+    from_version: int,
+    upcaster: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    """Register a function that upgrades a stored payload by one version.
+
+    Stored events written at ``from_version`` are passed (as plain data) to
+    ``upcaster``, whose result is treated as ``from_version + 1``; upcasters
+    chain until the registered ``schema_version`` is reached, on every read
+    path, without rewriting the log.
+
+    Raises:
+        UnknownEventTypeError: ``event_type`` is not registered.
+        InvalidEventError: ``from_version`` is not below the current version.
+    """
+    info = info_for_type(event_type)
+    if not isinstance(from_version, int) or not 1 <= from_version < info.schema_version:
+        msg = (
+            f"upcaster for {event_type!r} must start below its schema_version "
+            f"{info.schema_version}, got {from_version!r}"
+        )
+        raise InvalidEventError(msg)
+    with _lock:
+        info.upcasters[from_version] = upcaster
+
+
+def info_for_type(event_type: str) -> EventTypeInfo:
+    """The registration of ``event_type``.
+
+    Raises:
+        UnknownEventTypeError: it is not registered.
+    """
+    info = _by_type.get(event_type)
+    if info is None:
+        raise UnknownEventTypeError(event_type)
+    return info
+
+
+def lookup_type(event_type: str) -> EventTypeInfo | None:
+    """The registration of ``event_type``, or None."""
+    return _by_type.get(event_type)
+
+
+def info_for_class(cls: type[Any]) -> EventTypeInfo | None:
+    """The registration of a payload class, or None."""
+    return _by_class.get(cls)
+
+
+def aggregate_type_known(aggregate_type: str) -> bool:
+    """Whether ``aggregate_type`` is built in or was registered."""
+    return aggregate_type in _aggregate_types
+
+
+def registered_types() -> dict[str, EventTypeInfo]:
+    """A copy of the registry: type string -> registration."""
+    with _lock:
+        return dict(_by_type)

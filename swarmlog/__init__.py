@@ -1,0 +1,1 @@
+"""swarmlog facade (filled in as the API lands)."""
