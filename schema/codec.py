@@ -129,8 +129,7 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
         by_class = info_for_class(type(payload))
         got = by_class.type if by_class is not None else type(payload).__name__
         msg = (
-            f"event type {event.type!r} needs a {info.cls.__name__} payload, "
-            f"got {got}"
+            f"event type {event.type!r} needs a {info.cls.__name__} payload, got {got}"
         )
         raise InvalidEventError(msg)
     _check_str(event.aggregate_id, "aggregate_id")
@@ -187,8 +186,7 @@ def _upcast(row_type: str, stored_version: int, data: bytes, position: int) -> A
         upcaster = info.upcasters.get(version)
         if upcaster is None:
             reason = (
-                f"no upcaster registered for {row_type!r} from schema "
-                f"version {version}"
+                f"no upcaster registered for {row_type!r} from schema version {version}"
             )
             raise EventDecodeError(position, reason)
         value = upcaster(value)

@@ -54,10 +54,7 @@ class ConcurrencyError(SwarmlogError):
         self.aggregate_id = aggregate_id
         self.expected = expected
         self.actual = actual
-        msg = (
-            f"aggregate {aggregate_id!r} is at version {actual}, "
-            f"expected {expected}"
-        )
+        msg = f"aggregate {aggregate_id!r} is at version {actual}, expected {expected}"
         super().__init__(msg)
 
 
@@ -127,6 +124,24 @@ class EventDecodeError(SwarmlogError):
         self.position = position
         self.reason = reason
         super().__init__(f"cannot decode the event at position {position}: {reason}")
+
+
+class StoreOpenError(SwarmlogError):
+    """The database file cannot be opened (a directory, no permission, a
+    missing folder, a read-only filesystem for a writing store).
+
+    Attributes:
+        path: The database file.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot open {path!r}: {reason}")
+
+
+class ReadOnlyStoreError(SwarmlogError):
+    """A write was attempted on a store opened with ``read_only=True``."""
 
 
 class StorageError(SwarmlogError):

@@ -256,7 +256,9 @@ class SwarmPhaseChanged(_Payload, tag="swarm:phase-changed", kw_only=True, gc=Fa
     changed_at: datetime
 
 
-class SwarmMilestoneReached(_Payload, tag="swarm:milestone-reached", kw_only=True, gc=False):
+class SwarmMilestoneReached(
+    _Payload, tag="swarm:milestone-reached", kw_only=True, gc=False
+):
     """The swarm reached a milestone."""
 
     milestone_id: str

@@ -33,6 +33,7 @@ __all__ = [
 
 BUILTIN_AGGREGATE_TYPES = frozenset({"agent", "task", "memory", "swarm"})
 
+
 class EventTypeInfo:
     """What the store knows about one registered event type.
 

@@ -102,7 +102,9 @@ READER_PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
-INSERT_EVENT: Final = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_EVENT: Final = (
+    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+)
 SELECT_EVENTS: Final = f"SELECT {EVENT_COLUMNS} FROM events"
 SELECT_HEAD: Final = "SELECT coalesce(max(position), 0) FROM events"
 SELECT_AGGREGATE: Final = (
@@ -114,8 +116,7 @@ SELECT_STREAM: Final = (
     "WHERE aggregate_id = ? AND version >= ? ORDER BY version"
 )
 SELECT_PAGE: Final = (
-    f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? "
-    "ORDER BY position LIMIT ?"
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 )
 SELECT_PAGE_UPTO: Final = (
     f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? "
@@ -152,7 +153,9 @@ INSERT_DEAD_LETTER: Final = (
     "INSERT OR REPLACE INTO dead_letters (projection, position, error, recorded_at) "
     "VALUES (?, ?, ?, ?)"
 )
-DELETE_DEAD_LETTER: Final = "DELETE FROM dead_letters WHERE projection = ? AND position = ?"
+DELETE_DEAD_LETTER: Final = (
+    "DELETE FROM dead_letters WHERE projection = ? AND position = ?"
+)
 SELECT_DEAD_LETTERS: Final = (
     "SELECT projection, position, error, recorded_at FROM dead_letters "
     "WHERE projection = ? ORDER BY position"

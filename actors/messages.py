@@ -1,0 +1,144 @@
+"""Messages between the actors: small, immutable, slotted.
+
+Imperative names (``AppendRequest``, ``DeliverPage``) like pykka's own
+``messages`` module. Replies travel in a ``concurrent.futures.Future`` the
+sender made (never a pykka ``ask`` inside the actor graph), or back as a
+message to the sender's actor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from concurrent.futures import Future
+
+    import pykka
+
+    from swarmlog.actors.storage import CheckpointRecord, SnapshotRecord
+    from swarmlog.schema.codec import PreparedEvent
+    from swarmlog.schema.envelope import Event, ExpectedVersion
+
+__all__ = [
+    "AppendRequest",
+    "CheckpointSaved",
+    "DeleteCheckpoint",
+    "DeliverPage",
+    "Flush",
+    "Notify",
+    "SaveCheckpoint",
+    "SaveSnapshot",
+    "Subscribe",
+    "Unsubscribe",
+]
+
+
+class AppendRequest:
+    """Store these events atomically; resolve ``future`` with the stored
+    events after COMMIT."""
+
+    __slots__ = ("expected", "future", "prepared")
+
+    def __init__(
+        self,
+        prepared: tuple[PreparedEvent, ...],
+        expected: ExpectedVersion | Mapping[str, ExpectedVersion],
+        future: Future[list[Event]],
+    ) -> None:
+        self.prepared = prepared
+        self.expected = expected
+        self.future = future
+
+
+class SaveSnapshot:
+    """Store an aggregate snapshot."""
+
+    __slots__ = ("future", "record")
+
+    def __init__(self, record: SnapshotRecord, future: Future[None]) -> None:
+        self.record = record
+        self.future = future
+
+
+class SaveCheckpoint:
+    """Store a projection checkpoint; tell ``reply_to`` a
+    :class:`CheckpointSaved` when done."""
+
+    __slots__ = ("name", "record", "reply_to")
+
+    def __init__(
+        self,
+        name: str,
+        record: CheckpointRecord,
+        reply_to: pykka.ActorRef[Any] | None,
+    ) -> None:
+        self.name = name
+        self.record = record
+        self.reply_to = reply_to
+
+
+class CheckpointSaved:
+    """The writer stored a projection checkpoint (or failed: ``error``)."""
+
+    __slots__ = ("error", "position")
+
+    def __init__(self, position: int, error: BaseException | None = None) -> None:
+        self.position = position
+        self.error = error
+
+
+class DeleteCheckpoint:
+    """Forget a projection's checkpoint."""
+
+    __slots__ = ("future", "name")
+
+    def __init__(self, name: str, future: Future[None]) -> None:
+        self.name = name
+        self.future = future
+
+
+class Flush:
+    """Resolve ``future`` once every message sent before this one is done."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Future[None]) -> None:
+        self.future = future
+
+
+class DeliverPage:
+    """Committed events, in commit order (positions contiguous)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: tuple[Event, ...]) -> None:
+        self.events = events
+
+
+class Notify:
+    """Call the listeners of ``name`` with ``args`` (on the notifier thread)."""
+
+    __slots__ = ("args", "name")
+
+    def __init__(self, name: str, args: tuple[Any, ...]) -> None:
+        self.name = name
+        self.args = args
+
+
+class Subscribe:
+    """Deliver committed pages to ``ref`` from now on."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self.ref = ref
+
+
+class Unsubscribe:
+    """Stop delivering pages to ``ref``."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self.ref = ref

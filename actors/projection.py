@@ -1,0 +1,554 @@
+"""Projection: the base class of every read model, and its decorators.
+
+A projection is a read model kept live by its own actor. Subclass
+:class:`Projection`, give it a unique ``name`` and a ``state_version``, mark
+handler methods with :func:`handles` and query methods with :func:`query`,
+and implement ``reset_state`` (and, for snapshots, ``snapshot_state`` and
+``restore_state``)::
+
+    class CompletedCount(Projection):
+        name = "completed-count"
+        state_version = 1
+
+        def reset_state(self) -> None:
+            self._count = 0
+
+        @handles(TaskCompleted)
+        def _on_completed(self, event: Event) -> None:
+            self._count += 1
+
+        def snapshot_state(self) -> int:
+            return self._count
+
+        def restore_state(self, state: int) -> None:
+            self._count = state
+
+        @query
+        def get_count(self) -> int:
+            return self._count
+
+    counter = CompletedCount(store).initialize()
+    counter.get_count()
+
+The read model's attributes are private to the projection's actor thread:
+handlers and query bodies run there, and a query called from another thread
+is shipped to it (after waiting, by default, until the projection has seen
+every event committed before the call). Queries must return immutable
+values or new containers, never the model's own objects.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
+from functools import wraps
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
+
+import msgspec
+import pykka
+
+from swarmlog.actors.projection_messages import (
+    Rebuild,
+    RetryDeadLetters,
+    RunQuery,
+    WaitFor,
+)
+from swarmlog.actors.runtime import in_engine_thread
+from swarmlog.schema.errors import (
+    EngineThreadWaitError,
+    InvalidConfigError,
+    ProjectionFailedError,
+    ProjectionStateError,
+    ProjectionTimeoutError,
+    StoreClosedError,
+)
+from swarmlog.schema.registry import info_for_class
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from swarmlog.actors.runtime import CommitHead
+    from swarmlog.schema.envelope import Event
+
+__all__ = [
+    "DeadLetter",
+    "FailurePolicy",
+    "Projection",
+    "ProjectionStatus",
+    "handles",
+    "query",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+FailurePolicy = Literal["retry-then-stop", "retry-then-skip", "skip"]
+Consistency = Literal["strong", "eventual"]
+_POLICIES = ("retry-then-stop", "retry-then-skip", "skip")
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An event a projection skipped because its handler kept failing.
+
+    Attributes:
+        projection: The projection's name.
+        position: The event's position.
+        event_type: The event's type.
+        error: The handler's error, as text.
+    """
+
+    projection: str
+    position: int
+    event_type: str
+    error: str
+
+
+class ProjectionStatus(msgspec.Struct, frozen=True):
+    """A projection's progress, as shown by ``EventStore.get_stats()``.
+
+    Attributes:
+        name: The projection's name.
+        status: ``catching-up``, ``live``, ``failed`` or ``stopped``.
+        position: The last position it applied.
+        lag: Committed head minus ``position``.
+        events_handled: Events applied since it started.
+        snapshot_position: Position of its latest stored snapshot.
+        dead_letters: Number of skipped events.
+    """
+
+    name: str
+    status: str
+    position: int
+    lag: int
+    events_handled: int
+    snapshot_position: int
+    dead_letters: int
+
+
+def handles(*event_types: str | type[msgspec.Struct]) -> Callable[[R], R]:
+    """Mark a method as the handler of these event types.
+
+    Args:
+        event_types: Type strings (``"task:completed"``) or registered payload
+            classes (``TaskCompleted``).
+
+    Raises:
+        InvalidConfigError: A class is not registered, or nothing was given.
+    """
+    if not event_types:
+        msg = "@handles needs at least one event type"
+        raise InvalidConfigError(msg)
+    names: list[str] = []
+    for item in event_types:
+        if isinstance(item, str):
+            names.append(item)
+            continue
+        info = info_for_class(item)
+        if info is None:
+            msg = f"@handles({item!r}): not a registered payload class"
+            raise InvalidConfigError(msg)
+        names.append(info.type)
+
+    def mark(method: R) -> R:
+        existing: tuple[str, ...] = getattr(method, "__swarmlog_handles__", ())
+        method.__swarmlog_handles__ = (*existing, *names)  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def query(method: Callable[P, R]) -> Callable[P, R]:
+    """Mark a read-model query: its body runs on the projection's thread.
+
+    Called from any other thread, it first waits (strong consistency, the
+    default) until the projection has applied every event committed before
+    the call, without blocking the projection's thread.
+    """
+
+    @wraps(method)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        self = args[0]
+        assert isinstance(self, Projection)
+        return self._engine.run_query(method, args, kwargs)  # noqa: SLF001
+
+    run.__swarmlog_query__ = True  # type: ignore[attr-defined]
+    return run
+
+
+class _Engine:
+    """The projection's link to its actor (the handle's side, any thread)."""
+
+    __slots__ = (
+        "actor",
+        "consistency",
+        "ctor",
+        "dead_letters",
+        "events_handled",
+        "failure",
+        "frozen",
+        "head",
+        "max_retries",
+        "on_failure",
+        "position",
+        "projection",
+        "query_timeout",
+        "retry_backoff",
+        "snapshot_every",
+        "snapshot_position",
+        "status",
+        "store",
+        "thread",
+    )
+
+    def __init__(self, projection: Projection, store: Any) -> None:
+        self.projection = projection
+        self.store = store
+        self.actor: pykka.ActorRef[Any] | None = None
+        self.thread: threading.Thread | None = None
+        self.head: CommitHead | None = None
+        self.frozen = False
+        self.consistency: Consistency = "strong"
+        self.on_failure: FailurePolicy = "retry-then-stop"
+        self.max_retries = 3
+        self.retry_backoff = 0.05
+        self.query_timeout = 30.0
+        self.snapshot_every: int | None = None
+        self.ctor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+        # Written only by the actor thread; read anywhere.
+        self.status = "stopped"
+        self.position = 0
+        self.events_handled = 0
+        self.snapshot_position = 0
+        self.failure: ProjectionFailedError | None = None
+        self.dead_letters: tuple[tuple[DeadLetter, Event], ...] = ()
+
+    def check_usable(self) -> pykka.ActorRef[Any]:
+        if self.failure is not None:
+            raise self.failure
+        actor = self.actor
+        if actor is None:
+            if getattr(self.store, "closed", False):
+                msg = "the store is shut down"
+                raise StoreClosedError(msg)
+            name = self.projection.name
+            msg = f"projection {name!r} is not running; call initialize() first"
+            raise ProjectionStateError(msg)
+        return actor
+
+    def ask(self, message: Any, future: Future[Any], timeout: float | None) -> Any:
+        actor = self.check_usable()
+        try:
+            actor.tell(message)
+        except pykka.ActorDeadError as e:
+            msg = f"projection {self.projection.name!r} is stopped"
+            raise ProjectionStateError(msg) from e
+        try:
+            return future.result(timeout)
+        except FutureTimeout as e:
+            target = getattr(message, "position", 0)
+            raise ProjectionTimeoutError(
+                self.projection.name, target, self.position
+            ) from e
+
+    def run_query(
+        self, method: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        if self.frozen or self.thread is threading.current_thread():
+            return method(*args, **kwargs)
+        target = 0
+        if self.consistency == "strong" and self.head is not None:
+            target = self.head.position
+            if target > self.position and in_engine_thread():
+                raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
+        future: Future[R] = Future()
+        return self.ask(  # type: ignore[no-any-return]
+            RunQuery(method, args, kwargs, target, future), future, self.query_timeout
+        )
+
+    def wait_for(self, position: int, timeout: float | None) -> None:
+        if self.frozen or self.position >= position:
+            if self.failure is not None:
+                raise self.failure
+            return
+        if in_engine_thread():
+            raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
+        future: Future[None] = Future()
+        self.ask(WaitFor(position, future), future, timeout)
+
+
+_ENGINE_WAIT_MESSAGE = (
+    "a projection wait was called from inside the engine (a handler or a "
+    "listener callback), where it could deadlock; use consistency='eventual' "
+    "or query outside the engine"
+)
+
+
+class Projection:
+    """Base class of read models kept live by their own actor.
+
+    Subclasses set ``name`` (unique per store) and ``state_version`` (bump it
+    when the snapshot shape changes: the projection then rebuilds from
+    scratch instead of loading an incompatible snapshot), and may set
+    ``state_type`` (how stored snapshots decode; default plain data).
+
+    Args:
+        store: The :class:`~swarmlog.EventStore` to follow.
+        consistency: ``"strong"`` (default): a query reflects every event
+            whose append returned before the query was made, also across
+            threads. ``"eventual"``: answer at once with what it has.
+        on_failure: What a failing handler does, after ``max_retries``
+            retries ``retry_backoff`` seconds apart: ``"retry-then-stop"``
+            (the projection enters ``failed``), ``"retry-then-skip"`` (the
+            event becomes a dead letter) or ``"skip"`` (dead letter, no
+            retries).
+        max_retries: Retries before the policy applies.
+        retry_backoff: Seconds (or a timedelta) between retries, doubled
+            each time.
+        snapshot_every: Events between snapshots (default: the store's
+            ``projection_snapshot_every``).
+        query_timeout: Seconds a query may wait for the projection.
+    """
+
+    name: ClassVar[str] = ""
+    state_version: ClassVar[int] = 1
+    state_type: ClassVar[Any] = Any
+    _handler_table: ClassVar[dict[str, tuple[Callable[[Any, Event], None], ...]]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Remember the constructor's arguments (``rebuild`` and ``as_of``
+        build fresh copies with them)."""
+        self = super().__new__(cls)
+        self._engine = _Engine(self, args[0] if args else kwargs.get("store"))
+        self._engine.ctor = (args, kwargs)
+        return self
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[str, list[Callable[[Any, Event], None]]] = {}
+        seen: set[str] = set()
+        for klass in cls.__mro__:
+            for attr, value in vars(klass).items():
+                if attr in seen:
+                    continue
+                seen.add(attr)
+                for event_type in getattr(value, "__swarmlog_handles__", ()):
+                    table.setdefault(event_type, []).append(value)
+        cls._handler_table = {k: tuple(v) for k, v in table.items()}
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        consistency: Consistency = "strong",
+        on_failure: FailurePolicy = "retry-then-stop",
+        max_retries: int = 3,
+        retry_backoff: float | timedelta = 0.05,
+        snapshot_every: int | None = None,
+        query_timeout: float = 30.0,
+    ) -> None:
+        if not self.name or not isinstance(self.name, str):
+            msg = f"{type(self).__name__} needs a class attribute `name`"
+            raise InvalidConfigError(msg)
+        if consistency not in ("strong", "eventual"):
+            msg = f"consistency must be 'strong' or 'eventual', got {consistency!r}"
+            raise InvalidConfigError(msg)
+        if on_failure not in _POLICIES:
+            msg = f"on_failure must be one of {_POLICIES}, got {on_failure!r}"
+            raise InvalidConfigError(msg)
+        if not isinstance(max_retries, int) or max_retries < 0:
+            msg = f"max_retries must be an int >= 0, got {max_retries!r}"
+            raise InvalidConfigError(msg)
+        if isinstance(retry_backoff, timedelta):
+            retry_backoff = retry_backoff.total_seconds()
+        if not isinstance(retry_backoff, int | float) or retry_backoff < 0:
+            msg = f"retry_backoff must be >= 0 seconds, got {retry_backoff!r}"
+            raise InvalidConfigError(msg)
+        if snapshot_every is not None and (
+            not isinstance(snapshot_every, int) or snapshot_every <= 0
+        ):
+            msg = f"snapshot_every must be a positive int, got {snapshot_every!r}"
+            raise InvalidConfigError(msg)
+        engine = self._engine
+        engine.store = store
+        engine.consistency = consistency
+        engine.on_failure = on_failure
+        engine.max_retries = max_retries
+        engine.retry_backoff = float(retry_backoff)
+        engine.snapshot_every = snapshot_every
+        engine.query_timeout = query_timeout
+        self.reset_state()
+
+    # -- what subclasses implement ------------------------------------------
+
+    def reset_state(self) -> None:
+        """(Re)create the empty read model. Runs before any event."""
+
+    def snapshot_state(self) -> Any:
+        """The read model as msgspec-encodable data, or None for no
+        snapshots. Runs on the projection's thread."""
+        return None
+
+    def restore_state(self, state: Any) -> None:
+        """Load what ``snapshot_state`` returned (decoded as ``state_type``).
+        Runs on the projection's thread."""
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def initialize(self) -> Self:
+        """Start the projection's actor: restore its latest snapshot, catch
+        up from the store, then follow live appends.
+
+        Idempotent; returns the projection. Safe from any thread.
+
+        Raises:
+            StoreNotInitializedError: The store is not initialised.
+            ProjectionStateError: Another running projection has this name.
+        """
+        if self._engine.frozen:
+            msg = "a time-travel (as_of) projection cannot be initialised"
+            raise ProjectionStateError(msg)
+        if self._engine.actor is None:
+            self._engine.store._start_projection(self)  # noqa: SLF001
+        return self
+
+    def wait_for(self, position: int, timeout: float | None = 30.0) -> None:
+        """Block until the projection has applied ``position``.
+
+        Raises:
+            ProjectionTimeoutError: Not reached within ``timeout`` seconds.
+            ProjectionFailedError: The projection failed.
+            EngineThreadWaitError: Called from a handler or a listener.
+        """
+        if not isinstance(position, int) or isinstance(position, bool):
+            msg = f"position must be an int, got {position!r}"
+            raise InvalidConfigError(msg)
+        self._engine.wait_for(position, timeout)
+
+    def rebuild(
+        self,
+        *,
+        timeout: float | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Replay every event into a fresh read model, then swap it in.
+
+        The current model keeps answering queries (and following live
+        events) meanwhile; the swap is atomic. ``on_progress(done, total)``
+        is called on the projection's thread after each page.
+
+        Raises:
+            ProjectionFailedError: A handler failed on the fresh model (the
+                old model stays in place).
+        """
+        if in_engine_thread():
+            raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
+        future: Future[None] = Future()
+        actor = self._engine.actor
+        if actor is None:
+            msg = f"projection {self.name!r} is not running; call initialize() first"
+            raise ProjectionStateError(msg)
+        try:
+            actor.tell(Rebuild(future, on_progress))
+        except pykka.ActorDeadError as e:
+            msg = f"projection {self.name!r} is stopped"
+            raise ProjectionStateError(msg) from e
+        try:
+            future.result(timeout)
+        except FutureTimeout as e:
+            raise ProjectionTimeoutError(self.name, -1, self._engine.position) from e
+
+    def reset(self) -> None:
+        """Stop the projection, forget its snapshot and empty its model.
+
+        ``initialize()`` afterwards starts it again from position 0.
+        """
+        self._engine.store._reset_projection(self)  # noqa: SLF001
+
+    def stop(self) -> None:
+        """Stop following the store (status ``stopped``); queries then fail
+        until ``initialize()`` is called again."""
+        self._engine.store._stop_projection(self)  # noqa: SLF001
+
+    # -- failures ---------------------------------------------------------------
+
+    def get_dead_letters(self) -> list[DeadLetter]:
+        """Events this projection skipped, oldest first."""
+        return [letter for letter, _ in self._engine.dead_letters]
+
+    def retry_dead_letters(self, timeout: float | None = 30.0) -> int:
+        """Re-apply the skipped events (after a fix); return how many now
+        succeeded (those are removed from the dead letters)."""
+        future: Future[int] = Future()
+        return int(self._engine.ask(RetryDeadLetters(future), future, timeout))
+
+    # -- introspection ----------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """``catching-up``, ``live``, ``failed`` or ``stopped``."""
+        return self._engine.status
+
+    @property
+    def position(self) -> int:
+        """The last position this projection applied."""
+        return self._engine.position
+
+    def get_status(self) -> ProjectionStatus:
+        """Progress figures (any thread)."""
+        engine = self._engine
+        head = engine.head.position if engine.head is not None else engine.position
+        return ProjectionStatus(
+            name=self.name,
+            status=engine.status,
+            position=engine.position,
+            lag=max(0, head - engine.position),
+            events_handled=engine.events_handled,
+            snapshot_position=engine.snapshot_position,
+            dead_letters=len(engine.dead_letters),
+        )
+
+    # -- time travel --------------------------------------------------------------
+
+    @classmethod
+    def as_of(cls, store: Any, position: int, **options: Any) -> Self:
+        """A non-live copy built from the events up to and including
+        ``position``, with the same query methods. The live projection (if
+        any) is not touched. Runs on the calling thread.
+        """
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            msg = f"position must be an int >= 0, got {position!r}"
+            raise InvalidConfigError(msg)
+        instance = cls(store, **options)
+        instance._engine.frozen = True
+        reader = store._reader_for_projections()  # noqa: SLF001
+        after = 0
+        while after < position:
+            page = reader.read_page(after, 1000, upto=position)
+            if not page:
+                break
+            for event in page:
+                instance._apply_directly(event)
+            after = page[-1].position
+        instance._engine.position = after
+        instance._engine.status = "stopped"
+        return instance
+
+    def _apply_directly(self, event: Event) -> None:
+        """Apply one event on the calling thread, errors propagating."""
+        for handler in self._handler_table.get(event.type, ()):
+            handler(self, event)
+
+    def _fresh_copy(self) -> Self:
+        args, kwargs = self._engine.ctor
+        fresh = type(self)(*args, **kwargs)
+        fresh._engine.frozen = True
+        return fresh
+
+    def _adopt(self, fresh: Projection) -> None:
+        """Take over ``fresh``'s read model (projection thread only)."""
+        state = {k: v for k, v in vars(fresh).items() if k != "_engine"}
+        for key in [k for k in vars(self) if k != "_engine"]:
+            delattr(self, key)
+        vars(self).update(state)

@@ -1,0 +1,52 @@
+"""The little state actors publish to other threads.
+
+Each object here has exactly one writing thread (the writer actor for
+:class:`CommitHead` and :class:`WriterMetrics`); other threads only read
+plain ints, which CPython reads and writes atomically.
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["CommitHead", "WriterMetrics", "in_engine_thread", "mark_engine_thread"]
+
+_local = threading.local()
+
+
+def mark_engine_thread() -> None:
+    """Mark the calling thread as part of the engine (an actor or the
+    notifier), where a blocking wait on the engine could deadlock."""
+    _local.engine = True
+
+
+def in_engine_thread() -> bool:
+    """Whether the calling thread is an engine thread."""
+    return getattr(_local, "engine", False)
+
+
+class CommitHead:
+    """The highest committed position, published by the writer after COMMIT
+    and before it resolves the callers' futures (read-your-writes)."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: int = 0) -> None:
+        self.position = position
+
+
+class WriterMetrics:
+    """Counters the writer keeps (read by ``get_stats``)."""
+
+    __slots__ = ("appends", "events", "failed_appends", "transactions")
+
+    def __init__(self) -> None:
+        self.appends = 0
+        self.events = 0
+        self.transactions = 0
+        self.failed_appends = 0
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Mean number of append requests per transaction."""
+        return self.appends / self.transactions if self.transactions else 0.0

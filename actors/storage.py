@@ -1,0 +1,185 @@
+"""The storage seam: what the actors need from a database, and nothing more.
+
+The writer, dispatcher and projections speak only these two protocols, never
+SQL. ``swarmlog.actors.sqlite_storage`` implements them on SQLite; a
+PostgreSQL backend would implement the same (append a batch, read a stream,
+read all from a position, head, snapshots, projection checkpoints).
+
+Rows are plain tuples in :data:`swarmlog.schema.codec.EVENT_COLUMNS` order, so
+the writer binds them without building objects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from swarmlog.schema.envelope import Event
+
+__all__ = [
+    "CheckpointRecord",
+    "EventQuery",
+    "ReadStorage",
+    "RequestConflict",
+    "SnapshotRecord",
+    "StorageStats",
+    "WriteStorage",
+]
+
+EventRow = tuple[Any, ...]
+"""One event row, columns in ``EVENT_COLUMNS`` order."""
+
+
+class RequestConflict(Exception):  # noqa: N818 - an internal signal, not a user error
+    """A request in a batch hit a uniqueness constraint (event id or
+    aggregate version); the whole transaction was rolled back.
+
+    Attributes:
+        index: Which request of the batch conflicted.
+    """
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        super().__init__(f"request {index} conflicted")
+
+
+class CommitUnknownError(Exception):  # noqa: N818 - internal signal
+    """COMMIT failed in a way that leaves its outcome unknown."""
+
+
+class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated event query: every filter ANDed, results in commit order."""
+
+    aggregate_ids: tuple[str, ...] | None = None
+    aggregate_types: tuple[str, ...] | None = None
+    event_types: tuple[str, ...] | None = None
+    after_timestamp: int | None = None  # micros, exclusive
+    before_timestamp: int | None = None  # micros, exclusive
+    from_version: int | None = None
+    from_position: int | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+class SnapshotRecord(msgspec.Struct, frozen=True):
+    """A stored aggregate snapshot (state still encoded)."""
+
+    aggregate_id: str
+    aggregate_type: str
+    version: int
+    state: bytes
+    timestamp: int
+
+
+class CheckpointRecord(msgspec.Struct, frozen=True):
+    """A stored projection checkpoint: its state as of ``position``."""
+
+    position: int
+    state_version: int
+    state: bytes
+
+
+class StorageStats(msgspec.Struct, frozen=True):
+    """Counts a store reads for ``get_stats``."""
+
+    total_events: int
+    events_by_type: dict[str, int]
+    events_by_aggregate: dict[str, int]
+    oldest_event: datetime | None
+    newest_event: datetime | None
+    snapshot_count: int
+    head_position: int
+    database_size_bytes: int
+
+
+class WriteStorage(Protocol):
+    """The one writing connection. Used only from the writer's thread."""
+
+    def head(self) -> int:
+        """The highest committed position (0 when empty)."""
+        ...
+
+    def aggregate(self, aggregate_id: str) -> tuple[str, int] | None:
+        """``(aggregate_type, version)`` of a stored aggregate, or None."""
+        ...
+
+    def find_events(self, ids: Sequence[bytes]) -> list[Event]:
+        """The stored events with these ids (any order; missing ids skipped)."""
+        ...
+
+    def write_events(self, requests: Sequence[Sequence[EventRow]]) -> None:
+        """Insert every request's rows in one transaction and commit.
+
+        Raises:
+            RequestConflict: A request broke a uniqueness constraint;
+                nothing was stored.
+            StorageError: A known failure (e.g. ``StorageFullError``);
+                nothing was stored.
+            CommitUnknownError: COMMIT failed with an unknown outcome.
+        """
+        ...
+
+    def save_snapshot(self, record: SnapshotRecord) -> None:
+        """Store an aggregate snapshot unless a higher version is stored."""
+        ...
+
+    def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
+        """Store a projection checkpoint, replacing the previous one."""
+        ...
+
+    def delete_checkpoint(self, name: str) -> None:
+        """Forget a projection's checkpoint (it will rebuild)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (at shutdown)."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+class ReadStorage(Protocol):
+    """Reads, each in its own short read transaction. Safe from any thread."""
+
+    def head(self) -> int:
+        """The highest committed position (0 when empty)."""
+        ...
+
+    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event]:
+        """One aggregate's events with ``version >= from_version``."""
+        ...
+
+    def read_page(self, after: int, limit: int, upto: int | None = None) -> list[Event]:
+        """Up to ``limit`` events with ``after < position <= upto``, in order."""
+        ...
+
+    def read_page_rows(self, after: int, limit: int) -> list[EventRow]:
+        """Like :meth:`read_page` but undecoded rows (for tools and tests)."""
+        ...
+
+    def query(self, spec: EventQuery) -> list[Event]:
+        """Events matching ``spec``, in commit order."""
+        ...
+
+    def load_snapshot(self, aggregate_id: str) -> SnapshotRecord | None:
+        """The stored snapshot of an aggregate, or None."""
+        ...
+
+    def load_checkpoint(self, name: str) -> CheckpointRecord | None:
+        """A projection's stored checkpoint, or None."""
+        ...
+
+    def stats(self) -> StorageStats:
+        """Counts for ``get_stats``."""
+        ...
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        ...

@@ -1,0 +1,45 @@
+"""EventStoreStats: what ``EventStore.get_stats()`` returns."""
+
+from __future__ import annotations
+
+from datetime import datetime  # noqa: TC003 - msgspec reads annotations at runtime
+
+import msgspec
+
+from swarmlog.actors.projection import ProjectionStatus
+
+__all__ = ["EventStoreStats"]
+
+
+class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Store statistics, read in one consistent snapshot of the file.
+
+    Attributes:
+        total_events: Events stored.
+        events_by_type: Event type -> count.
+        events_by_aggregate: Aggregate id -> count.
+        oldest_event: Timestamp of the oldest event (None when empty).
+        newest_event: Timestamp of the newest event (None when empty).
+        snapshot_count: Aggregate snapshots stored.
+        head_position: Highest committed position.
+        database_size_bytes: Database plus WAL file size.
+        appends: Append requests committed by this process's writer.
+        transactions: Transactions the writer committed.
+        mean_batch_size: Append requests per transaction (group commit).
+        failed_appends: Append requests that failed.
+        projections: Projection name -> its status.
+    """
+
+    total_events: int
+    events_by_type: dict[str, int]
+    events_by_aggregate: dict[str, int]
+    oldest_event: datetime | None
+    newest_event: datetime | None
+    snapshot_count: int
+    head_position: int
+    database_size_bytes: int
+    appends: int = 0
+    transactions: int = 0
+    mean_batch_size: float = 0.0
+    failed_appends: int = 0
+    projections: dict[str, ProjectionStatus] = {}

@@ -1,0 +1,788 @@
+"""EventStore: the thread-safe front door.
+
+``EventStore`` validates and encodes on the caller's thread, hands appends to
+the one :class:`~swarmlog.actors.writer.WriterActor` (group commit), reads on
+pooled reader connections (never queued behind the writer), and starts and
+stops the actors: writer, dispatcher, notifier, one per projection, and the
+checkpointer thread.
+
+Shutdown order: stop accepting appends -> drain the writer -> projections
+apply what was committed and take a final snapshot -> the writer stores
+those -> WAL checkpoint -> close. Nothing committed is lost by a shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+
+import msgspec
+
+from swarmlog.actors.checkpointer import Checkpointer
+from swarmlog.actors.dispatcher import DispatcherActor
+from swarmlog.actors.messages import AppendRequest, Flush, Notify, SaveSnapshot
+from swarmlog.actors.notifier import Listeners, NotifierActor
+from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
+from swarmlog.actors.projection_messages import Finalize
+from swarmlog.actors.runtime import CommitHead, WriterMetrics, in_engine_thread
+from swarmlog.actors.sqlite_storage import (
+    FileLock,
+    SQLiteCheckpointRunner,
+    SQLiteReadStorage,
+    SQLiteWriteStorage,
+)
+from swarmlog.actors.storage import EventQuery, SnapshotRecord
+from swarmlog.actors.writer import WriterActor
+from swarmlog.config import EventStoreConfig
+from swarmlog.futures import AppendFuture
+from swarmlog.schema.codec import decode_value, encode_value, prepare_event
+from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
+from swarmlog.schema.errors import (
+    EngineThreadWaitError,
+    InvalidEventError,
+    InvalidQueryError,
+    ProjectionStateError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreNotInitializedError,
+    StoreOpenError,
+    SwarmlogError,
+)
+from swarmlog.schema.timeutil import check_utc, to_micros
+from swarmlog.stats import EventStoreStats
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pykka
+
+    from swarmlog.actors.notifier import ListenerHandle
+    from swarmlog.actors.projection import Projection
+    from swarmlog.actors.storage import ReadStorage
+    from swarmlog.schema.codec import PreparedEvent
+
+__all__ = ["EventStore"]
+
+logger = logging.getLogger("swarmlog")
+
+_NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
+_SHUTDOWN_TIMEOUT = 60.0
+
+
+def _check_expected(expected: object) -> None:
+    if isinstance(expected, StreamState):
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        msg = (
+            "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an "
+            f"int >= 0, got {expected!r}"
+        )
+        raise InvalidEventError(msg)
+
+
+def _strings(value: object, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        items = tuple(value)
+        if all(isinstance(v, str) for v in items):
+            return items
+    msg = f"{name} must be a string or a list of strings, got {value!r}"
+    raise InvalidQueryError(msg)
+
+
+def _count(value: object, name: str, *, minimum: int = 0) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"{name} must be an int >= {minimum}, got {value!r}"
+        raise InvalidQueryError(msg)
+    return value
+
+
+def _instant(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return to_micros(check_utc(value, name))
+    except SwarmlogError as e:
+        raise InvalidQueryError(str(e)) from e
+
+
+class EventStore:
+    """An embedded, actor-based event store on SQLite.
+
+    Safe from any thread. Use it as a context manager, or call
+    :meth:`initialize` and :meth:`shutdown` yourself::
+
+        with EventStore("swarm.db") as store:
+            stored = store.append(create_agent_spawned_event("a1", "coder", "core"))
+
+    Args:
+        database_path: The SQLite file, ``":memory:"`` (default), or an
+            :class:`EventStoreConfig` holding every option.
+        **options: The other :class:`EventStoreConfig` fields (``verbose``,
+            ``auto_persist_interval``, ``snapshot_threshold``,
+            ``synchronous``, ``read_only``, ``pragmas``, ...).
+
+    Raises:
+        InvalidConfigError: An option is out of range.
+    """
+
+    def __init__(
+        self,
+        database_path: str | os.PathLike[str] | EventStoreConfig = ":memory:",
+        **options: Any,
+    ) -> None:
+        if isinstance(database_path, EventStoreConfig):
+            config = (
+                msgspec.structs.replace(database_path, **options)
+                if options
+                else database_path
+            )
+        else:
+            config = EventStoreConfig(database_path=os.fspath(database_path), **options)
+        self.config = config
+        self._state = _NEW
+        self._lifecycle = threading.RLock()
+        self._listeners = Listeners()
+        self._head = CommitHead()
+        self._metrics = WriterMetrics()
+        self._projections: dict[str, Projection] = {}
+        self._path = ""
+        self._tempdir: str | None = None
+        self._lock: FileLock | None = None
+        self._reader: ReadStorage | None = None
+        self._writer: pykka.ActorRef[Any] | None = None
+        self._dispatcher: pykka.ActorRef[Any] | None = None
+        self._notifier: pykka.ActorRef[Any] | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._in_flight = threading.BoundedSemaphore(config.max_in_flight)
+        self._log: Callable[..., None] = logger.info if config.verbose else _quiet
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`shutdown` was called."""
+        return self._state in (_CLOSING, _CLOSED)
+
+    @property
+    def path(self) -> str:
+        """The database file in use (a temporary file for ``:memory:``)."""
+        return self._path
+
+    def initialize(self) -> Self:
+        """Open the database and start the actors. Idempotent.
+
+        Returns:
+            The store itself.
+
+        Raises:
+            StoreClosedError: The store was shut down.
+            StoreLockedError: Another writing store holds the file.
+            StoreOpenError: The path cannot be opened.
+            IncompatibleStoreError: Not a swarmlog store, or a newer format.
+        """
+        with self._lifecycle:
+            if self._state == _OPEN:
+                return self
+            if self._state != _NEW:
+                msg = "the store was shut down; create a new EventStore"
+                raise StoreClosedError(msg)
+            try:
+                self._open()
+            except BaseException:
+                self._close_resources()
+                raise
+            self._state = _OPEN
+        self._log("swarmlog: opened %s (head %d)", self._path, self._head.position)
+        self._notify("initialized", ())
+        return self
+
+    def _open(self) -> None:
+        config = self.config
+        if config.database_path == ":memory:":
+            self._tempdir = tempfile.mkdtemp(prefix="swarmlog-")
+            self._path = os.path.join(self._tempdir, "memory.db")
+        else:
+            self._path = os.path.abspath(config.database_path)
+        path = self._path
+        if os.path.isdir(path):
+            raise StoreOpenError(path, "it is a directory")
+        if config.read_only:
+            if not os.path.exists(path):
+                raise StoreOpenError(
+                    path, "no such file (read-only stores never create one)"
+                )
+        else:
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):
+                raise StoreOpenError(path, f"folder {parent!r} does not exist")
+            self._lock = FileLock(path)
+            self._lock.acquire()
+        self._notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
+        self._dispatcher = DispatcherActor.start(self._notifier, self._listeners)
+        if config.read_only:
+            self._reader = SQLiteReadStorage(
+                path, read_only=True, pool_size=config.reader_pool_size
+            )
+            self._head.position = self._reader.head()
+            return
+        storage = SQLiteWriteStorage(path, config.synchronous, config.pragmas)
+        try:
+            self._reader = SQLiteReadStorage(
+                path, read_only=False, pool_size=config.reader_pool_size
+            )
+            self._checkpointer = Checkpointer(
+                SQLiteCheckpointRunner(path),
+                config.auto_persist_interval,
+                config.wal_checkpoint_bytes,
+                self._persisted,
+                lambda error: self._notify("error", (error,)),
+            )
+        except BaseException:
+            storage.close()
+            raise
+        self._head.position = storage.head()
+        self._writer = WriterActor.start(
+            storage,
+            self._dispatcher,
+            self._notifier,
+            self._head,
+            self._metrics,
+            config.max_batch,
+            self._checkpointer.commit_seen,
+        )
+        self._checkpointer.start()
+
+    def __enter__(self) -> Self:
+        return self.initialize()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Drain pending appends, snapshot projections, checkpoint, close.
+
+        Safe to call twice, and before ``initialize()``.
+        """
+        with self._lifecycle:
+            if self._state != _OPEN:
+                self._state = _CLOSED
+                return
+            self._state = _CLOSING
+        if in_engine_thread():
+            msg = "shutdown() cannot be called from a handler or listener"
+            raise EngineThreadWaitError(msg)
+        try:
+            self._drain_appends()
+            self._finalize_projections()
+            self._flush_writer()
+            self._notify("shutdown", ())
+        finally:
+            self._close_resources()
+            self._state = _CLOSED
+        self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
+
+    def _drain_appends(self) -> None:
+        # Holding every in-flight permit means no append is between its
+        # state check and its message to the writer; the waiters then see
+        # the closed state once the permits come back.
+        for _ in range(self.config.max_in_flight):
+            self._in_flight.acquire()
+        for _ in range(self.config.max_in_flight):
+            self._in_flight.release()
+        self._flush_writer()
+
+    def _flush_writer(self) -> None:
+        if self._writer is None:
+            return
+        future: Future[None] = Future()
+        self._writer.tell(Flush(future))
+        future.result(_SHUTDOWN_TIMEOUT)
+
+    def _finalize_projections(self) -> None:
+        head = self._head.position
+        waits = []
+        for projection in list(self._projections.values()):
+            actor = projection._engine.actor  # noqa: SLF001
+            if actor is None:
+                continue
+            future: Future[None] = Future()
+            actor.tell(Finalize(head, future))
+            waits.append((projection, future))
+        for projection, future in waits:
+            try:
+                future.result(_SHUTDOWN_TIMEOUT)
+            except Exception as error:
+                logger.warning(
+                    "projection %r: no final snapshot: %s", projection.name, error
+                )
+
+    def _close_resources(self) -> None:
+        for projection in list(self._projections.values()):
+            self._stop_actor(projection)
+        self._projections.clear()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        for attr in ("_dispatcher", "_writer", "_notifier"):
+            ref = getattr(self, attr)
+            if ref is not None:
+                ref.stop()
+                setattr(self, attr, None)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def _require_open(self) -> None:
+        state = self._state
+        if state == _OPEN:
+            return
+        if state == _NEW:
+            msg = "call initialize() (or use `with EventStore(...)`) first"
+            raise StoreNotInitializedError(msg)
+        msg = "the store is shut down"
+        raise StoreClosedError(msg)
+
+    def _reader_checked(self) -> ReadStorage:
+        self._require_open()
+        reader = self._reader
+        if reader is None:
+            msg = "the store is shut down"
+            raise StoreClosedError(msg)
+        return reader
+
+    # -- appending ----------------------------------------------------------------
+
+    def append(self, event: Event, *, expected_version: ExpectedVersion = ANY) -> Event:
+        """Append one event to its aggregate.
+
+        Safe from any thread; returns once the event is committed (durable
+        by the store's ``synchronous`` level). The caller's event is not
+        changed.
+
+        Args:
+            event: The event to store.
+            expected_version: ``ANY``, ``NO_STREAM``, ``STREAM_EXISTS`` or
+                the aggregate's current version (0 = no stream).
+
+        Returns:
+            The stored event, with ``version`` and ``position`` set. If an
+            event with the same id and content is already stored (a retry),
+            that stored event.
+
+        Raises:
+            ConcurrencyError: The aggregate is not at ``expected_version``.
+            DuplicateEventError: The id is stored with different content.
+            UnknownEventTypeError: The event type is not registered.
+            InvalidEventError: The event is malformed.
+            StorageFullError: The disk is full (nothing was stored).
+            WriterStoppedError: The writer stopped after an unknown commit.
+        """
+        return self._submit((self._prepare(event),), expected_version).result()[0]
+
+    def append_many(
+        self,
+        events: Iterable[Event],
+        *,
+        expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
+    ) -> list[Event]:
+        """Append several events, all or nothing, in one transaction.
+
+        Events may span aggregates; ``expected_version`` is then one value
+        for every aggregate, or a mapping aggregate_id -> expected version
+        (aggregates not in it: ``ANY``). Raises like :meth:`append`.
+
+        Returns:
+            The stored events, in the order given.
+        """
+        prepared = tuple(self._prepare(e) for e in events)
+        if not prepared:
+            self._require_writable()
+            return []
+        return self._submit(prepared, expected_version).result()
+
+    def append_async(
+        self, event: Event, *, expected_version: ExpectedVersion = ANY
+    ) -> AppendFuture[Event]:
+        """Start an append and return at once with its future.
+
+        Validation errors raise here; storage outcomes arrive through the
+        future (``future.get(timeout)`` or ``await future``). At
+        ``max_in_flight`` appends in flight this blocks until one settles.
+        """
+        inner = self._submit((self._prepare(event),), expected_version)
+        outer: Future[Event] = Future()
+
+        def settle(done: Future[list[Event]]) -> None:
+            error = done.exception()
+            if error is None:
+                outer.set_result(done.result()[0])
+            else:
+                outer.set_exception(error)
+
+        inner.add_done_callback(settle)
+        return AppendFuture(outer)
+
+    def append_many_async(
+        self,
+        events: Iterable[Event],
+        *,
+        expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
+    ) -> AppendFuture[list[Event]]:
+        """:meth:`append_many` without waiting; returns its future."""
+        prepared = tuple(self._prepare(e) for e in events)
+        if not prepared:
+            self._require_writable()
+            done: Future[list[Event]] = Future()
+            done.set_result([])
+            return AppendFuture(done)
+        return AppendFuture(self._submit(prepared, expected_version))
+
+    def _prepare(self, event: Event) -> PreparedEvent:
+        return prepare_event(event, self.config.max_payload_bytes)
+
+    def _require_writable(self) -> pykka.ActorRef[Any]:
+        self._require_open()
+        writer = self._writer
+        if writer is None:
+            if self.config.read_only:
+                msg = "the store was opened read-only"
+                raise ReadOnlyStoreError(msg)
+            msg = "the store is shut down"
+            raise StoreClosedError(msg)
+        return writer
+
+    def _submit(
+        self,
+        prepared: tuple[PreparedEvent, ...],
+        expected: ExpectedVersion | Mapping[str, ExpectedVersion],
+    ) -> Future[list[Event]]:
+        if isinstance(expected, Mapping):
+            for value in expected.values():
+                _check_expected(value)
+        else:
+            _check_expected(expected)
+        writer = self._require_writable()
+        if in_engine_thread() and not self._in_flight.acquire(blocking=False):
+            msg = "too many appends in flight to append from inside the engine"
+            raise EngineThreadWaitError(msg)
+        else:
+            self._in_flight.acquire()
+        release = self._in_flight.release
+        if self._state != _OPEN:
+            release()
+            self._require_writable()
+        future: Future[list[Event]] = Future()
+        future.add_done_callback(lambda _: release())
+        writer.tell(AppendRequest(prepared, expected, future))
+        return future
+
+    # -- reading ------------------------------------------------------------------
+
+    def get_events(
+        self, aggregate_id: str, from_version: int | None = None
+    ) -> list[Event]:
+        """An aggregate's events in version order (``from_version``
+        inclusive); ``[]`` for an unknown aggregate. Safe from any thread.
+
+        Raises:
+            InvalidQueryError: Wrongly typed arguments.
+            EventDecodeError: A stored row cannot be decoded.
+        """
+        if not isinstance(aggregate_id, str):
+            msg = f"aggregate_id must be a string, got {aggregate_id!r}"
+            raise InvalidQueryError(msg)
+        start = _count(from_version, "from_version") or 1
+        return self._reader_checked().read_stream(aggregate_id, start)
+
+    def get_events_by_type(self, event_type: str) -> list[Event]:
+        """Every event of one type, in commit order."""
+        if not isinstance(event_type, str):
+            msg = f"event_type must be a string, got {event_type!r}"
+            raise InvalidQueryError(msg)
+        return self._reader_checked().query(EventQuery(event_types=(event_type,)))
+
+    def query(
+        self,
+        *,
+        aggregate_ids: Iterable[str] | None = None,
+        aggregate_types: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        after_timestamp: datetime | None = None,
+        before_timestamp: datetime | None = None,
+        from_version: int | None = None,
+        from_position: int | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Event]:
+        """Events matching every given filter, in commit order.
+
+        Time bounds are strict; ``from_version`` and ``from_position`` are
+        inclusive; ``limit=0`` gives ``[]``; ``offset`` works without
+        ``limit``. Filter values are always bound parameters.
+
+        Raises:
+            InvalidQueryError: A filter has the wrong type or is negative.
+        """
+        spec = EventQuery(
+            aggregate_ids=_strings(aggregate_ids, "aggregate_ids"),
+            aggregate_types=_strings(aggregate_types, "aggregate_types"),
+            event_types=_strings(event_types, "event_types"),
+            after_timestamp=_instant(after_timestamp, "after_timestamp"),
+            before_timestamp=_instant(before_timestamp, "before_timestamp"),
+            from_version=_count(from_version, "from_version"),
+            from_position=_count(from_position, "from_position"),
+            limit=_count(limit, "limit"),
+            offset=_count(offset, "offset") or 0,
+        )
+        return self._reader_checked().query(spec)
+
+    def replay(
+        self, from_position: int = 0, *, page_size: int = PAGE_SIZE
+    ) -> Iterator[Event]:
+        """Every event with ``position >= from_position``, in commit order.
+
+        Reads in keyset pages, each its own short read transaction, so a
+        replay of millions of events holds constant memory and never pins
+        the WAL. Abandoning the generator early leaks nothing.
+        """
+        start = _count(from_position, "from_position")
+        size = _count(page_size, "page_size", minimum=1)
+        assert start is not None and size is not None
+        self._reader_checked()
+        return self._replay(max(start - 1, 0), size)
+
+    def _replay(self, after: int, size: int) -> Iterator[Event]:
+        while True:
+            page = self._reader_checked().read_page(after, size)
+            if not page:
+                return
+            yield from page
+            if len(page) < size:
+                return
+            after = page[-1].position
+
+    @property
+    def head_position(self) -> int:
+        """The highest committed position (as published by the writer)."""
+        if self.config.read_only and self._reader is not None:
+            return self._reader.head()
+        return self._head.position
+
+    # -- snapshots ----------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store an aggregate snapshot (a lower version never replaces a
+        higher one). Returns once it is committed.
+
+        Raises:
+            InvalidEventError: The snapshot is malformed or not encodable.
+        """
+        if not isinstance(snapshot, Snapshot):
+            msg = f"expected a Snapshot, got {type(snapshot).__name__}"
+            raise InvalidEventError(msg)
+        if not isinstance(snapshot.aggregate_id, str) or not snapshot.aggregate_id:
+            msg = "snapshot aggregate_id must be a non-empty string"
+            raise InvalidEventError(msg)
+        if not isinstance(snapshot.aggregate_type, str) or not snapshot.aggregate_type:
+            msg = "snapshot aggregate_type must be a non-empty string"
+            raise InvalidEventError(msg)
+        if (
+            isinstance(snapshot.version, bool)
+            or not isinstance(snapshot.version, int)
+            or snapshot.version < 0
+        ):
+            msg = f"snapshot version must be an int >= 0, got {snapshot.version!r}"
+            raise InvalidEventError(msg)
+        check_utc(snapshot.timestamp, "snapshot timestamp")
+        record = SnapshotRecord(
+            snapshot.aggregate_id,
+            snapshot.aggregate_type,
+            snapshot.version,
+            encode_value(snapshot.state, "snapshot state"),
+            to_micros(snapshot.timestamp),
+        )
+        writer = self._require_writable()
+        future: Future[None] = Future()
+        writer.tell(SaveSnapshot(record, future))
+        future.result()
+        self._log(
+            "swarmlog: snapshot of %s at version %d",
+            snapshot.aggregate_id,
+            snapshot.version,
+        )
+        self._notify("snapshot:saved", (snapshot,))
+
+    def get_snapshot(self, aggregate_id: str, *, type: Any = None) -> Snapshot | None:  # noqa: A002
+        """The highest-version snapshot of an aggregate, or None.
+
+        Args:
+            aggregate_id: The aggregate.
+            type: Decode the state into this type (e.g. a Struct); default
+                plain JSON-like data.
+
+        Raises:
+            EventDecodeError: The stored state does not decode as ``type``.
+        """
+        if not isinstance(aggregate_id, str):
+            msg = f"aggregate_id must be a string, got {aggregate_id!r}"
+            raise InvalidQueryError(msg)
+        record = self._reader_checked().load_snapshot(aggregate_id)
+        if record is None:
+            return None
+        from swarmlog.schema.errors import EventDecodeError
+        from swarmlog.schema.timeutil import from_micros
+
+        try:
+            state = decode_value(record.state, Any if type is None else type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise EventDecodeError(record.version, f"snapshot state: {e}") from e
+        return Snapshot(
+            record.aggregate_id,
+            record.aggregate_type,
+            record.version,
+            state,
+            from_micros(record.timestamp),
+        )
+
+    # -- stats, listeners, persistence ----------------------------------------------
+
+    def get_stats(self) -> EventStoreStats:
+        """Counts, sizes, writer metrics and projection statuses."""
+        base = self._reader_checked().stats()
+        metrics = self._metrics
+        return EventStoreStats(
+            total_events=base.total_events,
+            events_by_type=base.events_by_type,
+            events_by_aggregate=base.events_by_aggregate,
+            oldest_event=base.oldest_event,
+            newest_event=base.newest_event,
+            snapshot_count=base.snapshot_count,
+            head_position=base.head_position,
+            database_size_bytes=base.database_size_bytes,
+            appends=metrics.appends,
+            transactions=metrics.transactions,
+            mean_batch_size=metrics.mean_batch_size,
+            failed_appends=metrics.failed_appends,
+            projections={n: p.get_status() for n, p in list(self._projections.items())},
+        )
+
+    def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
+        """Call ``callback`` on ``name`` notifications (allowed before
+        ``initialize()``).
+
+        Names: ``event:appended`` (the stored Event), ``snapshot:recommended``
+        (``{"aggregate_id", "version"}``), ``snapshot:saved`` (the Snapshot),
+        ``persisted`` (``{"size", "path"}``), ``error`` (the exception),
+        ``initialized`` and ``shutdown`` (no argument). Callbacks run on the
+        notifier thread in commit order; a raising one is logged.
+
+        Returns:
+            A handle whose ``cancel()`` removes the listener.
+        """
+        return self._listeners.add(name, callback)
+
+    def persist(self) -> None:
+        """Checkpoint the WAL into the database file now.
+
+        Appends are durable when they return whatever this does; it bounds
+        the WAL and makes the main file complete on its own.
+        """
+        self._require_writable()
+        assert self._checkpointer is not None
+        self._checkpointer.persist()
+
+    def _persisted(self, wal_size: int) -> None:
+        size = os.path.getsize(self._path) if os.path.exists(self._path) else 0
+        self._log("swarmlog: checkpointed %d WAL bytes", wal_size)
+        self._notify("persisted", ({"size": size, "path": self._path},))
+
+    def _notify(self, name: str, args: tuple[Any, ...]) -> None:
+        notifier = self._notifier
+        if notifier is not None and self._listeners.get(name):
+            try:
+                notifier.tell(Notify(name, args))
+            except Exception:  # noqa: BLE001 - a stopped notifier: nobody listens
+                return
+
+    # -- projections (called by Projection) ------------------------------------------
+
+    def _reader_for_projections(self) -> ReadStorage:
+        return self._reader_checked()
+
+    def _start_projection(self, projection: Projection) -> None:
+        with self._lifecycle:
+            self._require_open()
+            engine = projection._engine  # noqa: SLF001
+            if engine.actor is not None:
+                return
+            existing = self._projections.get(projection.name)
+            if existing is not None and existing is not projection:
+                msg = f"a projection named {projection.name!r} is already running"
+                raise ProjectionStateError(msg)
+            assert self._reader is not None
+            engine.head = self._head
+            engine.actor = ProjectionActor.start(
+                projection,
+                self._reader,
+                self._writer,
+                self._dispatcher,
+                self._notifier,
+                self._head,
+                self.config.projection_snapshot_every,
+            )
+            self._projections[projection.name] = projection
+
+    def _stop_actor(self, projection: Projection) -> None:
+        engine = projection._engine  # noqa: SLF001
+        actor = engine.actor
+        if actor is None:
+            return
+        engine.actor = None
+        if actor.is_alive():
+            actor.stop()
+
+    def _stop_projection(self, projection: Projection) -> None:
+        with self._lifecycle:
+            self._stop_actor(projection)
+            if self._projections.get(projection.name) is projection:
+                del self._projections[projection.name]
+
+    def _reset_projection(self, projection: Projection) -> None:
+        self._stop_projection(projection)
+        engine = projection._engine  # noqa: SLF001
+        if self._writer is not None and self._state == _OPEN:
+            from swarmlog.actors.messages import DeleteCheckpoint
+
+            future: Future[None] = Future()
+            self._writer.tell(DeleteCheckpoint(projection.name, future))
+            future.result(_SHUTDOWN_TIMEOUT)
+        projection.reset_state()
+        engine.position = 0
+        engine.events_handled = 0
+        engine.snapshot_position = 0
+        engine.failure = None
+        engine.dead_letters = ()
+        engine.status = "stopped"
+
+
+def _quiet(*_: Any) -> None:
+    return None
