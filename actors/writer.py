@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from swarmlog.actors.runtime import CommitHead, WriterMetrics
     from swarmlog.actors.storage import EventRow, WriteStorage
+    from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event, ExpectedVersion
 
 __all__ = ["WriterActor"]
@@ -91,11 +92,12 @@ def _expected_ok(expected: ExpectedVersion, current: int) -> bool:
     return current == expected
 
 
-def _same_content(stored: Event, event: Event) -> bool:
+def _same_content(stored: Event, prepared: PreparedEvent) -> bool:
+    event = prepared.event
     return (
         stored.type == event.type
         and stored.aggregate_id == event.aggregate_id
-        and stored.payload == event.payload
+        and stored.payload == prepared.value
         and stored.metadata == event.metadata
     )
 
@@ -309,7 +311,9 @@ class WriterActor(pykka.ThreadingActor):
                 )
             )
             events.append(
-                msgspec.structs.replace(event, version=version, position=position)
+                msgspec.structs.replace(
+                    event, payload=prepared.value, version=version, position=position
+                )
             )
         return _Planned(request, rows, events, versions)
 
@@ -361,7 +365,7 @@ class WriterActor(pykka.ThreadingActor):
         stored = []
         for p in request.prepared:
             copy = found.get(p.id_bytes)
-            if copy is None or not _same_content(copy, p.event):
+            if copy is None or not _same_content(copy, p):
                 culprit = p.event.id if copy is None else copy.id
                 raise DuplicateEventError(culprit)
             stored.append(copy)

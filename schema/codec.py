@@ -62,14 +62,19 @@ class PreparedEvent:
     The writer turns it into a row by adding ``version`` and ``position``.
     """
 
-    __slots__ = ("event", "id_bytes", "metadata", "payload", "timestamp")
+    __slots__ = ("event", "id_bytes", "metadata", "payload", "timestamp", "value")
 
-    def __init__(self, event: Event, payload: bytes, metadata: bytes | None) -> None:
+    def __init__(
+        self, event: Event, payload: bytes, metadata: bytes | None, value: Any
+    ) -> None:
         self.event = event
         self.id_bytes = event.id.bytes
         self.payload = payload
         self.metadata = metadata
         self.timestamp = to_micros(event.timestamp)
+        self.value = value
+        """The payload as it will read back (e.g. lists in tuple fields
+        become tuples): the stored event carries this one."""
 
 
 def encode_value(value: Any, what: str) -> bytes:
@@ -153,20 +158,30 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
         )
         raise InvalidEventError(msg)
     for name in info.datetime_fields:
-        value = getattr(payload, name)
-        if value is not None:
-            check_utc(value, f"{event.type} {name}")
+        original = getattr(payload, name)
+        if original is not None:
+            check_utc(original, f"{event.type} {name}")
     encoded = encode_value(payload, f"{event.type} payload")
     try:
-        info.decoder.decode(encoded)  # Struct.__init__ does not validate types
+        value = info.decoder.decode(encoded)  # Struct.__init__ does not validate
     except msgspec.ValidationError as e:
         msg = f"{event.type} payload is malformed: {e}"
         raise InvalidEventError(msg) from e
+    for name in info.datetime_fields:  # e.g. a naive ISO string became a datetime
+        decoded = getattr(value, name)
+        if isinstance(decoded, datetime):
+            check_utc(decoded, f"{event.type} {name}")
     metadata = event.metadata
     if not isinstance(metadata, dict):
         msg = f"metadata must be a dict, got {type(metadata).__name__}"
         raise InvalidEventError(msg)
     metadata_bytes = encode_value(metadata, "metadata") if metadata else None
+    if metadata_bytes is not None:
+        try:
+            _metadata_decoder.decode(metadata_bytes)
+        except msgspec.ValidationError as e:
+            msg = f"metadata must be JSON-like with string keys: {e}"
+            raise InvalidEventError(msg) from e
     size = len(encoded) + (len(metadata_bytes) if metadata_bytes else 0)
     if size > max_payload_bytes:
         msg = (
@@ -174,7 +189,7 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
             f"over the limit of {max_payload_bytes}"
         )
         raise InvalidEventError(msg)
-    return PreparedEvent(event, encoded, metadata_bytes)
+    return PreparedEvent(event, encoded, metadata_bytes, value)
 
 
 def _upcast(row_type: str, stored_version: int, data: bytes, position: int) -> Any:

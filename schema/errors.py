@@ -13,7 +13,17 @@ from typing import Any
 
 
 class SwarmlogError(Exception):
-    """Root of every error raised by swarmlog."""
+    """Root of every error raised by swarmlog.
+
+    Errors survive pickling and copying with their attributes (subclasses
+    that take facts record their constructor arguments in ``_init_args``).
+    """
+
+    _init_args: tuple[Any, ...] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = self._init_args if self._init_args is not None else self.args
+        return (type(self), args, self.__dict__)
 
 
 class StoreNotInitializedError(SwarmlogError):
@@ -32,6 +42,7 @@ class StoreLockedError(SwarmlogError):
     """
 
     def __init__(self, path: str) -> None:
+        self._init_args = (path,)
         self.path = path
         msg = (
             f"{path!r} is locked by another writing EventStore "
@@ -51,6 +62,11 @@ class ConcurrencyError(SwarmlogError):
     """
 
     def __init__(self, aggregate_id: str, expected: Any, actual: int) -> None:
+        self._init_args = (
+            aggregate_id,
+            expected,
+            actual,
+        )
         self.aggregate_id = aggregate_id
         self.expected = expected
         self.actual = actual
@@ -66,6 +82,7 @@ class DuplicateEventError(SwarmlogError):
     """
 
     def __init__(self, event_id: Any) -> None:
+        self._init_args = (event_id,)
         self.event_id = event_id
         msg = f"event id {event_id} is already stored with different content"
         super().__init__(msg)
@@ -79,6 +96,7 @@ class UnknownEventTypeError(SwarmlogError):
     """
 
     def __init__(self, event_type: object) -> None:
+        self._init_args = (event_type,)
         self.event_type = event_type
         msg = (
             f"event type {event_type!r} is not registered "
@@ -108,6 +126,10 @@ class IncompatibleStoreError(SwarmlogError):
     """
 
     def __init__(self, path: str, reason: str) -> None:
+        self._init_args = (
+            path,
+            reason,
+        )
         self.path = path
         self.reason = reason
         super().__init__(f"{path!r}: {reason}")
@@ -121,6 +143,10 @@ class EventDecodeError(SwarmlogError):
     """
 
     def __init__(self, position: int, reason: str) -> None:
+        self._init_args = (
+            position,
+            reason,
+        )
         self.position = position
         self.reason = reason
         super().__init__(f"cannot decode the event at position {position}: {reason}")
@@ -135,6 +161,10 @@ class StoreOpenError(SwarmlogError):
     """
 
     def __init__(self, path: str, reason: str) -> None:
+        self._init_args = (
+            path,
+            reason,
+        )
         self.path = path
         self.reason = reason
         super().__init__(f"cannot open {path!r}: {reason}")
@@ -177,6 +207,11 @@ class ProjectionFailedError(SwarmlogError):
     """
 
     def __init__(self, projection: str, position: int, reason: str) -> None:
+        self._init_args = (
+            projection,
+            position,
+            reason,
+        )
         self.projection = projection
         self.position = position
         self.reason = reason
@@ -194,6 +229,11 @@ class ProjectionTimeoutError(SwarmlogError, TimeoutError):
     """
 
     def __init__(self, projection: str, position: int, reached: int) -> None:
+        self._init_args = (
+            projection,
+            position,
+            reached,
+        )
         self.projection = projection
         self.position = position
         self.reached = reached

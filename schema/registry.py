@@ -69,23 +69,29 @@ class EventTypeInfo:
         self.cls = cls
         self.aggregate_type = aggregate_type
         self.schema_version = schema_version
-        self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(cls)
+        try:
+            self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(cls)
+        except TypeError as e:
+            msg = f"{cls.__name__} has a field type msgspec cannot decode: {e}"
+            raise InvalidEventError(msg) from e
         self.datetime_fields = _datetime_fields(cls)
         self.upcasters: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def _mentions_datetime(t: msgspec.inspect.Type) -> bool:
+def _is_instant(t: msgspec.inspect.Type) -> bool:
+    """``datetime`` or ``datetime | None``: the fields held to UTC."""
     if isinstance(t, msgspec.inspect.DateTimeType):
         return True
     if isinstance(t, msgspec.inspect.UnionType):
-        return any(_mentions_datetime(x) for x in t.types)
+        kinds = [x for x in t.types if not isinstance(x, msgspec.inspect.NoneType)]
+        return len(kinds) == 1 and isinstance(kinds[0], msgspec.inspect.DateTimeType)
     return False
 
 
 def _datetime_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
-    return tuple(f.name for f in info.fields if _mentions_datetime(f.type))
+    return tuple(f.name for f in info.fields if _is_instant(f.type))
 
 
 _lock = threading.Lock()

@@ -1,0 +1,625 @@
+"""prepare_event validation/encoding and decode_row, incl. a round-trip property."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmlog.schema.codec import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EVENT_COLUMNS,
+    PreparedEvent,
+    decode_row,
+    decode_value,
+    encode_value,
+    prepare_event,
+)
+from swarmlog.schema.errors import (
+    EventDecodeError,
+    InvalidEventError,
+    UnknownEventTypeError,
+)
+from swarmlog.schema.events import (
+    ALL_EVENT_TYPES,
+    AgentStarted,
+    MemoryStored,
+    SwarmInitialized,
+    TaskBlocked,
+    TaskCompleted,
+    TaskFailed,
+    TaskStarted,
+)
+from swarmlog.schema.factories import (
+    create_agent_started_event,
+    create_event,
+    create_memory_stored_event,
+    create_task_completed_event,
+)
+from swarmlog.schema.registry import info_for_class
+from swarmlog.schema.timeutil import to_micros
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from swarmlog.schema.envelope import Event
+
+Row = tuple[Any, ...]
+
+T0 = datetime(2024, 3, 4, 5, 6, 7, 891_011, tzinfo=UTC)
+MAX = DEFAULT_MAX_PAYLOAD_BYTES
+
+# -- strategies --------------------------------------------------------------
+
+msgpack_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+utc_datetimes = st.datetimes(timezones=st.just(UTC))
+json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | msgpack_ints
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+metadata_dicts = st.dictionaries(st.text(max_size=10), json_like, max_size=4)
+optional_ids = st.none() | st.text(max_size=20)
+
+
+def _strategy_for(t: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
+    """A strategy of valid values for a payload field type."""
+    if isinstance(t, msgspec.inspect.UnionType):
+        return st.one_of([_strategy_for(x) for x in t.types])
+    if isinstance(t, msgspec.inspect.NoneType):
+        return st.none()
+    if isinstance(t, msgspec.inspect.StrType):
+        return st.text(max_size=30)
+    if isinstance(t, msgspec.inspect.IntType):
+        return msgpack_ints
+    if isinstance(t, msgspec.inspect.DateTimeType):
+        return utc_datetimes
+    if isinstance(t, msgspec.inspect.VarTupleType):
+        return st.lists(_strategy_for(t.item_type), max_size=5).map(tuple)
+    if isinstance(t, msgspec.inspect.AnyType):
+        return json_like
+    msg = f"no strategy for field type {t!r}: extend _strategy_for"
+    raise AssertionError(msg)
+
+
+def payloads(cls: type[msgspec.Struct]) -> st.SearchStrategy[msgspec.Struct]:
+    """Random valid instances of ``cls``, built from its field types."""
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    fields = {f.name: _strategy_for(f.type) for f in info.fields}
+    return st.fixed_dictionaries(fields).map(lambda kw: cls(**kw))
+
+
+@st.composite
+def events_of(draw: st.DrawFn, cls: type[msgspec.Struct]) -> Event:
+    """A random valid Event around a random payload of ``cls``."""
+    return create_event(
+        draw(payloads(cls)),
+        draw(st.text(min_size=1, max_size=30)),
+        metadata=draw(metadata_dicts),
+        causation_id=draw(optional_ids),
+        correlation_id=draw(optional_ids),
+        source=draw(st.text(min_size=1, max_size=20)),
+        timestamp=draw(utc_datetimes),
+        event_id=draw(st.uuids()),
+    )
+
+
+# -- round trip --------------------------------------------------------------
+
+
+def test_every_field_type_has_a_strategy() -> None:
+    """The round-trip property can build every built-in payload class."""
+    for cls in ALL_EVENT_TYPES:
+        payloads(cls)
+
+
+@pytest.mark.parametrize("cls", ALL_EVENT_TYPES, ids=lambda c: c.__name__)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_round_trip_every_event_type(
+    cls: type[msgspec.Struct], data: st.DataObject, make_row: Callable[..., Row]
+) -> None:
+    """prepare_event then decode_row gives back the event with version/position set."""
+    event = data.draw(events_of(cls))
+    version = data.draw(st.integers(1, 2**31))
+    position = data.draw(st.integers(1, 2**62))
+    prepared = prepare_event(event, MAX)
+    back = decode_row(make_row(prepared, version=version, position=position))
+    assert back == msgspec.structs.replace(event, version=version, position=position)
+    assert type(back.payload) is cls
+    assert back.timestamp.utcoffset() == timedelta(0)
+
+
+def test_round_trip_preserves_field_types(make_row: Callable[..., Row]) -> None:
+    """Decoded payloads have tuples, ints, aware datetimes and None where stored."""
+    event = create_event(
+        TaskBlocked(task_id="t1", blocked_by=("a", "b"), blocked_at=T0), "t1"
+    )
+    back = decode_row(make_row(prepare_event(event, MAX)))
+    assert back.payload.blocked_by == ("a", "b")
+    assert isinstance(back.payload.blocked_by, tuple)
+    assert back.payload.blocked_at == T0
+    assert back.payload.blocked_at.utcoffset() == timedelta(0)
+
+
+def test_round_trip_pre_epoch_and_extreme_instants(
+    make_row: Callable[..., Row],
+) -> None:
+    """Instants before 1970 and at the ends of the datetime range read back equal."""
+    for when in (
+        datetime.min.replace(tzinfo=UTC),
+        datetime(1900, 6, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ):
+        event = create_agent_started_event("a1", timestamp=when)
+        back = decode_row(make_row(prepare_event(event, MAX)))
+        assert back.timestamp == when
+        assert back.payload.started_at == when
+
+
+# -- PreparedEvent -----------------------------------------------------------
+
+
+def test_event_columns_order() -> None:
+    """EVENT_COLUMNS names the 13 columns in decode_row's order."""
+    assert [c.strip() for c in EVENT_COLUMNS.split(",")] == [
+        "position",
+        "id",
+        "type",
+        "aggregate_id",
+        "aggregate_type",
+        "version",
+        "timestamp",
+        "schema_version",
+        "source",
+        "payload",
+        "metadata",
+        "causation_id",
+        "correlation_id",
+    ]
+
+
+def test_prepared_event_parts() -> None:
+    """PreparedEvent carries the event, id bytes, micros and msgpack payload."""
+    event = create_task_completed_event(
+        "t1", {"n": 1}, 5, timestamp=T0, metadata={"k": "v"}
+    )
+    prepared = prepare_event(event, MAX)
+    assert isinstance(prepared, PreparedEvent)
+    assert prepared.event is event
+    assert prepared.id_bytes == event.id.bytes
+    assert len(prepared.id_bytes) == 16
+    assert prepared.timestamp == to_micros(T0)
+    assert isinstance(prepared.payload, bytes)
+    assert msgspec.msgpack.decode(prepared.payload, type=TaskCompleted) == event.payload
+    assert decode_value(prepared.metadata) == {"k": "v"}  # type: ignore[arg-type]
+
+
+def test_prepared_event_empty_metadata_is_none() -> None:
+    """Empty metadata is stored as NULL, and reads back as an empty dict."""
+    prepared = prepare_event(create_agent_started_event("a1"), MAX)
+    assert prepared.metadata is None
+
+
+def test_prepare_event_does_not_mutate() -> None:
+    """prepare_event leaves the caller's event as it was."""
+    event = create_agent_started_event("a1", metadata={"x": [1]})
+    before = msgspec.structs.replace(event)
+    prepare_event(event, MAX)
+    assert event == before
+    assert (event.version, event.position) == (0, 0)
+
+
+# -- prepare_event rejections ------------------------------------------------
+
+
+def _valid() -> Event:
+    return create_task_completed_event("t1", {"ok": True}, 12, timestamp=T0)
+
+
+def _with(**changes: Any) -> Event:
+    return msgspec.structs.replace(_valid(), **changes)
+
+
+def _payload(**changes: Any) -> Event:
+    return _with(payload=msgspec.structs.replace(_valid().payload, **changes))
+
+
+class Unregistered(msgspec.Struct, frozen=True):
+    """A payload class nobody registers."""
+
+    task_id: str
+
+
+def test_unknown_type_string() -> None:
+    """An unregistered type string raises UnknownEventTypeError."""
+    with pytest.raises(UnknownEventTypeError) as info:
+        prepare_event(_with(type="task:exploded"), MAX)
+    assert info.value.event_type == "task:exploded"
+
+
+def test_non_string_type() -> None:
+    """A non-string type raises UnknownEventTypeError."""
+    with pytest.raises(UnknownEventTypeError):
+        prepare_event(_with(type=7), MAX)
+
+
+INVALID_EVENTS: list[Any] = [
+    pytest.param(
+        lambda: _with(payload=TaskStarted(task_id="t1", agent_id="a1", started_at=T0)),
+        id="payload-of-another-registered-class",
+    ),
+    pytest.param(
+        lambda: _with(payload=Unregistered(task_id="t1")), id="unregistered-payload"
+    ),
+    pytest.param(
+        lambda: _with(payload={"task_id": "t1", "completed_at": T0}), id="dict-payload"
+    ),
+    pytest.param(lambda: _with(payload=None), id="none-payload"),
+    pytest.param(lambda: _payload(task_id=5), id="int-for-str"),
+    pytest.param(lambda: _payload(task_id=None), id="none-for-str"),
+    pytest.param(lambda: _payload(duration="12"), id="str-for-int"),
+    pytest.param(lambda: _payload(duration=1.5), id="float-for-int"),
+    pytest.param(lambda: _payload(duration=True), id="bool-for-int"),
+    pytest.param(lambda: _payload(duration=2**64), id="int-too-big-for-msgpack"),
+    pytest.param(
+        lambda: _payload(completed_at=datetime(2024, 1, 1)), id="naive-payload-at"
+    ),
+    pytest.param(
+        lambda: _payload(
+            completed_at=datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+        ),
+        id="non-utc-payload-at",
+    ),
+    pytest.param(
+        lambda: _payload(completed_at="2024-01-01T00:00:00Z"), id="str-payload-at"
+    ),
+    pytest.param(lambda: _payload(completed_at=None), id="none-payload-at"),
+    pytest.param(lambda: _payload(result=object()), id="unencodable-result"),
+    pytest.param(
+        lambda: _payload(result={"deep": [1, {"x": object()}]}), id="unencodable-deep"
+    ),
+    pytest.param(
+        lambda: create_event(
+            MemoryStored(
+                memory_id="m1",
+                namespace="n",
+                key="k",
+                memory_type="t",
+                size="big",  # type: ignore[arg-type]
+                stored_at=T0,
+            ),
+            "m1",
+        ),
+        id="str-for-size",
+    ),
+    pytest.param(
+        lambda: create_event(
+            TaskBlocked(task_id="t1", blocked_by="t0", blocked_at=T0), "t1"
+        ),
+        id="str-for-tuple",
+    ),
+    pytest.param(
+        lambda: create_event(
+            TaskBlocked(task_id="t1", blocked_by=(1, 2), blocked_at=T0), "t1"
+        ),
+        id="ints-in-tuple-of-str",
+    ),
+    pytest.param(
+        lambda: create_event(
+            TaskFailed(task_id="t1", error="e", stack=3, failed_at=T0),  # type: ignore[arg-type]
+            "t1",
+        ),
+        id="int-for-optional-str",
+    ),
+    pytest.param(lambda: _with(timestamp=datetime(2024, 1, 1)), id="naive-timestamp"),
+    pytest.param(
+        lambda: _with(
+            timestamp=datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=-8)))
+        ),
+        id="non-utc-timestamp",
+    ),
+    pytest.param(lambda: _with(timestamp="2024-01-01"), id="str-timestamp"),
+    pytest.param(lambda: _with(metadata=["not", "a", "dict"]), id="metadata-list"),
+    pytest.param(lambda: _with(metadata="k=v"), id="metadata-str"),
+    pytest.param(lambda: _with(metadata={"x": object()}), id="metadata-unencodable"),
+    pytest.param(lambda: _with(aggregate_id=""), id="empty-aggregate-id"),
+    pytest.param(lambda: _with(aggregate_id=None), id="none-aggregate-id"),
+    pytest.param(lambda: _with(aggregate_id=12), id="int-aggregate-id"),
+    pytest.param(lambda: _with(aggregate_type="agent"), id="aggregate-type-mismatch"),
+    pytest.param(lambda: _with(aggregate_type="nonsense"), id="aggregate-type-unknown"),
+    pytest.param(lambda: _with(id="0190e4c2-0000-7000-8000-000000000000"), id="str-id"),
+    pytest.param(lambda: _with(id=uuid.UUID(int=1).bytes), id="bytes-id"),
+    pytest.param(lambda: _with(id=None), id="none-id"),
+    pytest.param(lambda: _with(source=""), id="empty-source"),
+    pytest.param(lambda: _with(source=None), id="none-source"),
+    pytest.param(lambda: _with(causation_id=5), id="int-causation-id"),
+    pytest.param(lambda: _with(correlation_id=b"x"), id="bytes-correlation-id"),
+    pytest.param(lambda: _with(schema_version=2), id="schema-version-mismatch"),
+    pytest.param(lambda: {"type": "task:completed"}, id="dict-not-event"),
+    pytest.param(lambda: None, id="none-not-event"),
+    pytest.param(lambda: _valid().payload, id="payload-not-event"),
+]
+
+
+@pytest.mark.parametrize("make", INVALID_EVENTS)
+def test_invalid_event_rejected(make: Callable[[], Any]) -> None:
+    """Each malformed event raises InvalidEventError, never a raw msgspec error."""
+    with pytest.raises(InvalidEventError):
+        prepare_event(make(), MAX)
+
+
+def test_oversize_payload_rejected() -> None:
+    """A payload over max_payload_bytes raises InvalidEventError."""
+    event = create_task_completed_event("t1", "x" * 5_000)
+    with pytest.raises(InvalidEventError, match=r"5000|limit"):
+        prepare_event(event, 4_096)
+    with pytest.raises(InvalidEventError):
+        prepare_event(create_task_completed_event("t1", "x" * (MAX + 1)), MAX)
+
+
+def test_payload_size_limit_is_inclusive() -> None:
+    """A payload of exactly max_payload_bytes passes; one byte less of room fails."""
+    event = create_task_completed_event("t1", "x" * 1000, metadata={"m": "y" * 100})
+    prepared = prepare_event(event, MAX)
+    size = len(prepared.payload) + len(prepared.metadata or b"")
+    assert prepare_event(event, size).payload == prepared.payload
+    with pytest.raises(InvalidEventError):
+        prepare_event(event, size - 1)
+
+
+def test_metadata_counts_towards_size_limit() -> None:
+    """Large metadata alone can make an event oversize."""
+    small = create_task_completed_event("t1", None)
+    limit = len(prepare_event(small, MAX).payload) + 50
+    prepare_event(small, limit)
+    with pytest.raises(InvalidEventError):
+        prepare_event(msgspec.structs.replace(small, metadata={"k": "v" * 100}), limit)
+
+
+def test_rejection_chains_the_msgspec_error() -> None:
+    """A malformed payload's InvalidEventError is raised from the msgspec error."""
+    with pytest.raises(InvalidEventError) as info:
+        prepare_event(_payload(duration="12"), MAX)
+    assert isinstance(info.value.__cause__, msgspec.ValidationError)
+    assert "duration" in str(info.value)
+
+
+@pytest.mark.parametrize("metadata", [{1: "x"}, {"ok": 1, (1, 2): "y"}], ids=repr)
+def test_metadata_with_non_str_keys_rejected_or_readable(
+    metadata: dict[Any, Any], make_row: Callable[..., Row]
+) -> None:
+    """Metadata prepare_event accepts must decode again (or be rejected up front)."""
+    event = create_agent_started_event("a1", metadata=metadata)
+    try:
+        prepared = prepare_event(event, MAX)
+    except InvalidEventError:
+        return
+    assert decode_row(make_row(prepared)).metadata == metadata
+
+
+def test_list_in_tuple_field_rejected_or_round_trips(
+    make_row: Callable[..., Row],
+) -> None:
+    """A list where a tuple is declared is normalised: the prepared value (which
+    the store returns) reads back equal."""
+    payload = TaskBlocked(task_id="t1", blocked_by=["t0"], blocked_at=T0)  # type: ignore[arg-type]
+    event = create_event(payload, "t1")
+    prepared = prepare_event(event, MAX)
+    assert prepared.value.blocked_by == ("t0",)
+    assert decode_row(make_row(prepared)) == msgspec.structs.replace(
+        event, payload=prepared.value, version=1, position=1
+    )
+
+
+def test_custom_aggregate_ids_work_for_any_nonempty_string(
+    make_row: Callable[..., Row],
+) -> None:
+    """Any non-empty aggregate id (unicode, spaces) round-trips."""
+    for aggregate_id in ("a", " ", "ü-ñ/😀", "x" * 500):
+        event = create_agent_started_event(aggregate_id, timestamp=T0)
+        assert (
+            decode_row(make_row(prepare_event(event, MAX))).aggregate_id == aggregate_id
+        )
+
+
+# -- decode_row --------------------------------------------------------------
+
+
+def _raw_row(**changes: Any) -> list[Any]:
+    """A valid stored row for a task:completed event, columns overridable."""
+    event = create_task_completed_event("t1", {"n": 1}, 3, timestamp=T0)
+    prepared = prepare_event(event, MAX)
+    columns = [c.strip() for c in EVENT_COLUMNS.split(",")]
+    values = dict(
+        zip(
+            columns,
+            [
+                7,
+                prepared.id_bytes,
+                event.type,
+                event.aggregate_id,
+                event.aggregate_type,
+                2,
+                prepared.timestamp,
+                event.schema_version,
+                event.source,
+                prepared.payload,
+                prepared.metadata,
+                None,
+                None,
+            ],
+            strict=True,
+        )
+    )
+    values.update(changes)
+    return [values[c] for c in columns]
+
+
+def test_decode_row_fields() -> None:
+    """decode_row fills every envelope field from its column."""
+    event_id = uuid.uuid4()
+    row = _raw_row(
+        id=event_id.bytes,
+        metadata=msgspec.msgpack.encode({"k": [1, 2]}),
+        causation_id="c",
+        correlation_id="r",
+        source="src",
+    )
+    event = decode_row(row)
+    assert event.id == event_id
+    assert (event.position, event.version) == (7, 2)
+    assert (event.type, event.aggregate_id, event.aggregate_type) == (
+        "task:completed",
+        "t1",
+        "task",
+    )
+    assert event.timestamp == T0
+    assert event.metadata == {"k": [1, 2]}
+    assert (event.causation_id, event.correlation_id, event.source) == ("c", "r", "src")
+    assert event.payload == TaskCompleted(
+        task_id="t1", result={"n": 1}, completed_at=T0, duration=3
+    )
+
+
+def test_decode_row_accepts_a_list_or_tuple_row() -> None:
+    """A row may be any sequence (sqlite3 gives tuples, tests lists)."""
+    row = _raw_row()
+    assert decode_row(row) == decode_row(tuple(row))
+
+
+def test_decode_unregistered_type_gives_plain_data() -> None:
+    """A type not registered in this process decodes to plain data, not an error."""
+    data = {"who": "ops", "count": 3, "tags": ["a", "b"], "nested": {"ok": True}}
+    row = _raw_row(
+        type="custom:unknown",
+        aggregate_type="custom",
+        payload=msgspec.msgpack.encode(data),
+        schema_version=4,
+    )
+    event = decode_row(row)
+    assert event.type == "custom:unknown"
+    assert event.aggregate_type == "custom"
+    assert event.payload == data
+    assert isinstance(event.payload, dict)
+    assert event.schema_version == 4
+
+
+def test_decode_unregistered_type_of_scalar_payload() -> None:
+    """An unregistered type's payload may be any msgpack value."""
+    row = _raw_row(
+        type="custom:scalar", payload=msgspec.msgpack.encode([1, "two", None])
+    )
+    assert decode_row(row).payload == [1, "two", None]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"payload": b"\xc1\xc1\xc1"}, id="corrupt-payload"),
+        pytest.param({"payload": b""}, id="empty-payload"),
+        pytest.param({"payload": None}, id="null-payload"),
+        pytest.param({"payload": "text"}, id="text-payload"),
+        pytest.param(
+            {"payload": msgspec.msgpack.encode({"task_id": 5, "completed_at": 1})},
+            id="payload-of-wrong-shape",
+        ),
+        pytest.param(
+            {
+                "payload": msgspec.msgpack.encode(
+                    {"type": "task:started", "task_id": "t"}
+                )
+            },
+            id="payload-of-wrong-tag",
+        ),
+        pytest.param(
+            {"type": "custom:unknown", "payload": b"\x92\x01"},
+            id="truncated-unregistered",
+        ),
+        pytest.param({"metadata": b"\xc1"}, id="corrupt-metadata"),
+        pytest.param(
+            {"metadata": msgspec.msgpack.encode([1, 2])}, id="metadata-not-a-map"
+        ),
+        pytest.param({"id": b"short"}, id="short-id"),
+        pytest.param({"id": None}, id="null-id"),
+        pytest.param({"id": "0190e4c2-0000-7000-8000-000000000000"}, id="text-id"),
+        pytest.param({"timestamp": "yesterday"}, id="text-timestamp"),
+        pytest.param({"timestamp": 10**20}, id="out-of-range-timestamp"),
+    ],
+)
+def test_damaged_row_raises_event_decode_error(changes: dict[str, Any]) -> None:
+    """A damaged row raises EventDecodeError naming the row's position."""
+    with pytest.raises(EventDecodeError) as info:
+        decode_row(_raw_row(position=4242, **changes))
+    assert info.value.position == 4242
+    assert "4242" in str(info.value)
+    assert info.value.reason
+
+
+def test_decode_error_is_not_a_raw_msgspec_error() -> None:
+    """msgspec errors do not escape decode_row."""
+    with pytest.raises(EventDecodeError) as info:
+        decode_row(_raw_row(payload=b"\xc1"))
+    assert not isinstance(info.value, msgspec.MsgspecError)
+    assert isinstance(info.value.__cause__, msgspec.MsgspecError)
+
+
+# -- encode_value / decode_value --------------------------------------------
+
+
+def test_encode_value_rejects_unencodable() -> None:
+    """encode_value raises InvalidEventError naming what failed."""
+    with pytest.raises(InvalidEventError, match="result"):
+        encode_value({"x": object()}, "result")
+    with pytest.raises(InvalidEventError):
+        encode_value(2**70, "result")
+
+
+def test_encode_decode_value_round_trip() -> None:
+    """encode_value/decode_value round-trip JSON-like data and typed Structs."""
+    data = {"a": [1, 2.5, None, True, "s"], "b": {}}
+    assert decode_value(encode_value(data, "x")) == data
+    payload = AgentStarted(agent_id="a1", started_at=T0)
+    assert decode_value(encode_value(payload, "x"), AgentStarted) == payload
+    initialized = SwarmInitialized(topology="mesh", max_agents=3, initialized_at=T0)
+    assert decode_value(encode_value(initialized, "x"), SwarmInitialized) == initialized
+
+
+def test_registry_decoder_matches_each_class() -> None:
+    """Each built-in type's registry decoder reads its own class."""
+    for cls in ALL_EVENT_TYPES:
+        info = info_for_class(cls)
+        assert info is not None
+        assert info.decoder.type is cls
+
+
+def test_factory_events_round_trip(make_row: Callable[..., Row]) -> None:
+    """A few factory-built events with metadata round-trip through a row."""
+    for event in (
+        create_memory_stored_event(
+            "m1", "ns", "k", "json", 10, metadata={"a": {"b": [1]}}
+        ),
+        create_task_completed_event(
+            "t1", [{"x": 1}], causation_id="c", correlation_id="r"
+        ),
+        create_agent_started_event("a1", source="agent-runtime"),
+    ):
+        back = decode_row(make_row(prepare_event(event, MAX), version=3, position=11))
+        assert back == msgspec.structs.replace(event, version=3, position=11)
