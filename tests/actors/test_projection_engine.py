@@ -1,0 +1,437 @@
+"""The projection engine: catch-up, live updates, ordering, snapshots,
+failure isolation, rebuild, time travel, consistency."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+
+from swarmlog import (
+    EngineThreadWaitError,
+    Event,
+    EventStore,
+    Projection,
+    ProjectionFailedError,
+    ProjectionStateError,
+    ProjectionTimeoutError,
+    StoreClosedError,
+    TaskCompleted,
+    TaskCreated,
+    create_task_completed_event,
+    create_task_created_event,
+    handles,
+    query,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+class Journal(Projection):
+    """Records every task event position it sees, in order."""
+
+    name = "journal"
+    state_version = 1
+    state_type = list[int]
+
+    def reset_state(self) -> None:
+        self._positions: list[int] = []
+
+    @handles(TaskCreated, "task:completed")
+    def _on_task(self, event: Event) -> None:
+        self._positions.append(event.position)
+
+    def snapshot_state(self) -> list[int]:
+        return self._positions
+
+    def restore_state(self, state: list[int]) -> None:
+        self._positions = list(state)
+
+    @query
+    def positions(self) -> list[int]:
+        return list(self._positions)
+
+    @query
+    def count(self) -> int:
+        return len(self._positions)
+
+
+class Exploding(Projection):
+    """Fails on every task:completed whose result says so (until fixed)."""
+
+    name = "exploding"
+    fixed = False
+
+    def reset_state(self) -> None:
+        self.seen = 0
+
+    @handles(TaskCompleted)
+    def _on_completed(self, event: Event) -> None:
+        if event.payload.result == "boom" and not self.fixed:
+            raise RuntimeError("boom")
+        self.seen += 1
+
+    @query
+    def get_seen(self) -> int:
+        return self.seen
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    path = ":memory:" if request.param == "memory" else str(tmp_path / "e.db")
+    with EventStore(path, projection_snapshot_every=50) as s:
+        yield s
+
+
+def _created(i: int) -> Event:
+    return create_task_created_event(f"t{i}", "build", f"T{i}", "", "high")
+
+
+def test_catch_up_then_live(store: EventStore) -> None:
+    """Events before initialize() are caught up, later ones arrive live."""
+    for i in range(30):
+        store.append(_created(i))
+    journal = Journal(store).initialize()
+    assert journal.positions() == list(range(1, 31))
+    store.append(_created(30))
+    assert journal.count() == 31
+    assert journal.status == "live"
+
+
+def test_initialize_is_idempotent(store: EventStore) -> None:
+    """initialize() returns the projection and starts one actor only."""
+    journal = Journal(store)
+    assert journal.initialize() is journal
+    assert journal.initialize() is journal
+    store.append(_created(1))
+    assert journal.count() == 1
+
+
+def test_duplicate_name_is_refused(store: EventStore) -> None:
+    """Two running projections may not share a name."""
+    Journal(store).initialize()
+    with pytest.raises(ProjectionStateError):
+        Journal(store).initialize()
+
+
+def test_query_before_initialize_is_a_typed_error(store: EventStore) -> None:
+    """A projection that was never started says so."""
+    with pytest.raises(ProjectionStateError):
+        Journal(store).count()
+
+
+def test_read_your_writes_across_threads(store: EventStore) -> None:
+    """A query made after another thread's append returned sees that event."""
+    journal = Journal(store).initialize()
+    appended = threading.Event()
+
+    def writer() -> None:
+        store.append(_created(1))
+        appended.set()
+
+    threading.Thread(target=writer).start()
+    assert appended.wait(10)
+    assert journal.count() == 1
+
+
+def test_catch_up_to_live_with_16_appenders(store: EventStore) -> None:
+    """Every event is applied exactly once across the catch-up/live switch."""
+    for i in range(500):
+        store.append(_created(i))
+    journal = Journal(store)
+    start = threading.Barrier(17)
+
+    def appender(k: int) -> None:
+        start.wait()
+        for i in range(60):
+            store.append(_created(1000 + k * 100 + i))
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(appender, k) for k in range(16)]
+        start.wait()
+        journal.initialize()
+        for f in futures:
+            f.result(60)
+    head = store.head_position
+    assert head == 500 + 16 * 60
+    journal.wait_for(head)
+    assert journal.positions() == list(range(1, head + 1))
+    replayed = [e.position for e in store.replay() if e.type == "task:created"]
+    assert journal.positions() == replayed
+
+
+def test_live_only_projection_sees_every_event_in_order(store: EventStore) -> None:
+    """With many racing appenders a live projection never skips or repeats."""
+    journal = Journal(store).initialize()
+
+    def appender(k: int) -> None:
+        for i in range(50):
+            store.append_many([_created(k * 1000 + i), _created(k * 1000 + 500 + i)])
+
+    with ThreadPoolExecutor(16) as pool:
+        for f in [pool.submit(appender, k) for k in range(16)]:
+            f.result(60)
+    assert journal.positions() == list(range(1, 16 * 100 + 1))
+
+
+def test_wait_for_timeout(store: EventStore) -> None:
+    """Waiting for a position nobody appends raises ProjectionTimeoutError."""
+    journal = Journal(store).initialize()
+    with pytest.raises(ProjectionTimeoutError) as info:
+        journal.wait_for(10, timeout=0.05)
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.position == 10
+
+
+def test_eventual_consistency_answers_at_once(store: EventStore) -> None:
+    """An eventual projection answers with what it has."""
+    journal = Journal(store, consistency="eventual").initialize()
+    store.append(_created(1))
+    assert journal.count() in (0, 1)
+    journal.wait_for(1)
+    assert journal.count() == 1
+
+
+def test_snapshot_restart_replays_fewer_events(tmp_path: Path) -> None:
+    """After a restart the projection resumes from its snapshot."""
+    path = str(tmp_path / "s.db")
+    with EventStore(path, projection_snapshot_every=50) as store:
+        journal = Journal(store).initialize()
+        for i in range(120):
+            store.append(_created(i))
+        journal.wait_for(120)
+        before = journal.positions()
+    with EventStore(path, projection_snapshot_every=50) as store:
+        for i in range(5):
+            store.append(_created(200 + i))
+        journal = Journal(store).initialize()
+        assert journal.positions() == [*before, *range(121, 126)]
+        status = journal.get_status()
+        # Shutdown took a final snapshot at 120: only 5 events replayed.
+        assert status.events_handled == 5
+        assert status.position == 125
+
+
+def test_state_version_change_rebuilds(tmp_path: Path) -> None:
+    """A snapshot of another state_version is ignored (full rebuild)."""
+    path = str(tmp_path / "v.db")
+    with EventStore(path) as store:
+        Journal(store).initialize()
+        for i in range(10):
+            store.append(_created(i))
+
+    class JournalV2(Journal):
+        state_version = 2
+
+    with EventStore(path) as store:
+        journal = JournalV2(store).initialize()
+        assert journal.count() == 10
+        assert journal.get_status().events_handled == 10
+
+
+def test_failing_projection_is_isolated(store: EventStore) -> None:
+    """A raising handler stops only its projection; appends and others go on."""
+    exploding = Exploding(store, max_retries=1, retry_backoff=0).initialize()
+    journal = Journal(store).initialize()
+    store.append(create_task_completed_event("t1", "ok"))
+    store.append(create_task_completed_event("t2", "boom"))
+    store.append(create_task_completed_event("t3", "ok"))
+    assert journal.count() == 3
+    with pytest.raises(ProjectionFailedError) as info:
+        exploding.get_seen()
+    assert info.value.position == 2
+    assert exploding.status == "failed"
+    stats = store.get_stats().projections
+    assert stats["exploding"].status == "failed"
+    assert stats["journal"].status == "live"
+
+
+def test_skip_policy_records_dead_letters(store: EventStore) -> None:
+    """With on_failure='skip' the event becomes a dead letter and it goes on."""
+    exploding = Exploding(store, on_failure="skip").initialize()
+    store.append(create_task_completed_event("t1", "boom"))
+    store.append(create_task_completed_event("t2", "ok"))
+    assert exploding.get_seen() == 1
+    letters = exploding.get_dead_letters()
+    assert [(d.position, d.event_type) for d in letters] == [(1, "task:completed")]
+    assert "boom" in letters[0].error
+    assert store.get_stats().projections["exploding"].dead_letters == 1
+    assert exploding.retry_dead_letters() == 0  # still failing
+    assert len(exploding.get_dead_letters()) == 1
+
+
+def test_retry_then_skip_retries_first(store: EventStore) -> None:
+    """A handler that fails once then succeeds is not a dead letter."""
+    calls: list[int] = []
+
+    class Flaky(Projection):
+        name = "flaky"
+
+        def reset_state(self) -> None:
+            self.n = 0
+
+        @handles(TaskCompleted)
+        def _on(self, event: Event) -> None:
+            calls.append(event.position)
+            if len(calls) == 1:
+                raise RuntimeError("transient")
+            self.n += 1
+
+        @query
+        def get_n(self) -> int:
+            return self.n
+
+    flaky = Flaky(store, on_failure="retry-then-skip", retry_backoff=0).initialize()
+    store.append(create_task_completed_event("t1", None))
+    assert flaky.get_n() == 1
+    assert flaky.get_dead_letters() == []
+    assert calls == [1, 1]
+
+
+def test_rebuild_swaps_in_a_fresh_model(store: EventStore) -> None:
+    """rebuild() replays from 0 while queries go on, then swaps atomically."""
+    journal = Journal(store).initialize()
+    for i in range(2500):
+        store.append(_created(i)) if i % 500 else store.append_many(
+            [_created(i)]
+        )
+    progress: list[tuple[int, int]] = []
+    journal.rebuild(timeout=30, on_progress=lambda done, total: progress.append((done, total)))
+    assert journal.positions() == list(range(1, 2501))
+    assert progress[-1][0] == progress[-1][1] == 2500
+    assert len(progress) >= 3  # paged
+
+
+def test_rebuild_recovers_a_failed_projection(store: EventStore) -> None:
+    """After the cause is fixed, rebuild() brings a failed projection back."""
+    exploding = Exploding(store, max_retries=0).initialize()
+    store.append(create_task_completed_event("t1", "boom"))
+    with pytest.raises(ProjectionFailedError):
+        exploding.get_seen()
+    with pytest.raises(ProjectionFailedError):
+        exploding.rebuild(timeout=10)  # the cause is still there
+    Exploding.fixed = True  # "deploy a fix"
+    try:
+        exploding.rebuild(timeout=10)
+        assert exploding.get_seen() == 1
+        assert exploding.status == "live"
+        store.append(create_task_completed_event("t2", "ok"))
+        assert exploding.get_seen() == 2
+    finally:
+        Exploding.fixed = False
+
+
+def test_reset_then_initialize_starts_over(store: EventStore) -> None:
+    """reset() empties the model and forgets the snapshot; initialize() works."""
+    journal = Journal(store).initialize()
+    for i in range(60):
+        store.append(_created(i))
+    assert journal.count() == 60
+    journal.reset()
+    assert journal.status == "stopped"
+    journal.initialize()
+    assert journal.count() == 60
+    assert journal.get_status().events_handled == 60
+
+
+def test_as_of_is_time_travel(store: EventStore) -> None:
+    """as_of(position) answers as of that position and leaves the live one."""
+    journal = Journal(store).initialize()
+    for i in range(10):
+        store.append(_created(i))
+    past = Journal.as_of(store, 4)
+    assert past.positions() == [1, 2, 3, 4]
+    assert journal.count() == 10
+    with pytest.raises(ProjectionStateError):
+        past.initialize()
+
+
+def test_wait_inside_a_handler_is_a_typed_error(store: EventStore) -> None:
+    """A strong query from inside another projection's handler raises."""
+    journal = Journal(store).initialize()
+    errors: list[BaseException] = []
+
+    class Nosy(Projection):
+        name = "nosy"
+
+        @handles(TaskCompleted)
+        def _on(self, event: Event) -> None:
+            try:
+                journal.wait_for(event.position + 1000, timeout=5)
+            except EngineThreadWaitError as e:
+                errors.append(e)
+
+    Nosy(store).initialize()
+    store.append(create_task_completed_event("t1", None))
+    store.append(_created(1))
+    journal.wait_for(2)
+    assert len(errors) == 1
+
+
+def test_wait_inside_a_listener_is_a_typed_error(store: EventStore) -> None:
+    """A strong wait from a listener callback raises instead of deadlocking."""
+    journal = Journal(store).initialize()
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def listener(event: Event) -> None:
+        try:
+            journal.wait_for(event.position + 1, timeout=5)
+        except EngineThreadWaitError as e:
+            outcome.append(e)
+        done.set()
+
+    store.on("event:appended", listener)
+    store.append(_created(1))
+    assert done.wait(10)
+    assert isinstance(outcome[0], EngineThreadWaitError)
+
+
+def test_shutdown_takes_final_snapshots(tmp_path: Path) -> None:
+    """Shutdown lets projections apply everything committed and snapshot it."""
+    path = str(tmp_path / "f.db")
+    with EventStore(path, projection_snapshot_every=10_000) as store:
+        Journal(store).initialize()
+        for i in range(37):
+            store.append_async(_created(i))
+    with EventStore(path) as store:
+        journal = Journal(store).initialize()
+        assert journal.count() == 37
+        assert journal.get_status().snapshot_position == 37
+        assert journal.get_status().events_handled == 0
+
+
+def test_stopped_projection_refuses_queries(store: EventStore) -> None:
+    """stop() makes queries fail with a typed error; initialize() resumes."""
+    journal = Journal(store).initialize()
+    store.append(_created(1))
+    journal.stop()
+    with pytest.raises(ProjectionStateError):
+        journal.count()
+    store.append(_created(2))
+    journal.initialize()
+    assert journal.positions() == [1, 2]
+
+
+def test_queries_after_store_shutdown(tmp_path: Path) -> None:
+    """Store shutdown stops every projection."""
+    store = EventStore(str(tmp_path / "x.db")).initialize()
+    journal = Journal(store).initialize()
+    store.shutdown()
+    assert journal.status == "stopped"
+    with pytest.raises(StoreClosedError):
+        journal.count()
+
+
+def test_snapshot_state_is_msgspec_encodable(store: EventStore) -> None:
+    """A projection's snapshot is plain msgpack, decoded with state_type."""
+    journal = Journal(store).initialize()
+    store.append(_created(1))
+    past = Journal.as_of(store, 1)
+    blob = msgspec.msgpack.encode(past.snapshot_state())
+    assert msgspec.msgpack.decode(blob, type=Journal.state_type) == [1]
