@@ -152,7 +152,7 @@ def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
             isolation_level=None,
             check_same_thread=False,
             uri=use_uri,
-            cached_statements=64,
+            cached_statements=256,
         )
     except sqlite3.Error as e:
         raise translate_error(e, path, "open") from e
@@ -248,6 +248,7 @@ class SQLiteWriteStorage:
             conn.close()
             raise
         self._conn = conn
+        self._inserts: dict[int, str] = {}
 
     def head(self) -> int:
         """The highest committed position."""
@@ -272,23 +273,48 @@ class SQLiteWriteStorage:
         return found
 
     def write_events(self, requests: Sequence[Sequence[EventRow]]) -> None:
-        """Insert every request's rows in one transaction and commit."""
+        """Insert every request's rows in one transaction and commit.
+
+        A batch that fits one multi-row INSERT runs as that single statement
+        in autocommit mode: SQLite makes it one atomic transaction, and the
+        writer crosses into SQLite once. A uniqueness conflict in a batch of
+        several requests is reported as ``RequestConflict(-1)`` (culprit
+        unknown: the writer then retries them one by one).
+        """
+        rows = [row for request in requests for row in request]
+        if len(rows) <= sql.MAX_ROWS_PER_INSERT:
+            params = [value for row in rows for value in row]
+            try:
+                self._conn.execute(self._insert_statement(len(rows)), params)
+            except sqlite3.IntegrityError as e:
+                raise RequestConflict(0 if len(requests) == 1 else -1) from e
+            except sqlite3.Error as e:
+                if _primary_code(e) in _UNKNOWN_OUTCOME:
+                    raise CommitUnknownError(str(e)) from e
+                raise translate_error(e, self.path, "append") from e
+            return
         conn = self._conn
-        index = 0
         try:
             conn.execute("BEGIN")
-            for index, rows in enumerate(requests):  # noqa: B007 - read in except
-                if len(rows) == 1:
-                    conn.execute(sql.INSERT_EVENT, rows[0])
-                else:
-                    conn.executemany(sql.INSERT_EVENT, rows)
+            for start in range(0, len(rows), sql.MAX_ROWS_PER_INSERT):
+                chunk = rows[start : start + sql.MAX_ROWS_PER_INSERT]
+                params = [value for row in chunk for value in row]
+                conn.execute(self._insert_statement(len(chunk)), params)
         except sqlite3.IntegrityError as e:
             self._rollback()
-            raise RequestConflict(index) from e
+            raise RequestConflict(0 if len(requests) == 1 else -1) from e
         except sqlite3.Error as e:
             self._rollback()
             raise translate_error(e, self.path, "append") from e
         self._commit("append")
+
+    def _insert_statement(self, rows: int) -> str:
+        statement = self._inserts.get(rows)
+        if statement is None:
+            statement = sql.insert_events(rows)
+            if len(self._inserts) < 4096:
+                self._inserts[rows] = statement
+        return statement
 
     def _commit(self, what: str) -> None:
         conn = self._conn
@@ -344,6 +370,11 @@ class SQLiteWriteStorage:
     def delete_checkpoint(self, name: str) -> None:
         """Forget a projection checkpoint."""
         self._write_one(sql.DELETE_CHECKPOINT, (name,), "delete projection checkpoint")
+
+    def checkpoint_passive(self) -> None:
+        """Fold the WAL into the database without waiting on readers."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def checkpoint(self) -> None:
         """Fold the whole WAL into the database and truncate it."""

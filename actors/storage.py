@@ -40,7 +40,7 @@ class RequestConflict(Exception):  # noqa: N818 - an internal signal, not a user
     aggregate version); the whole transaction was rolled back.
 
     Attributes:
-        index: Which request of the batch conflicted.
+        index: Which request of the batch conflicted (-1: unknown).
     """
 
     def __init__(self, index: int) -> None:
@@ -134,6 +134,10 @@ class WriteStorage(Protocol):
 
     def delete_checkpoint(self, name: str) -> None:
         """Forget a projection's checkpoint (it will rebuild)."""
+        ...
+
+    def checkpoint_passive(self) -> None:
+        """Fold the write-ahead log into the database file while idle."""
         ...
 
     def checkpoint(self) -> None:

@@ -62,6 +62,8 @@ __all__ = ["WriterActor"]
 logger = logging.getLogger("swarmlog.writer")
 
 _KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
+_CHECKPOINT_AFTER_TXNS = 200  # idle-time WAL checkpoint after this many commits
+_CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 
 
 class _Planned:
@@ -140,6 +142,8 @@ class WriterActor(pykka.ThreadingActor):
         self._on_commit = on_commit
         self._known: dict[str, tuple[str, int] | None] = {}
         self._stopped: WriterStoppedError | None = None
+        self._txns_since_checkpoint = 0
+        self._in_progress: list[AppendRequest] = []
 
     def on_start(self) -> None:
         """Mark the thread and publish the stored head."""
@@ -175,7 +179,26 @@ class WriterActor(pykka.ThreadingActor):
                     )
 
     def on_receive(self, message: Any) -> Any:
-        """Handle one message (this actor's thread)."""
+        """Handle one message (this actor's thread).
+
+        A bug-level exception here must not leave callers waiting forever:
+        the writer stops accepting appends and fails what it held.
+        """
+        try:
+            self._dispatch(message)
+        except Exception as error:
+            logger.exception("writer failed unexpectedly")
+            stopped = self._stop_writer(error)
+            future = getattr(message, "future", None)
+            if future is not None and not future.done():
+                future.set_exception(stopped)
+            for request in self._in_progress:
+                if not request.future.done():
+                    request.future.set_exception(stopped)
+        self._in_progress = []
+        return None
+
+    def _dispatch(self, message: Any) -> None:
         if isinstance(message, AppendRequest):
             self._append_group(message)
         elif isinstance(message, SaveCheckpoint):
@@ -186,7 +209,6 @@ class WriterActor(pykka.ThreadingActor):
             self._run(message.future, self._storage.delete_checkpoint, message.name)
         elif isinstance(message, Flush):
             message.future.set_result(None)
-        return None
 
     # -- group commit -----------------------------------------------------
 
@@ -209,7 +231,9 @@ class WriterActor(pykka.ThreadingActor):
         return batch
 
     def _append_group(self, first: AppendRequest) -> None:
-        rounds: deque[list[AppendRequest]] = deque([self._drain(first)])
+        batch = self._drain(first)
+        self._in_progress = batch
+        rounds: deque[list[AppendRequest]] = deque([batch])
         while rounds:
             group = rounds.popleft()
             if self._stopped is not None:
@@ -217,6 +241,26 @@ class WriterActor(pykka.ThreadingActor):
                     self._fail(request, self._stopped)
                 continue
             rounds.extendleft(reversed(self._commit_round(group)))
+        self._checkpoint_when_idle()
+
+    def _checkpoint_when_idle(self) -> None:
+        """Fold the WAL back when nobody waits for the writer.
+
+        A WAL that keeps growing makes every commit slower, and a checkpoint
+        from another connection can never let it restart while commits keep
+        coming. So after enough commits, when the inbox is empty (no caller
+        is waiting), the writer runs a PASSIVE checkpoint itself; the next
+        transaction then restarts the WAL from its beginning. Under
+        sustained saturation it checkpoints anyway at a hard bound.
+        """
+        self._txns_since_checkpoint += 1
+        if self._txns_since_checkpoint < _CHECKPOINT_AFTER_TXNS:
+            return
+        if self.actor_inbox.empty() or (
+            self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS
+        ):
+            self._txns_since_checkpoint = 0
+            self._storage.checkpoint_passive()
 
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
         """Plan and commit ``requests`` in one transaction.
@@ -240,15 +284,14 @@ class WriterActor(pykka.ThreadingActor):
             return []
         try:
             self._storage.write_events([p.rows for p in plan])
-        except RequestConflict as conflict:
-            culprit = plan[conflict.index]
+        except RequestConflict:
             if len(plan) == 1:
-                self._resolve_conflict(culprit.request)
+                self._resolve_conflict(plan[0].request)
                 return []
-            # Commit the others first: the culprit may clash only with a
-            # request of this round (the same id appended twice at once).
-            others = [p.request for p in plan if p is not culprit]
-            return [others, [culprit.request]]
+            # Some request clashed (a stored id, or the same id twice in this
+            # batch): settle each on its own, in order, so only the culprit
+            # fails and a retry of a stored event resolves idempotently.
+            return [[p.request] for p in plan]
         except StorageError as error:
             if len(plan) == 1:
                 self._fail(plan[0].request, error)
@@ -409,8 +452,9 @@ class WriterActor(pykka.ThreadingActor):
 
     def _stop_writer(self, cause: BaseException) -> WriterStoppedError:
         msg = (
-            f"the outcome of a commit is unknown ({cause}); the writer stopped "
-            "accepting appends. Reopen the store to see what was stored."
+            f"the writer stopped accepting appends ({type(cause).__name__}: "
+            f"{cause}); the outcome of the last commit may be unknown. Reopen "
+            "the store to see what was stored."
         )
         self._stopped = WriterStoppedError(msg)
         logger.error(msg)

@@ -102,9 +102,22 @@ READER_PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
-INSERT_EVENT: Final = (
-    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-)
+_ROW_MARKS: Final = f"({', '.join('?' * 13)})"
+INSERT_EVENT: Final = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {_ROW_MARKS}"
+MAX_ROWS_PER_INSERT: Final = 2000  # 13 columns each: under SQLite's 32766 variables
+
+
+def insert_events(rows: int) -> str:
+    """One INSERT statement for ``rows`` events (a multi-row VALUES list).
+
+    A whole group-committed batch goes to SQLite as one statement: one
+    ``sqlite3_step``, so the writer releases and retakes the GIL once per
+    transaction instead of once per row.
+    """
+    values = ", ".join([_ROW_MARKS] * rows)
+    return f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values}"
+
+
 SELECT_EVENTS: Final = f"SELECT {EVENT_COLUMNS} FROM events"
 SELECT_HEAD: Final = "SELECT coalesce(max(position), 0) FROM events"
 SELECT_AGGREGATE: Final = (

@@ -1,0 +1,273 @@
+"""SwarmProjection: each swarm's shape, phases, milestones, errors and end.
+
+Swarm events carry the swarm's id as their aggregate id (``"swarm"`` unless
+the factories were given ``swarm_id=``); the projection keeps one
+:class:`SwarmState` per id.
+
+=============================  ================================================
+event                          effect on the swarm
+=============================  ================================================
+``swarm:initialized``          new state: topology, max_agents, config
+``swarm:scaled``               ``agent_count`` = ``new_agent_count``, a
+                               :class:`ScaleChange` in ``scale_history``
+``swarm:phase-changed``        ``phase`` = ``new_phase``, a
+                               :class:`PhaseChange` in ``phase_timeline``
+``swarm:milestone-reached``    a :class:`Milestone` in ``milestones``
+``swarm:error``                an :class:`ErrorRecord` in ``errors``
+``swarm:terminated``           ``terminated``, ``termination_reason``,
+                               ``metrics``, ``terminated_at``
+=============================  ================================================
+
+Events about a swarm that was never initialised are ignored; a second
+``swarm:initialized`` for a known id starts that swarm afresh. ``config``,
+``metrics`` and error ``context`` are the payloads' data as stored (shared,
+not copied: treat them as read-only).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime  # noqa: TC003 - msgspec reads annotations at runtime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from swarmlog.actors.projection import Projection, handles, query
+from swarmlog.schema.events import (
+    SwarmError,
+    SwarmInitialized,
+    SwarmMilestoneReached,
+    SwarmPhaseChanged,
+    SwarmScaled,
+    SwarmTerminated,
+)
+from swarmlog.schema.factories import DEFAULT_SWARM_ID
+
+if TYPE_CHECKING:
+    from swarmlog.schema.envelope import Event
+
+__all__ = [
+    "ErrorRecord",
+    "Milestone",
+    "PhaseChange",
+    "ScaleChange",
+    "SwarmProjection",
+    "SwarmState",
+]
+
+_replace = msgspec.structs.replace
+
+
+class ScaleChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One ``swarm:scaled``: the agent count went from ``previous_agent_count``
+    to ``new_agent_count`` at ``scaled_at`` because of ``reason``."""
+
+    previous_agent_count: int
+    new_agent_count: int
+    reason: str
+    scaled_at: datetime
+
+
+class PhaseChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One ``swarm:phase-changed``: ``previous_phase`` -> ``new_phase`` at
+    ``changed_at``."""
+
+    previous_phase: str
+    new_phase: str
+    changed_at: datetime
+
+
+class Milestone(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One ``swarm:milestone-reached``."""
+
+    milestone_id: str
+    name: str
+    reached_at: datetime
+
+
+class ErrorRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One ``swarm:error``: its message, traceback text, context data and
+    instant."""
+
+    error: str
+    stack: str | None = None
+    context: Any = None
+    error_at: datetime
+
+
+class SwarmState(msgspec.Struct, frozen=True, kw_only=True):
+    """One swarm as the projection sees it.
+
+    Attributes:
+        id: The swarm's id (its events' aggregate id).
+        topology: Its topology (``mesh``, ``hierarchical``, ...).
+        max_agents: Its agent limit.
+        config: Its configuration data.
+        agent_count: The latest ``swarm:scaled`` new agent count (0 before).
+        scale_history: Every scaling, in order.
+        phase: The current phase, or None before the first phase change.
+        phase_timeline: Every phase change, in order.
+        milestones: Milestones reached, in order.
+        errors: Swarm-level errors, in order.
+        terminated: Whether it was terminated.
+        termination_reason: Why it was terminated, or None.
+        metrics: The termination's metrics data, or None.
+        initialized_at: When it was initialised.
+        terminated_at: When it was terminated, or None.
+    """
+
+    id: str
+    topology: str
+    max_agents: int
+    config: Any = None
+    agent_count: int = 0
+    scale_history: tuple[ScaleChange, ...] = ()
+    phase: str | None = None
+    phase_timeline: tuple[PhaseChange, ...] = ()
+    milestones: tuple[Milestone, ...] = ()
+    errors: tuple[ErrorRecord, ...] = ()
+    terminated: bool = False
+    termination_reason: str | None = None
+    metrics: Any = None
+    initialized_at: datetime
+    terminated_at: datetime | None = None
+
+
+class _SwarmSnapshot(msgspec.Struct, kw_only=True):
+    """What SwarmProjection snapshots: swarms in initialisation order."""
+
+    swarms: list[SwarmState]
+
+
+class SwarmProjection(Projection):
+    """Live read model of the swarm(s) (name ``"swarm"``).
+
+    Start it with ``SwarmProjection(store).initialize()``; queries are
+    synchronous, callable from any thread, and run on the projection's
+    thread. They return frozen :class:`SwarmState` Structs (sequence fields
+    are tuples) or new lists of them. Events for swarms never initialised
+    are ignored.
+    """
+
+    name = "swarm"
+    state_version = 1
+    state_type = _SwarmSnapshot
+
+    _swarms: dict[str, SwarmState]
+
+    # -- state (projection thread) ----------------------------------------------
+
+    def reset_state(self) -> None:
+        """Start with no swarm."""
+        self._swarms = {}
+
+    def snapshot_state(self) -> _SwarmSnapshot:
+        """The swarms in initialisation order."""
+        return _SwarmSnapshot(swarms=list(self._swarms.values()))
+
+    def restore_state(self, state: _SwarmSnapshot) -> None:
+        """Load a snapshot made by :meth:`snapshot_state`."""
+        self._swarms = {swarm.id: swarm for swarm in state.swarms}
+
+    # -- handlers (projection thread) ---------------------------------------------
+
+    @handles(SwarmInitialized)
+    def _on_initialized(self, event: Event) -> None:
+        payload: SwarmInitialized = event.payload
+        self._swarms[event.aggregate_id] = SwarmState(
+            id=event.aggregate_id,
+            topology=payload.topology,
+            max_agents=payload.max_agents,
+            config=payload.config,
+            initialized_at=payload.initialized_at,
+        )
+
+    @handles(SwarmScaled)
+    def _on_scaled(self, event: Event) -> None:
+        payload: SwarmScaled = event.payload
+        swarm = self._swarms.get(event.aggregate_id)
+        if swarm is None:
+            return
+        change = ScaleChange(
+            previous_agent_count=payload.previous_agent_count,
+            new_agent_count=payload.new_agent_count,
+            reason=payload.reason,
+            scaled_at=payload.scaled_at,
+        )
+        self._swarms[swarm.id] = _replace(
+            swarm,
+            agent_count=payload.new_agent_count,
+            scale_history=(*swarm.scale_history, change),
+        )
+
+    @handles(SwarmPhaseChanged)
+    def _on_phase_changed(self, event: Event) -> None:
+        payload: SwarmPhaseChanged = event.payload
+        swarm = self._swarms.get(event.aggregate_id)
+        if swarm is None:
+            return
+        change = PhaseChange(
+            previous_phase=payload.previous_phase,
+            new_phase=payload.new_phase,
+            changed_at=payload.changed_at,
+        )
+        self._swarms[swarm.id] = _replace(
+            swarm,
+            phase=payload.new_phase,
+            phase_timeline=(*swarm.phase_timeline, change),
+        )
+
+    @handles(SwarmMilestoneReached)
+    def _on_milestone(self, event: Event) -> None:
+        payload: SwarmMilestoneReached = event.payload
+        swarm = self._swarms.get(event.aggregate_id)
+        if swarm is None:
+            return
+        milestone = Milestone(
+            milestone_id=payload.milestone_id,
+            name=payload.name,
+            reached_at=payload.reached_at,
+        )
+        self._swarms[swarm.id] = _replace(
+            swarm, milestones=(*swarm.milestones, milestone)
+        )
+
+    @handles(SwarmError)
+    def _on_error(self, event: Event) -> None:
+        payload: SwarmError = event.payload
+        swarm = self._swarms.get(event.aggregate_id)
+        if swarm is None:
+            return
+        record = ErrorRecord(
+            error=payload.error,
+            stack=payload.stack,
+            context=payload.context,
+            error_at=payload.error_at,
+        )
+        self._swarms[swarm.id] = _replace(swarm, errors=(*swarm.errors, record))
+
+    @handles(SwarmTerminated)
+    def _on_terminated(self, event: Event) -> None:
+        payload: SwarmTerminated = event.payload
+        swarm = self._swarms.get(event.aggregate_id)
+        if swarm is None:
+            return
+        self._swarms[swarm.id] = _replace(
+            swarm,
+            terminated=True,
+            termination_reason=payload.reason,
+            metrics=payload.metrics,
+            terminated_at=payload.terminated_at,
+        )
+
+    # -- queries (any thread; bodies run on the projection thread) ----------------
+
+    @query
+    def get_swarm(self, swarm_id: str = DEFAULT_SWARM_ID) -> SwarmState | None:
+        """The swarm with this id (default ``"swarm"``), or None if it was
+        never initialised."""
+        return self._swarms.get(swarm_id)
+
+    @query
+    def get_all_swarms(self) -> list[SwarmState]:
+        """Every swarm, in initialisation order."""
+        return list(self._swarms.values())
