@@ -171,7 +171,7 @@ def query(method: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         self = args[0]
         assert isinstance(self, Projection)
-        return self._engine.run_query(method, args, kwargs)  # noqa: SLF001
+        return self._engine.run_query(method, args, kwargs)
 
     run.__swarmlog_query__ = True  # type: ignore[attr-defined]
     return run
@@ -315,6 +315,7 @@ class Projection:
     state_version: ClassVar[int] = 1
     state_type: ClassVar[Any] = Any
     _handler_table: ClassVar[dict[str, tuple[Callable[[Any, Event], None], ...]]] = {}
+    _engine: _Engine
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         """Remember the constructor's arguments (``rebuild`` and ``as_of``
@@ -410,7 +411,7 @@ class Projection:
             msg = "a time-travel (as_of) projection cannot be initialised"
             raise ProjectionStateError(msg)
         if self._engine.actor is None:
-            self._engine.store._start_projection(self)  # noqa: SLF001
+            self._engine.store._start_projection(self)
         return self
 
     def wait_for(self, position: int, timeout: float | None = 30.0) -> None:
@@ -464,12 +465,12 @@ class Projection:
 
         ``initialize()`` afterwards starts it again from position 0.
         """
-        self._engine.store._reset_projection(self)  # noqa: SLF001
+        self._engine.store._reset_projection(self)
 
     def stop(self) -> None:
         """Stop following the store (status ``stopped``); queries then fail
         until ``initialize()`` is called again."""
-        self._engine.store._stop_projection(self)  # noqa: SLF001
+        self._engine.store._stop_projection(self)
 
     # -- failures ---------------------------------------------------------------
 
@@ -522,7 +523,7 @@ class Projection:
             raise InvalidConfigError(msg)
         instance = cls(store, **options)
         instance._engine.frozen = True
-        reader = store._reader_for_projections()  # noqa: SLF001
+        reader = store._reader_for_projections()
         after = 0
         while after < position:
             page = reader.read_page(after, 1000, upto=position)

@@ -109,8 +109,8 @@ class ProjectionActor(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._projection = projection
-        self._engine = projection._engine  # noqa: SLF001
-        self._table = type(projection)._handler_table  # noqa: SLF001
+        self._engine = projection._engine
+        self._table = type(projection)._handler_table
         self._reader = reader
         self._writer = writer
         self._dispatcher = dispatcher
@@ -242,13 +242,13 @@ class ProjectionActor(pykka.ThreadingActor):
                 for handler in handlers:
                     handler(projection, event)
             except Exception as error:
-                if not self._handle_failure(event, handlers, error):
+                if not self._apply_failure_policy(event, handlers, error):
                     return False
         engine.position = page[-1].position
         engine.events_handled += len(page)
         return True
 
-    def _handle_failure(
+    def _apply_failure_policy(
         self,
         event: Event,
         handlers: tuple[Callable[[Any, Event], None], ...],
@@ -397,7 +397,7 @@ class ProjectionActor(pykka.ThreadingActor):
             error = ProjectionStateError("a rebuild is already running")
             message.future.set_exception(error)
             return
-        fresh = self._projection._fresh_copy()  # noqa: SLF001
+        fresh = self._projection._fresh_copy()
         self._rebuild = _RebuildRun(fresh, message.future, message.on_progress)
         self.actor_ref.tell(RebuildStep())
 
@@ -444,7 +444,7 @@ class ProjectionActor(pykka.ThreadingActor):
 
     def _swap(self, run: _RebuildRun) -> None:
         engine = self._engine
-        self._projection._adopt(run.fresh)  # noqa: SLF001
+        self._projection._adopt(run.fresh)
         engine.position = run.position
         engine.dead_letters = tuple(run.dead_letters)
         engine.failure = None

@@ -48,7 +48,7 @@ class RequestConflict(Exception):  # noqa: N818 - an internal signal, not a user
         super().__init__(f"request {index} conflicted")
 
 
-class CommitUnknownError(Exception):  # noqa: N818 - internal signal
+class CommitUnknownError(Exception):
     """COMMIT failed in a way that leaves its outcome unknown."""
 
 

@@ -26,7 +26,12 @@ from swarmlog.schema.errors import (
     InvalidEventError,
     UnknownEventTypeError,
 )
-from swarmlog.schema.registry import aggregate_type_known, info_for_class, lookup_type
+from swarmlog.schema.registry import (
+    EventTypeInfo,
+    aggregate_type_known,
+    info_for_class,
+    lookup_type,
+)
 from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
 
 if TYPE_CHECKING:
@@ -118,6 +123,20 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
         UnknownEventTypeError: ``event.type`` is not registered.
         InvalidEventError: Anything else is wrong with the event.
     """
+    info = _check_envelope(event)
+    encoded, value = _encode_payload(event, info)
+    metadata = _encode_metadata(event.metadata)
+    size = len(encoded) + (len(metadata) if metadata else 0)
+    if size > max_payload_bytes:
+        msg = (
+            f"{event.type} payload and metadata take {size} bytes, "
+            f"over the limit of {max_payload_bytes}"
+        )
+        raise InvalidEventError(msg)
+    return PreparedEvent(event, encoded, metadata, value)
+
+
+def _check_envelope(event: Event) -> EventTypeInfo:
     if not isinstance(event, Event):
         msg = f"expected a swarmlog Event, got {type(event).__name__}"
         raise InvalidEventError(msg)
@@ -129,10 +148,9 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
     info = lookup_type(event.type)
     if info is None:
         raise UnknownEventTypeError(event.type)
-    payload = event.payload
-    if type(payload) is not info.cls:
-        by_class = info_for_class(type(payload))
-        got = by_class.type if by_class is not None else type(payload).__name__
+    if type(event.payload) is not info.cls:
+        by_class = info_for_class(type(event.payload))
+        got = by_class.type if by_class is not None else type(event.payload).__name__
         msg = (
             f"event type {event.type!r} needs a {info.cls.__name__} payload, got {got}"
         )
@@ -157,13 +175,20 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
             f"{info.schema_version}, the event says {event.schema_version!r}"
         )
         raise InvalidEventError(msg)
+    return info
+
+
+def _encode_payload(event: Event, info: EventTypeInfo) -> tuple[bytes, Any]:
+    """Encode the payload and decode it back typed (``Struct.__init__`` does
+    not validate): the decoded value is what reads will return."""
+    payload = event.payload
     for name in info.datetime_fields:
         original = getattr(payload, name)
         if original is not None:
             check_utc(original, f"{event.type} {name}")
     encoded = encode_value(payload, f"{event.type} payload")
     try:
-        value = info.decoder.decode(encoded)  # Struct.__init__ does not validate
+        value = info.decoder.decode(encoded)
     except msgspec.ValidationError as e:
         msg = f"{event.type} payload is malformed: {e}"
         raise InvalidEventError(msg) from e
@@ -171,25 +196,22 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
         decoded = getattr(value, name)
         if isinstance(decoded, datetime):
             check_utc(decoded, f"{event.type} {name}")
-    metadata = event.metadata
+    return encoded, value
+
+
+def _encode_metadata(metadata: object) -> bytes | None:
     if not isinstance(metadata, dict):
         msg = f"metadata must be a dict, got {type(metadata).__name__}"
         raise InvalidEventError(msg)
-    metadata_bytes = encode_value(metadata, "metadata") if metadata else None
-    if metadata_bytes is not None:
-        try:
-            _metadata_decoder.decode(metadata_bytes)
-        except msgspec.ValidationError as e:
-            msg = f"metadata must be JSON-like with string keys: {e}"
-            raise InvalidEventError(msg) from e
-    size = len(encoded) + (len(metadata_bytes) if metadata_bytes else 0)
-    if size > max_payload_bytes:
-        msg = (
-            f"{event.type} payload and metadata take {size} bytes, "
-            f"over the limit of {max_payload_bytes}"
-        )
-        raise InvalidEventError(msg)
-    return PreparedEvent(event, encoded, metadata_bytes, value)
+    if not metadata:
+        return None
+    encoded = encode_value(metadata, "metadata")
+    try:
+        _metadata_decoder.decode(encoded)
+    except msgspec.ValidationError as e:
+        msg = f"metadata must be JSON-like with string keys: {e}"
+        raise InvalidEventError(msg) from e
+    return encoded
 
 
 def _upcast(row_type: str, stored_version: int, data: bytes, position: int) -> Any:

@@ -60,7 +60,7 @@ class _Payload(msgspec.Struct, frozen=True, kw_only=True):
 # -- agent -------------------------------------------------------------------
 
 
-class AgentSpawned(_Payload, tag="agent:spawned", kw_only=True):
+class AgentSpawned(_Payload, frozen=True, tag="agent:spawned", kw_only=True):
     """An agent was created."""
 
     agent_id: str
@@ -69,14 +69,14 @@ class AgentSpawned(_Payload, tag="agent:spawned", kw_only=True):
     capabilities: tuple[str, ...] = ()
 
 
-class AgentStarted(_Payload, tag="agent:started", kw_only=True, gc=False):
+class AgentStarted(_Payload, frozen=True, tag="agent:started", kw_only=True, gc=False):
     """An agent began working."""
 
     agent_id: str
     started_at: datetime
 
 
-class AgentStopped(_Payload, tag="agent:stopped", kw_only=True, gc=False):
+class AgentStopped(_Payload, frozen=True, tag="agent:stopped", kw_only=True, gc=False):
     """An agent finished."""
 
     agent_id: str
@@ -84,7 +84,7 @@ class AgentStopped(_Payload, tag="agent:stopped", kw_only=True, gc=False):
     stopped_at: datetime
 
 
-class AgentFailed(_Payload, tag="agent:failed", kw_only=True, gc=False):
+class AgentFailed(_Payload, frozen=True, tag="agent:failed", kw_only=True, gc=False):
     """An agent hit an error."""
 
     agent_id: str
@@ -93,7 +93,9 @@ class AgentFailed(_Payload, tag="agent:failed", kw_only=True, gc=False):
     failed_at: datetime
 
 
-class AgentStatusChanged(_Payload, tag="agent:status-changed", kw_only=True, gc=False):
+class AgentStatusChanged(
+    _Payload, frozen=True, tag="agent:status-changed", kw_only=True, gc=False
+):
     """An agent's status was set explicitly."""
 
     agent_id: str
@@ -101,7 +103,9 @@ class AgentStatusChanged(_Payload, tag="agent:status-changed", kw_only=True, gc=
     new_status: str
 
 
-class AgentTaskAssigned(_Payload, tag="agent:task-assigned", kw_only=True, gc=False):
+class AgentTaskAssigned(
+    _Payload, frozen=True, tag="agent:task-assigned", kw_only=True, gc=False
+):
     """A task was assigned to an agent."""
 
     agent_id: str
@@ -109,7 +113,9 @@ class AgentTaskAssigned(_Payload, tag="agent:task-assigned", kw_only=True, gc=Fa
     assigned_at: datetime
 
 
-class AgentTaskCompleted(_Payload, tag="agent:task-completed", kw_only=True):
+class AgentTaskCompleted(
+    _Payload, frozen=True, tag="agent:task-completed", kw_only=True
+):
     """An agent completed a task (``duration`` in milliseconds)."""
 
     agent_id: str
@@ -122,7 +128,7 @@ class AgentTaskCompleted(_Payload, tag="agent:task-completed", kw_only=True):
 # -- task --------------------------------------------------------------------
 
 
-class TaskCreated(_Payload, tag="task:created", kw_only=True):
+class TaskCreated(_Payload, frozen=True, tag="task:created", kw_only=True):
     """A task was created."""
 
     task_id: str
@@ -133,7 +139,7 @@ class TaskCreated(_Payload, tag="task:created", kw_only=True):
     dependencies: tuple[str, ...] = ()
 
 
-class TaskStarted(_Payload, tag="task:started", kw_only=True, gc=False):
+class TaskStarted(_Payload, frozen=True, tag="task:started", kw_only=True, gc=False):
     """A task's execution began on an agent."""
 
     task_id: str
@@ -141,7 +147,7 @@ class TaskStarted(_Payload, tag="task:started", kw_only=True, gc=False):
     started_at: datetime
 
 
-class TaskCompleted(_Payload, tag="task:completed", kw_only=True):
+class TaskCompleted(_Payload, frozen=True, tag="task:completed", kw_only=True):
     """A task finished successfully (``duration`` in milliseconds)."""
 
     task_id: str
@@ -150,7 +156,7 @@ class TaskCompleted(_Payload, tag="task:completed", kw_only=True):
     duration: int | None = None
 
 
-class TaskFailed(_Payload, tag="task:failed", kw_only=True, gc=False):
+class TaskFailed(_Payload, frozen=True, tag="task:failed", kw_only=True, gc=False):
     """A task failed (``retry_count`` retries so far)."""
 
     task_id: str
@@ -160,7 +166,7 @@ class TaskFailed(_Payload, tag="task:failed", kw_only=True, gc=False):
     retry_count: int = 0
 
 
-class TaskBlocked(_Payload, tag="task:blocked", kw_only=True):
+class TaskBlocked(_Payload, frozen=True, tag="task:blocked", kw_only=True):
     """A task is blocked by unfinished dependencies."""
 
     task_id: str
@@ -168,7 +174,7 @@ class TaskBlocked(_Payload, tag="task:blocked", kw_only=True):
     blocked_at: datetime
 
 
-class TaskQueued(_Payload, tag="task:queued", kw_only=True, gc=False):
+class TaskQueued(_Payload, frozen=True, tag="task:queued", kw_only=True, gc=False):
     """A task was put on the queue."""
 
     task_id: str
@@ -179,7 +185,7 @@ class TaskQueued(_Payload, tag="task:queued", kw_only=True, gc=False):
 # -- memory ------------------------------------------------------------------
 
 
-class MemoryStored(_Payload, tag="memory:stored", kw_only=True, gc=False):
+class MemoryStored(_Payload, frozen=True, tag="memory:stored", kw_only=True, gc=False):
     """A memory entry was saved (``size`` in bytes)."""
 
     memory_id: str
@@ -190,7 +196,9 @@ class MemoryStored(_Payload, tag="memory:stored", kw_only=True, gc=False):
     stored_at: datetime
 
 
-class MemoryRetrieved(_Payload, tag="memory:retrieved", kw_only=True, gc=False):
+class MemoryRetrieved(
+    _Payload, frozen=True, tag="memory:retrieved", kw_only=True, gc=False
+):
     """A memory entry was read (``access_count`` as the caller counted it)."""
 
     memory_id: str
@@ -200,7 +208,9 @@ class MemoryRetrieved(_Payload, tag="memory:retrieved", kw_only=True, gc=False):
     access_count: int
 
 
-class MemoryDeleted(_Payload, tag="memory:deleted", kw_only=True, gc=False):
+class MemoryDeleted(
+    _Payload, frozen=True, tag="memory:deleted", kw_only=True, gc=False
+):
     """A memory entry was removed."""
 
     memory_id: str
@@ -209,7 +219,9 @@ class MemoryDeleted(_Payload, tag="memory:deleted", kw_only=True, gc=False):
     deleted_at: datetime
 
 
-class MemoryExpired(_Payload, tag="memory:expired", kw_only=True, gc=False):
+class MemoryExpired(
+    _Payload, frozen=True, tag="memory:expired", kw_only=True, gc=False
+):
     """A memory entry expired (it was due at ``expires_at``)."""
 
     memory_id: str
@@ -222,7 +234,7 @@ class MemoryExpired(_Payload, tag="memory:expired", kw_only=True, gc=False):
 # -- swarm -------------------------------------------------------------------
 
 
-class SwarmInitialized(_Payload, tag="swarm:initialized", kw_only=True):
+class SwarmInitialized(_Payload, frozen=True, tag="swarm:initialized", kw_only=True):
     """The swarm started."""
 
     topology: str
@@ -231,7 +243,7 @@ class SwarmInitialized(_Payload, tag="swarm:initialized", kw_only=True):
     initialized_at: datetime
 
 
-class SwarmScaled(_Payload, tag="swarm:scaled", kw_only=True, gc=False):
+class SwarmScaled(_Payload, frozen=True, tag="swarm:scaled", kw_only=True, gc=False):
     """The swarm's agent count changed."""
 
     previous_agent_count: int
@@ -240,7 +252,7 @@ class SwarmScaled(_Payload, tag="swarm:scaled", kw_only=True, gc=False):
     scaled_at: datetime
 
 
-class SwarmTerminated(_Payload, tag="swarm:terminated", kw_only=True):
+class SwarmTerminated(_Payload, frozen=True, tag="swarm:terminated", kw_only=True):
     """The swarm shut down."""
 
     reason: str
@@ -248,7 +260,9 @@ class SwarmTerminated(_Payload, tag="swarm:terminated", kw_only=True):
     terminated_at: datetime
 
 
-class SwarmPhaseChanged(_Payload, tag="swarm:phase-changed", kw_only=True, gc=False):
+class SwarmPhaseChanged(
+    _Payload, frozen=True, tag="swarm:phase-changed", kw_only=True, gc=False
+):
     """The swarm moved to another execution phase."""
 
     previous_phase: str
@@ -257,7 +271,7 @@ class SwarmPhaseChanged(_Payload, tag="swarm:phase-changed", kw_only=True, gc=Fa
 
 
 class SwarmMilestoneReached(
-    _Payload, tag="swarm:milestone-reached", kw_only=True, gc=False
+    _Payload, frozen=True, tag="swarm:milestone-reached", kw_only=True, gc=False
 ):
     """The swarm reached a milestone."""
 
@@ -266,7 +280,7 @@ class SwarmMilestoneReached(
     reached_at: datetime
 
 
-class SwarmError(_Payload, tag="swarm:error", kw_only=True):
+class SwarmError(_Payload, frozen=True, tag="swarm:error", kw_only=True):
     """A swarm-level error happened."""
 
     error: str

@@ -14,8 +14,6 @@ from __future__ import annotations
 import traceback
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from swarmlog.schema.envelope import Event
 from swarmlog.schema.errors import InvalidEventError, UnknownEventTypeError
 from swarmlog.schema.events import (
@@ -50,6 +48,8 @@ if TYPE_CHECKING:
     import uuid
     from collections.abc import Iterable
     from datetime import datetime
+
+    import msgspec
 
 __all__ = [
     "DEFAULT_SWARM_ID",

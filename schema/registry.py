@@ -103,7 +103,7 @@ _aggregate_types: set[str] = set(BUILTIN_AGGREGATE_TYPES)
 def register_event_type(
     cls: type[msgspec.Struct],
     *,
-    type: str | None = None,  # noqa: A002 - mirrors the reference's naming
+    type: str | None = None,
     aggregate_type: str,
     schema_version: int = 1,
 ) -> type[msgspec.Struct]:

@@ -150,7 +150,8 @@ SELECT_SNAPSHOT: Final = (
     "FROM snapshots WHERE aggregate_id = ?"
 )
 UPSERT_CHECKPOINT: Final = """
-    INSERT INTO projection_checkpoints (name, position, state_version, state, updated_at)
+    INSERT INTO projection_checkpoints
+        (name, position, state_version, state, updated_at)
     VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
         position = excluded.position,

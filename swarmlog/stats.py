@@ -6,7 +6,7 @@ from datetime import datetime  # noqa: TC003 - msgspec reads annotations at runt
 
 import msgspec
 
-from swarmlog.actors.projection import ProjectionStatus
+from swarmlog.actors.projection import ProjectionStatus  # noqa: TC001 - msgspec reads it
 
 __all__ = ["EventStoreStats"]
 

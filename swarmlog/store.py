@@ -20,7 +20,6 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -60,6 +59,7 @@ from swarmlog.stats import EventStoreStats
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     import pykka
 
@@ -315,7 +315,7 @@ class EventStore:
         head = self._head.position
         waits = []
         for projection in list(self._projections.values()):
-            actor = projection._engine.actor  # noqa: SLF001
+            actor = projection._engine.actor
             if actor is None:
                 continue
             future: Future[None] = Future()
@@ -484,8 +484,7 @@ class EventStore:
         if in_engine_thread() and not self._in_flight.acquire(blocking=False):
             msg = "too many appends in flight to append from inside the engine"
             raise EngineThreadWaitError(msg)
-        else:
-            self._in_flight.acquire()
+        self._in_flight.acquire()
         release = self._in_flight.release
         if self._state != _OPEN:
             release()
@@ -566,7 +565,8 @@ class EventStore:
         """
         start = _count(from_position, "from_position")
         size = _count(page_size, "page_size", minimum=1)
-        assert start is not None and size is not None
+        assert start is not None
+        assert size is not None
         self._reader_checked()
         return self._replay(max(start - 1, 0), size)
 
@@ -631,7 +631,7 @@ class EventStore:
         )
         self._notify("snapshot:saved", (snapshot,))
 
-    def get_snapshot(self, aggregate_id: str, *, type: Any = None) -> Snapshot | None:  # noqa: A002
+    def get_snapshot(self, aggregate_id: str, *, type: Any = None) -> Snapshot | None:
         """The highest-version snapshot of an aggregate, or None.
 
         Args:
@@ -720,7 +720,7 @@ class EventStore:
         if notifier is not None and self._listeners.get(name):
             try:
                 notifier.tell(Notify(name, args))
-            except Exception:  # noqa: BLE001 - a stopped notifier: nobody listens
+            except Exception:
                 return
 
     # -- projections (called by Projection) ------------------------------------------
@@ -731,7 +731,7 @@ class EventStore:
     def _start_projection(self, projection: Projection) -> None:
         with self._lifecycle:
             self._require_open()
-            engine = projection._engine  # noqa: SLF001
+            engine = projection._engine
             if engine.actor is not None:
                 return
             existing = self._projections.get(projection.name)
@@ -752,7 +752,7 @@ class EventStore:
             self._projections[projection.name] = projection
 
     def _stop_actor(self, projection: Projection) -> None:
-        engine = projection._engine  # noqa: SLF001
+        engine = projection._engine
         actor = engine.actor
         if actor is None:
             return
@@ -768,7 +768,7 @@ class EventStore:
 
     def _reset_projection(self, projection: Projection) -> None:
         self._stop_projection(projection)
-        engine = projection._engine  # noqa: SLF001
+        engine = projection._engine
         if self._writer is not None and self._state == _OPEN:
             from swarmlog.actors.messages import DeleteCheckpoint
 

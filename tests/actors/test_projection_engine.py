@@ -297,11 +297,11 @@ def test_rebuild_swaps_in_a_fresh_model(store: EventStore) -> None:
     """rebuild() replays from 0 while queries go on, then swaps atomically."""
     journal = Journal(store).initialize()
     for i in range(2500):
-        store.append(_created(i)) if i % 500 else store.append_many(
-            [_created(i)]
-        )
+        store.append(_created(i)) if i % 500 else store.append_many([_created(i)])
     progress: list[tuple[int, int]] = []
-    journal.rebuild(timeout=30, on_progress=lambda done, total: progress.append((done, total)))
+    journal.rebuild(
+        timeout=30, on_progress=lambda done, total: progress.append((done, total))
+    )
     assert journal.positions() == list(range(1, 2501))
     assert progress[-1][0] == progress[-1][1] == 2500
     assert len(progress) >= 3  # paged
@@ -430,7 +430,7 @@ def test_queries_after_store_shutdown(tmp_path: Path) -> None:
 
 def test_snapshot_state_is_msgspec_encodable(store: EventStore) -> None:
     """A projection's snapshot is plain msgpack, decoded with state_type."""
-    journal = Journal(store).initialize()
+    Journal(store).initialize()
     store.append(_created(1))
     past = Journal.as_of(store, 1)
     blob = msgspec.msgpack.encode(past.snapshot_state())

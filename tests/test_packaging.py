@@ -1,0 +1,111 @@
+"""Packaging: the fixed top level installs as swarmlog.* and nothing else."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_PACKAGES = {
+    "swarmlog": ROOT / "swarmlog",
+    "swarmlog.actors": ROOT / "actors",
+    "swarmlog.schema": ROOT / "schema",
+}
+
+
+def _source_modules() -> set[str]:
+    """Every module under the three source folders, by installed name."""
+    names = set()
+    for package, folder in SOURCE_PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            if "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(folder).with_suffix("")
+            parts = [p for p in relative.parts if p != "__init__"]
+            names.add(".".join([package, *parts]))
+    return names
+
+
+def test_bare_top_level_modules_are_not_importable() -> None:
+    """Installing swarmlog never makes bare `actors` or `schema` importable."""
+    for bare in ("actors", "schema"):
+        code = (
+            "import importlib.util, sys; "
+            f"sys.exit(importlib.util.find_spec({bare!r}) is not None)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-P", "-c", code], cwd="/", check=False
+        )
+        assert result.returncode == 0, f"bare {bare!r} is importable"
+
+
+def test_every_source_module_imports_by_installed_name() -> None:
+    """Each module in actors/, schema/ and swarmlog/ imports as swarmlog.*."""
+    skip = {"swarmlog.cli"}  # needs the [cli] extra; tested in tests/cli
+    for name in sorted(_source_modules() - skip):
+        assert importlib.import_module(name) is not None
+
+
+@pytest.mark.slow
+def test_wheel_contains_every_module_and_imports_from_it(tmp_path: Path) -> None:
+    """A wheel built from the checkout holds every module and imports alone."""
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
+    if build.returncode != 0 and "No module named" in build.stderr:
+        pytest.skip(f"cannot build here: {build.stderr.strip()[-200:]}")
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("swarmlog-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "site")
+    modules = {
+        n[: -len(".py")].replace("/", ".").removesuffix(".__init__")
+        for n in names
+        if n.endswith(".py")
+    }
+    assert modules == _source_modules()
+    assert "swarmlog/py.typed" in names
+    assert not any(n.startswith(("actors/", "schema/")) for n in names)
+    imports = "; ".join(f"import {m}" for m in sorted(modules - {"swarmlog.cli"}))
+    check = (
+        f"{imports}; import swarmlog, importlib.util as u; "
+        "assert swarmlog.__file__.startswith(" + repr(str(tmp_path / "site")) + "); "
+        "assert u.find_spec('actors') is None and u.find_spec('schema') is None"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-P",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); {check}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
