@@ -481,10 +481,11 @@ class EventStore:
         else:
             _check_expected(expected)
         writer = self._require_writable()
-        if in_engine_thread() and not self._in_flight.acquire(blocking=False):
+        # A handler or listener must not block on back-pressure: the writer
+        # may be waiting for the very thread it runs on to drain.
+        if not self._in_flight.acquire(blocking=not in_engine_thread()):
             msg = "too many appends in flight to append from inside the engine"
             raise EngineThreadWaitError(msg)
-        self._in_flight.acquire()
         release = self._in_flight.release
         if self._state != _OPEN:
             release()

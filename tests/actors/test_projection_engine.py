@@ -435,3 +435,34 @@ def test_snapshot_state_is_msgspec_encodable(store: EventStore) -> None:
     past = Journal.as_of(store, 1)
     blob = msgspec.msgpack.encode(past.snapshot_state())
     assert msgspec.msgpack.decode(blob, type=Journal.state_type) == [1]
+
+
+def test_engine_threads_may_append(store: EventStore) -> None:
+    """A listener or a handler can append (a reaction) without deadlocking."""
+    reacted = threading.Event()
+
+    def react(event: Event) -> None:
+        if event.type == "task:created" and event.payload.task_id == "t1":
+            store.append(create_task_completed_event("t1", "auto"))
+            reacted.set()
+
+    store.on("event:appended", react)
+
+    class Echo(Projection):
+        name = "echo"
+
+        @handles(TaskCompleted)
+        def _on(self, event: Event) -> None:
+            if event.payload.result == "auto":
+                store.append(_created(99))
+
+    Echo(store).initialize()
+    journal = Journal(store).initialize()
+    store.append(_created(1))
+    assert reacted.wait(10)
+    journal.wait_for(3, timeout=10)
+    assert [e.type for e in store.replay()] == [
+        "task:created",
+        "task:completed",
+        "task:created",
+    ]
