@@ -44,7 +44,7 @@ class AppendRequest:
         self,
         prepared: tuple[PreparedEvent, ...],
         expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-        future: Future[list[Event]],
+        future: Future[list[Event[Any]]],
     ) -> None:
         self.prepared = prepared
         self.expected = expected
@@ -112,7 +112,7 @@ class DeliverPage:
 
     __slots__ = ("events",)
 
-    def __init__(self, events: tuple[Event, ...]) -> None:
+    def __init__(self, events: tuple[Event[Any], ...]) -> None:
         self.events = events
 
 

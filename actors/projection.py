@@ -14,7 +14,7 @@ and implement ``reset_state`` (and, for snapshots, ``snapshot_state`` and
             self._count = 0
 
         @handles(TaskCompleted)
-        def _on_completed(self, event: Event) -> None:
+        def _on_completed(self, event: Event[Any]) -> None:
             self._count += 1
 
         def snapshot_state(self) -> int:
@@ -44,7 +44,16 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Literal,
+    ParamSpec,
+    Self,
+    TypeAlias,
+    TypeVar,
+)
 
 import msgspec
 import pykka
@@ -84,6 +93,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
+Handler: TypeAlias = "Callable[[Any, Event[Any]], None]"
 FailurePolicy = Literal["retry-then-stop", "retry-then-skip", "skip"]
 Consistency = Literal["strong", "eventual"]
 _POLICIES = ("retry-then-stop", "retry-then-skip", "skip")
@@ -222,7 +232,7 @@ class _Engine:
         self.events_handled = 0
         self.snapshot_position = 0
         self.failure: ProjectionFailedError | None = None
-        self.dead_letters: tuple[tuple[DeadLetter, Event], ...] = ()
+        self.dead_letters: tuple[tuple[DeadLetter, Event[Any]], ...] = ()
 
     def check_usable(self) -> pykka.ActorRef[Any]:
         if self.failure is not None:
@@ -314,7 +324,9 @@ class Projection:
     name: ClassVar[str] = ""
     state_version: ClassVar[int] = 1
     state_type: ClassVar[Any] = Any
-    _handler_table: ClassVar[dict[str, tuple[Callable[[Any, Event], None], ...]]] = {}
+    _handler_table: ClassVar[
+        dict[str, tuple[Callable[[Any, Event[Any]], None], ...]]
+    ] = {}
     _engine: _Engine
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
@@ -327,7 +339,7 @@ class Projection:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table: dict[str, list[Callable[[Any, Event], None]]] = {}
+        table: dict[str, list[Callable[[Any, Event[Any]], None]]] = {}
         seen: set[str] = set()
         for klass in cls.__mro__:
             for attr, value in vars(klass).items():
@@ -536,7 +548,7 @@ class Projection:
         instance._engine.status = "stopped"
         return instance
 
-    def _apply_directly(self, event: Event) -> None:
+    def _apply_directly(self, event: Event[Any]) -> None:
         """Apply one event on the calling thread, errors propagating."""
         for handler in self._handler_table.get(event.type, ()):
             handler(self, event)

@@ -77,7 +77,7 @@ class _RebuildRun:
         self.future = future
         self.on_progress = on_progress
         self.position = 0
-        self.dead_letters: list[tuple[DeadLetter, Event]] = []
+        self.dead_letters: list[tuple[DeadLetter, Event[Any]]] = []
 
 
 def _error_text(error: BaseException) -> str:
@@ -211,7 +211,7 @@ class ProjectionActor(pykka.ThreadingActor):
         self._snapshot_if_due()
         self._answer_waiters()
 
-    def _deliver(self, events: tuple[Event, ...]) -> None:
+    def _deliver(self, events: tuple[Event[Any], ...]) -> None:
         engine = self._engine
         if engine.status != "live" or events[-1].position <= engine.position:
             return
@@ -229,7 +229,7 @@ class ProjectionActor(pykka.ThreadingActor):
             self._snapshot_if_due()
         self._answer_waiters()
 
-    def _apply_page(self, page: Sequence[Event]) -> bool:
+    def _apply_page(self, page: Sequence[Event[Any]]) -> bool:
         """Apply contiguous events; False if the projection stopped."""
         table = self._table
         projection = self._projection
@@ -250,8 +250,8 @@ class ProjectionActor(pykka.ThreadingActor):
 
     def _apply_failure_policy(
         self,
-        event: Event,
-        handlers: tuple[Callable[[Any, Event], None], ...],
+        event: Event[Any],
+        handlers: tuple[Callable[[Any, Event[Any]], None], ...],
         error: BaseException,
     ) -> bool:
         """Apply the failure policy; True to go on, False if stopped."""
@@ -426,7 +426,7 @@ class ProjectionActor(pykka.ThreadingActor):
             return
         self._swap(run)
 
-    def _apply_to_fresh(self, run: _RebuildRun, event: Event) -> None:
+    def _apply_to_fresh(self, run: _RebuildRun, event: Event[Any]) -> None:
         handlers = self._table.get(event.type)
         if handlers is None:
             return

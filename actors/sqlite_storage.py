@@ -260,9 +260,9 @@ class SQLiteWriteStorage:
         row = self._conn.execute(sql.SELECT_AGGREGATE, (aggregate_id,)).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def find_events(self, ids: Sequence[bytes]) -> list[Event]:
+    def find_events(self, ids: Sequence[bytes]) -> list[Event[Any]]:
         """The stored events among ``ids``."""
-        found: list[Event] = []
+        found: list[Event[Any]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" * len(chunk))
@@ -442,12 +442,14 @@ class SQLiteReadStorage:
         """The highest committed position."""
         return int(self._rows(sql.SELECT_HEAD, ())[0][0])
 
-    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event]:
+    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event[Any]]:
         """One aggregate's events from ``from_version`` on."""
         rows = self._rows(sql.SELECT_STREAM, (aggregate_id, from_version))
         return [decode_row(r) for r in rows]
 
-    def read_page(self, after: int, limit: int, upto: int | None = None) -> list[Event]:
+    def read_page(
+        self, after: int, limit: int, upto: int | None = None
+    ) -> list[Event[Any]]:
         """Up to ``limit`` events after ``after`` (and up to ``upto``)."""
         if upto is None:
             rows = self._rows(sql.SELECT_PAGE, (after, limit))
@@ -459,7 +461,7 @@ class SQLiteReadStorage:
         """Undecoded rows after ``after``."""
         return [tuple(r) for r in self._rows(sql.SELECT_PAGE, (after, limit))]
 
-    def query(self, spec: EventQuery) -> list[Event]:
+    def query(self, spec: EventQuery) -> list[Event[Any]]:
         """Events matching ``spec`` (filters ANDed), in commit order."""
         clauses: list[str] = []
         params: list[Any] = []

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 EventRow = tuple[Any, ...]
-"""One event row, columns in ``EVENT_COLUMNS`` order."""
+"""One event row: ``INSERT_COLUMNS`` order when written, ``EVENT_COLUMNS``
+order when read."""
 
 
 class RequestConflict(Exception):  # noqa: N818 - an internal signal, not a user error
@@ -108,7 +109,7 @@ class WriteStorage(Protocol):
         """``(aggregate_type, version)`` of a stored aggregate, or None."""
         ...
 
-    def find_events(self, ids: Sequence[bytes]) -> list[Event]:
+    def find_events(self, ids: Sequence[bytes]) -> list[Event[Any]]:
         """The stored events with these ids (any order; missing ids skipped)."""
         ...
 
@@ -156,11 +157,13 @@ class ReadStorage(Protocol):
         """The highest committed position (0 when empty)."""
         ...
 
-    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event]:
+    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event[Any]]:
         """One aggregate's events with ``version >= from_version``."""
         ...
 
-    def read_page(self, after: int, limit: int, upto: int | None = None) -> list[Event]:
+    def read_page(
+        self, after: int, limit: int, upto: int | None = None
+    ) -> list[Event[Any]]:
         """Up to ``limit`` events with ``after < position <= upto``, in order."""
         ...
 
@@ -168,7 +171,7 @@ class ReadStorage(Protocol):
         """Like :meth:`read_page` but undecoded rows (for tools and tests)."""
         ...
 
-    def query(self, spec: EventQuery) -> list[Event]:
+    def query(self, spec: EventQuery) -> list[Event[Any]]:
         """Events matching ``spec``, in commit order."""
         ...
 

@@ -75,7 +75,7 @@ class _Planned:
         self,
         request: AppendRequest,
         rows: list[EventRow],
-        events: list[Event],
+        events: list[Event[Any]],
         versions: dict[str, tuple[str, int]],
     ) -> None:
         self.request = request
@@ -94,7 +94,7 @@ def _expected_ok(expected: ExpectedVersion, current: int) -> bool:
     return current == expected
 
 
-def _same_content(stored: Event, prepared: PreparedEvent) -> bool:
+def _same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
     event = prepared.event
     return (
         stored.type == event.type
@@ -316,7 +316,7 @@ class WriterActor(pykka.ThreadingActor):
         per_aggregate = isinstance(expected, Mapping)
         versions: dict[str, tuple[str, int]] = {}
         rows: list[EventRow] = []
-        events: list[Event] = []
+        events: list[Event[Any]] = []
         for prepared in request.prepared:
             event = prepared.event
             aggregate_id = event.aggregate_id
@@ -336,23 +336,7 @@ class WriterActor(pykka.ThreadingActor):
             version = (0 if state is None else state[1]) + 1
             position += 1
             versions[aggregate_id] = (event.aggregate_type, version)
-            rows.append(
-                (
-                    position,
-                    prepared.id_bytes,
-                    event.type,
-                    aggregate_id,
-                    event.aggregate_type,
-                    version,
-                    prepared.timestamp,
-                    event.schema_version,
-                    event.source,
-                    prepared.payload,
-                    prepared.metadata,
-                    event.causation_id,
-                    event.correlation_id,
-                )
-            )
+            rows.append(prepared.row(version, position))
             events.append(
                 msgspec.structs.replace(
                     event, payload=prepared.value, version=version, position=position
@@ -394,7 +378,7 @@ class WriterActor(pykka.ThreadingActor):
 
     # -- failures -----------------------------------------------------------
 
-    def _stored_copies(self, request: AppendRequest) -> list[Event] | None:
+    def _stored_copies(self, request: AppendRequest) -> list[Event[Any]] | None:
         """The stored events of a retried request, or None if not a retry.
 
         Raises:
@@ -441,7 +425,7 @@ class WriterActor(pykka.ThreadingActor):
         self._fail(request, StorageError("aggregate version clash; please retry"))
 
     def _succeed_without_write(
-        self, request: AppendRequest, stored: list[Event]
+        self, request: AppendRequest, stored: list[Event[Any]]
     ) -> None:
         self._metrics.appends += 1
         request.future.set_result(stored)

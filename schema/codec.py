@@ -32,7 +32,8 @@ from swarmlog.schema.registry import (
     info_for_class,
     lookup_type,
 )
-from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
+from swarmlog.schema.registry import _by_type as _registered
+from swarmlog.schema.timeutil import check_utc, to_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "EVENT_COLUMNS",
+    "INSERT_COLUMNS",
     "PreparedEvent",
     "decode_row",
     "decode_value",
@@ -50,13 +52,28 @@ __all__ = [
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1 << 20
 """Largest encoded payload (plus metadata) accepted, in bytes (1 MiB)."""
 
-EVENT_COLUMNS: Final = (
+EVENT_COLUMNS: Final = "position, type, schema_version, data"
+"""The columns every event SELECT reads, in :func:`decode_row`'s order."""
+
+INSERT_COLUMNS: Final = (
     "position, id, type, aggregate_id, aggregate_type, version, timestamp, "
-    "schema_version, source, payload, metadata, causation_id, correlation_id"
+    "schema_version, data"
 )
-"""The column order every event SELECT uses, matching :func:`decode_row`."""
+"""The columns of a stored row, in :meth:`PreparedEvent.row`'s order. The
+envelope lives whole in ``data``; the other columns exist to be indexed and
+filtered on."""
 
 _encoder = msgspec.msgpack.Encoder()
+_envelope_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
+_any_event_decoder = msgspec.msgpack.Decoder(Event[Any])
+_raw_event_decoder = msgspec.msgpack.Decoder(Event[msgspec.Raw])
+
+# An envelope encodes as a 13-entry map whose first entries are position and
+# version (Event's first fields), 0 until stored. The writer swaps this head
+# for one holding the real numbers (fixed-width uint64s): no re-encoding.
+_UNSTORED_HEAD: Final = b"\x8d\xa8position\x00\xa7version\x00"
+_HEAD_POSITION: Final = b"\x8d\xa8position\xcf"
+_HEAD_VERSION: Final = b"\xa7version\xcf"
 _plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 _metadata_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 
@@ -64,22 +81,48 @@ _metadata_decoder = msgspec.msgpack.Decoder(dict[str, Any])
 class PreparedEvent:
     """An event validated and encoded on the caller's thread.
 
-    The writer turns it into a row by adding ``version`` and ``position``.
+    The writer turns it into a row with :meth:`row`, adding only ``version``
+    and ``position``.
+
+    Attributes:
+        event: The event as given.
+        value: The payload as it will read back (lists in tuple fields
+            become tuples): the stored event carries this one.
+        data: The encoded envelope, with position and version still 0.
     """
 
-    __slots__ = ("event", "id_bytes", "metadata", "payload", "timestamp", "value")
+    __slots__ = ("data", "event", "id_bytes", "timestamp", "value")
 
-    def __init__(
-        self, event: Event, payload: bytes, metadata: bytes | None, value: Any
-    ) -> None:
+    def __init__(self, event: Event[Any], value: Any, data: bytes) -> None:
         self.event = event
-        self.id_bytes = event.id.bytes
-        self.payload = payload
-        self.metadata = metadata
-        self.timestamp = to_micros(event.timestamp)
         self.value = value
-        """The payload as it will read back (e.g. lists in tuple fields
-        become tuples): the stored event carries this one."""
+        self.data = data
+        self.id_bytes = event.id.bytes
+        self.timestamp = to_micros(event.timestamp)
+
+    def row(self, version: int, position: int) -> tuple[Any, ...]:
+        """The stored row (:data:`INSERT_COLUMNS` order) at these numbers."""
+        event = self.event
+        data = b"".join(
+            (
+                _HEAD_POSITION,
+                position.to_bytes(8, "big"),
+                _HEAD_VERSION,
+                version.to_bytes(8, "big"),
+                self.data[len(_UNSTORED_HEAD) :],
+            )
+        )
+        return (
+            position,
+            self.id_bytes,
+            event.type,
+            event.aggregate_id,
+            event.aggregate_type,
+            version,
+            self.timestamp,
+            event.schema_version,
+            data,
+        )
 
 
 def encode_value(value: Any, what: str) -> bytes:
@@ -114,7 +157,7 @@ def _check_str(value: object, what: str, *, optional: bool = False) -> None:
         raise InvalidEventError(msg)
 
 
-def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
+def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     """Validate ``event`` completely and encode it for storage.
 
     Runs on the appending thread, before any transaction.
@@ -133,11 +176,18 @@ def prepare_event(event: Event, max_payload_bytes: int) -> PreparedEvent:
             f"over the limit of {max_payload_bytes}"
         )
         raise InvalidEventError(msg)
-    return PreparedEvent(event, encoded, metadata, value)
+    unstored = msgspec.structs.replace(
+        event, payload=msgspec.Raw(encoded), position=0, version=0
+    )
+    data = _envelope_encoder.encode(unstored)
+    if not data.startswith(_UNSTORED_HEAD):  # pragma: no cover - layout guard
+        msg = "the event envelope did not encode in the stored layout"
+        raise InvalidEventError(msg)
+    return PreparedEvent(event, value, data)
 
 
-def _check_envelope(event: Event) -> EventTypeInfo:
-    if not isinstance(event, Event):
+def _check_envelope(event: Event[Any]) -> EventTypeInfo:
+    if type(event) is not Event:  # a subclass would encode another layout
         msg = f"expected a swarmlog Event, got {type(event).__name__}"
         raise InvalidEventError(msg)
     if not isinstance(event.id, uuid.UUID):
@@ -169,7 +219,9 @@ def _check_envelope(event: Event) -> EventTypeInfo:
     _check_str(event.source, "source")
     _check_str(event.causation_id, "causation_id", optional=True)
     _check_str(event.correlation_id, "correlation_id", optional=True)
-    if event.schema_version != info.schema_version:
+    if type(event.schema_version) is not int or (
+        event.schema_version != info.schema_version
+    ):
         msg = (
             f"event type {event.type!r} is at schema version "
             f"{info.schema_version}, the event says {event.schema_version!r}"
@@ -178,7 +230,7 @@ def _check_envelope(event: Event) -> EventTypeInfo:
     return info
 
 
-def _encode_payload(event: Event, info: EventTypeInfo) -> tuple[bytes, Any]:
+def _encode_payload(event: Event[Any], info: EventTypeInfo) -> tuple[bytes, Any]:
     """Encode the payload and decode it back typed (``Struct.__init__`` does
     not validate): the decoded value is what reads will return."""
     payload = event.payload
@@ -214,10 +266,15 @@ def _encode_metadata(metadata: object) -> bytes | None:
     return encoded
 
 
-def _upcast(row_type: str, stored_version: int, data: bytes, position: int) -> Any:
+def _upcast(
+    row_type: str, stored_version: int, data: bytes | msgspec.Raw, position: int
+) -> Any:
     info = lookup_type(row_type)
     assert info is not None
     value = _plain_decoder.decode(data)
+    config = info.cls.__struct_config__
+    if config.tag is not None and isinstance(value, dict):
+        value.pop(config.tag_field, None)  # upcasters see the fields only
     version = stored_version
     while version < info.schema_version:
         upcaster = info.upcasters.get(version)
@@ -231,65 +288,52 @@ def _upcast(row_type: str, stored_version: int, data: bytes, position: int) -> A
     return msgspec.convert(value, info.cls)
 
 
-def decode_payload(
-    row_type: str, schema_version: int, data: bytes, position: int
-) -> tuple[Any, int]:
-    """Decode a stored payload into its registered class (upcast if older).
+def decode_row(row: Sequence[Any]) -> Event[Any]:
+    """Turn one row (:data:`EVENT_COLUMNS`) into an Event.
 
-    Unregistered types come back as plain data. Returns the payload and the
-    schema version it now has.
-
-    Raises:
-        EventDecodeError: The bytes do not decode, or no upcaster applies.
-    """
-    info = lookup_type(row_type)
-    try:
-        if info is None:
-            return _plain_decoder.decode(data), schema_version
-        if schema_version == info.schema_version:
-            return info.decoder.decode(data), schema_version
-        if schema_version > info.schema_version:
-            reason = (
-                f"{row_type!r} was written at schema version {schema_version}, "
-                f"newer than this code's {info.schema_version}"
-            )
-            raise EventDecodeError(position, reason)
-        return _upcast(row_type, schema_version, data, position), info.schema_version
-    except EventDecodeError:
-        raise
-    except Exception as e:  # msgspec errors, or a failing upcaster
-        raise EventDecodeError(position, f"{type(e).__name__}: {e}") from e
-
-
-def decode_row(row: Sequence[Any]) -> Event:
-    """Turn one row (columns in :data:`EVENT_COLUMNS` order) into an Event.
+    This is the read hot path (every get_events, query, replay and
+    projection catch-up): the whole envelope, payload included, is decoded
+    by one typed msgspec decoder in C.
 
     Raises:
         EventDecodeError: The row is damaged; the error names its position.
     """
-    position = row[0]
+    position, event_type, schema_version, data = row
+    info = _registered.get(event_type)
     try:
-        payload, schema_version = decode_payload(row[2], row[7], row[9], position)
-        metadata = _metadata_decoder.decode(row[10]) if row[10] is not None else {}
-        return Event(
-            id=uuid.UUID(bytes=row[1]),
-            type=row[2],
-            aggregate_id=row[3],
-            aggregate_type=row[4],
-            version=row[5],
-            timestamp=from_micros(row[6]),
-            schema_version=schema_version,
-            source=row[8],
-            payload=payload,
-            metadata=metadata,
-            causation_id=row[11],
-            correlation_id=row[12],
-            position=position,
-        )
+        if info is not None and info.schema_version == schema_version:
+            event: Event[Any] = info.event_decoder.decode(data)
+        else:
+            event = _decode_other(event_type, schema_version, data, position)
     except EventDecodeError:
         raise
-    except Exception as e:  # damaged columns: wrong types, bad uuid bytes
+    except Exception as e:  # damaged bytes, a failing upcaster
         raise EventDecodeError(position, f"{type(e).__name__}: {e}") from e
+    if event.position != position:
+        reason = f"the envelope says position {event.position}"
+        raise EventDecodeError(position, reason)
+    return event
+
+
+def _decode_other(
+    event_type: str, schema_version: int, data: bytes, position: int
+) -> Event[Any]:
+    """An unregistered type (payload as plain data) or an older schema
+    version (upcast to the current shape)."""
+    info = lookup_type(event_type)
+    if info is None:
+        return _any_event_decoder.decode(data)
+    if schema_version > info.schema_version:
+        reason = (
+            f"{event_type!r} was written at schema version {schema_version}, "
+            f"newer than this code's {info.schema_version}"
+        )
+        raise EventDecodeError(position, reason)
+    raw = _raw_event_decoder.decode(data)
+    payload = _upcast(event_type, schema_version, raw.payload, position)
+    return msgspec.structs.replace(
+        raw, payload=payload, schema_version=info.schema_version
+    )
 
 
 def datetime_or_none(value: object, what: str) -> datetime | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import uuid  # noqa: TC003 - msgspec resolves field annotations at runtime
 from datetime import datetime  # noqa: TC003 - ditto
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
+
+P = TypeVar("P")
 
 __all__ = [
     "ANY",
@@ -20,15 +22,18 @@ __all__ = [
 ]
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     """One stored fact about a swarm: a payload in its envelope.
 
     Build events with :func:`swarmlog.create_event` or one of the 23
     ``create_*_event`` factories; :meth:`swarmlog.EventStore.append` returns
     the stored copy with ``version`` and ``position`` set. Events are frozen:
-    the store never mutates the object you pass in.
+    the store never mutates the object you pass in. ``Event[TaskCompleted]``
+    types an event by its payload.
 
     Attributes:
+        position: Global commit order, 1-based and gap-free; 0 until stored.
+        version: Per-aggregate version, 1-based; 0 until stored.
         id: Unique id, time-ordered (UUIDv7 layout). Appending the same id
             twice with the same content is an idempotent retry.
         type: The event type string, e.g. ``"task:completed"``.
@@ -38,8 +43,6 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         payload: The payload Struct (or plain data when the type is not
             registered in this process).
         timestamp: When the event was made (timezone-aware UTC).
-        version: Per-aggregate version, 1-based; 0 until stored.
-        position: Global commit order, 1-based and gap-free; 0 until stored.
         source: Who emitted the event.
         metadata: JSON-like extra data.
         causation_id: Id of the event or command that caused this one.
@@ -47,14 +50,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
         schema_version: Version of the payload's shape when it was written.
     """
 
+    # position and version come first: the writer stamps them into the
+    # encoded envelope by rewriting its fixed-size head (see codec.py).
+    position: int = 0
+    version: int = 0
     id: uuid.UUID
     type: str
     aggregate_id: str
     aggregate_type: str
-    payload: Any
+    payload: P
     timestamp: datetime
-    version: int = 0
-    position: int = 0
     source: str = "swarm"
     metadata: dict[str, Any] = {}
     causation_id: str | None = None

@@ -93,7 +93,7 @@ def create_event(
     source: str = "swarm",
     timestamp: datetime | None = None,
     event_id: uuid.UUID | None = None,
-) -> Event:
+) -> Event[Any]:
     """Wrap a registered payload in a new, not yet stored :class:`Event`.
 
     Safe from any thread. ``version`` and ``position`` stay 0 until
@@ -161,7 +161,7 @@ def create_agent_spawned_event(
     domain: str,
     capabilities: Iterable[str] = (),
     **envelope: Any,
-) -> Event:
+) -> Event[Any]:
     """``agent:spawned``: an agent was created."""
     payload = AgentSpawned(
         agent_id=agent_id, role=role, domain=domain, capabilities=tuple(capabilities)
@@ -169,14 +169,16 @@ def create_agent_spawned_event(
     return create_event(payload, agent_id, **envelope)
 
 
-def create_agent_started_event(agent_id: str, **envelope: Any) -> Event:
+def create_agent_started_event(agent_id: str, **envelope: Any) -> Event[Any]:
     """``agent:started``: an agent began working."""
     at = _now(envelope.pop("timestamp", None))
     payload = AgentStarted(agent_id=agent_id, started_at=at)
     return create_event(payload, agent_id, timestamp=at, **envelope)
 
 
-def create_agent_stopped_event(agent_id: str, reason: str, **envelope: Any) -> Event:
+def create_agent_stopped_event(
+    agent_id: str, reason: str, **envelope: Any
+) -> Event[Any]:
     """``agent:stopped``: an agent finished."""
     at = _now(envelope.pop("timestamp", None))
     payload = AgentStopped(agent_id=agent_id, reason=reason, stopped_at=at)
@@ -185,7 +187,7 @@ def create_agent_stopped_event(agent_id: str, reason: str, **envelope: Any) -> E
 
 def create_agent_failed_event(
     agent_id: str, error: BaseException | str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``agent:failed``: an agent hit ``error`` (an exception keeps its
     message and traceback text)."""
     at = _now(envelope.pop("timestamp", None))
@@ -196,7 +198,7 @@ def create_agent_failed_event(
 
 def create_agent_status_changed_event(
     agent_id: str, previous_status: str, new_status: str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``agent:status-changed``: an agent's status was set explicitly."""
     payload = AgentStatusChanged(
         agent_id=agent_id, previous_status=previous_status, new_status=new_status
@@ -206,7 +208,7 @@ def create_agent_status_changed_event(
 
 def create_agent_task_assigned_event(
     agent_id: str, task_id: str, assigned_at: datetime | None = None, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``agent:task-assigned``: ``task_id`` was assigned to the agent."""
     at = _now(envelope.pop("timestamp", None))
     when = at if assigned_at is None else assigned_at
@@ -221,7 +223,7 @@ def create_agent_task_completed_event(
     completed_at: datetime,
     duration: int,
     **envelope: Any,
-) -> Event:
+) -> Event[Any]:
     """``agent:task-completed``: the agent finished ``task_id`` in
     ``duration`` milliseconds."""
     payload = AgentTaskCompleted(
@@ -245,7 +247,7 @@ def create_task_created_event(
     priority: str,
     dependencies: Iterable[str] = (),
     **envelope: Any,
-) -> Event:
+) -> Event[Any]:
     """``task:created``: a new task."""
     payload = TaskCreated(
         task_id=task_id,
@@ -258,7 +260,9 @@ def create_task_created_event(
     return create_event(payload, task_id, **envelope)
 
 
-def create_task_started_event(task_id: str, agent_id: str, **envelope: Any) -> Event:
+def create_task_started_event(
+    task_id: str, agent_id: str, **envelope: Any
+) -> Event[Any]:
     """``task:started``: ``agent_id`` began the task."""
     at = _now(envelope.pop("timestamp", None))
     payload = TaskStarted(task_id=task_id, agent_id=agent_id, started_at=at)
@@ -267,7 +271,7 @@ def create_task_started_event(task_id: str, agent_id: str, **envelope: Any) -> E
 
 def create_task_completed_event(
     task_id: str, result: Any, duration: int | None = None, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``task:completed``: the task succeeded (``duration`` in ms, optional)."""
     at = _now(envelope.pop("timestamp", None))
     payload = TaskCompleted(
@@ -278,7 +282,7 @@ def create_task_completed_event(
 
 def create_task_failed_event(
     task_id: str, error: BaseException | str, retry_count: int = 0, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``task:failed``: the task failed with ``error`` after ``retry_count``
     retries."""
     at = _now(envelope.pop("timestamp", None))
@@ -295,14 +299,16 @@ def create_task_failed_event(
 
 def create_task_blocked_event(
     task_id: str, blocked_by: Iterable[str], **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``task:blocked``: the task waits on ``blocked_by``."""
     at = _now(envelope.pop("timestamp", None))
     payload = TaskBlocked(task_id=task_id, blocked_by=tuple(blocked_by), blocked_at=at)
     return create_event(payload, task_id, timestamp=at, **envelope)
 
 
-def create_task_queued_event(task_id: str, priority: str, **envelope: Any) -> Event:
+def create_task_queued_event(
+    task_id: str, priority: str, **envelope: Any
+) -> Event[Any]:
     """``task:queued``: the task was queued."""
     at = _now(envelope.pop("timestamp", None))
     payload = TaskQueued(task_id=task_id, priority=priority, queued_at=at)
@@ -319,7 +325,7 @@ def create_memory_stored_event(
     memory_type: str,
     size: int,
     **envelope: Any,
-) -> Event:
+) -> Event[Any]:
     """``memory:stored``: an entry of ``size`` bytes was saved."""
     at = _now(envelope.pop("timestamp", None))
     payload = MemoryStored(
@@ -335,7 +341,7 @@ def create_memory_stored_event(
 
 def create_memory_retrieved_event(
     memory_id: str, namespace: str, key: str, access_count: int, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``memory:retrieved``: the entry was read."""
     at = _now(envelope.pop("timestamp", None))
     payload = MemoryRetrieved(
@@ -350,7 +356,7 @@ def create_memory_retrieved_event(
 
 def create_memory_deleted_event(
     memory_id: str, namespace: str, key: str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``memory:deleted``: the entry was removed."""
     at = _now(envelope.pop("timestamp", None))
     payload = MemoryDeleted(
@@ -361,7 +367,7 @@ def create_memory_deleted_event(
 
 def create_memory_expired_event(
     memory_id: str, namespace: str, key: str, expires_at: datetime, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``memory:expired``: the entry, due at ``expires_at``, expired."""
     at = _now(envelope.pop("timestamp", None))
     payload = MemoryExpired(
@@ -377,14 +383,14 @@ def create_memory_expired_event(
 # -- swarm -------------------------------------------------------------------
 
 
-def _swarm_event(payload: msgspec.Struct, envelope: dict[str, Any]) -> Event:
+def _swarm_event(payload: msgspec.Struct, envelope: dict[str, Any]) -> Event[Any]:
     swarm_id = envelope.pop("swarm_id", DEFAULT_SWARM_ID)
     return create_event(payload, swarm_id, **envelope)
 
 
 def create_swarm_initialized_event(
     topology: str, max_agents: int, config: Any, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``swarm:initialized``: the swarm started."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmInitialized(
@@ -395,7 +401,7 @@ def create_swarm_initialized_event(
 
 def create_swarm_scaled_event(
     previous_agent_count: int, new_agent_count: int, reason: str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``swarm:scaled``: the agent count changed."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmScaled(
@@ -407,7 +413,9 @@ def create_swarm_scaled_event(
     return _swarm_event(payload, {"timestamp": at, **envelope})
 
 
-def create_swarm_terminated_event(reason: str, metrics: Any, **envelope: Any) -> Event:
+def create_swarm_terminated_event(
+    reason: str, metrics: Any, **envelope: Any
+) -> Event[Any]:
     """``swarm:terminated``: the swarm shut down."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmTerminated(reason=reason, metrics=metrics, terminated_at=at)
@@ -416,7 +424,7 @@ def create_swarm_terminated_event(reason: str, metrics: Any, **envelope: Any) ->
 
 def create_swarm_phase_changed_event(
     previous_phase: str, new_phase: str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``swarm:phase-changed``: the swarm entered ``new_phase``."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmPhaseChanged(
@@ -427,7 +435,7 @@ def create_swarm_phase_changed_event(
 
 def create_swarm_milestone_reached_event(
     milestone_id: str, name: str, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``swarm:milestone-reached``: a milestone was reached."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmMilestoneReached(milestone_id=milestone_id, name=name, reached_at=at)
@@ -436,7 +444,7 @@ def create_swarm_milestone_reached_event(
 
 def create_swarm_error_event(
     error: BaseException | str, context: Any, **envelope: Any
-) -> Event:
+) -> Event[Any]:
     """``swarm:error``: a swarm-level error (an exception keeps its
     traceback text)."""
     at = _now(envelope.pop("timestamp", None))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from swarmlog.schema.envelope import Event
 from swarmlog.schema.errors import InvalidEventError, UnknownEventTypeError
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class EventTypeInfo:
         aggregate_type: The aggregate type its events belong to.
         schema_version: The current version of the payload's shape.
         decoder: A typed msgpack decoder for ``cls``, built once.
+        event_decoder: A typed decoder of a whole stored ``Event[cls]``.
         datetime_fields: Names of fields that hold datetimes (checked UTC).
         upcasters: ``{from_version: function}`` turning an older stored
             payload (plain data) into the next version's shape.
@@ -53,6 +55,7 @@ class EventTypeInfo:
         "cls",
         "datetime_fields",
         "decoder",
+        "event_decoder",
         "schema_version",
         "type",
         "upcasters",
@@ -71,6 +74,9 @@ class EventTypeInfo:
         self.schema_version = schema_version
         try:
             self.decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(cls)
+            self.event_decoder: msgspec.msgpack.Decoder[Event[Any]] = (
+                msgspec.msgpack.Decoder(Event[cls])  # type: ignore[valid-type]
+            )
         except TypeError as e:
             msg = f"{cls.__name__} has a field type msgspec cannot decode: {e}"
             raise InvalidEventError(msg) from e

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from swarmlog.schema.codec import EVENT_COLUMNS
+from swarmlog.schema.codec import EVENT_COLUMNS, INSERT_COLUMNS
 
 __all__ = [
     "APPLICATION_ID",
@@ -21,9 +21,11 @@ __all__ = [
 APPLICATION_ID: Final = 0x53574C47  # "SWLG" in PRAGMA application_id
 FORMAT_VERSION: Final = 1  # PRAGMA user_version of a current store file
 
-# The reference design also indexes `version` alone; every real query filters
-# by aggregate first, which the UNIQUE (aggregate_id, version) index serves,
-# so that index would only slow appends down.
+# `data` holds the whole envelope (msgpack, payload included) so that one
+# typed msgspec decode rebuilds an Event; the other columns are what queries
+# filter and index on. The reference design also indexes `version` alone;
+# every real query filters by aggregate first, which the UNIQUE (aggregate_id,
+# version) index serves, so that index would only slow appends down.
 SCHEMA: Final = (
     """
     CREATE TABLE IF NOT EXISTS events (
@@ -35,11 +37,7 @@ SCHEMA: Final = (
         version INTEGER NOT NULL,
         timestamp INTEGER NOT NULL,
         schema_version INTEGER NOT NULL,
-        source TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        metadata BLOB,
-        causation_id TEXT,
-        correlation_id TEXT,
+        data BLOB NOT NULL,
         UNIQUE (aggregate_id, version)
     )
     """,
@@ -102,9 +100,9 @@ READER_PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
-_ROW_MARKS: Final = f"({', '.join('?' * 13)})"
-INSERT_EVENT: Final = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {_ROW_MARKS}"
-MAX_ROWS_PER_INSERT: Final = 2000  # 13 columns each: under SQLite's 32766 variables
+_ROW_MARKS: Final = f"({', '.join('?' * 9)})"
+INSERT_EVENT: Final = f"INSERT INTO events ({INSERT_COLUMNS}) VALUES {_ROW_MARKS}"
+MAX_ROWS_PER_INSERT: Final = 3000  # 9 columns each: under SQLite's 32766 variables
 
 
 def insert_events(rows: int) -> str:
@@ -115,7 +113,7 @@ def insert_events(rows: int) -> str:
     transaction instead of once per row.
     """
     values = ", ".join([_ROW_MARKS] * rows)
-    return f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {values}"
+    return f"INSERT INTO events ({INSERT_COLUMNS}) VALUES {values}"
 
 
 SELECT_EVENTS: Final = f"SELECT {EVENT_COLUMNS} FROM events"

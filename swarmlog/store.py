@@ -44,6 +44,7 @@ from swarmlog.futures import AppendFuture
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
 from swarmlog.schema.errors import (
+    DuplicateEventError,
     EngineThreadWaitError,
     InvalidEventError,
     InvalidQueryError,
@@ -371,7 +372,9 @@ class EventStore:
 
     # -- appending ----------------------------------------------------------------
 
-    def append(self, event: Event, *, expected_version: ExpectedVersion = ANY) -> Event:
+    def append(
+        self, event: Event[Any], *, expected_version: ExpectedVersion = ANY
+    ) -> Event[Any]:
         """Append one event to its aggregate.
 
         Safe from any thread; returns once the event is committed (durable
@@ -400,10 +403,10 @@ class EventStore:
 
     def append_many(
         self,
-        events: Iterable[Event],
+        events: Iterable[Event[Any]],
         *,
         expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
-    ) -> list[Event]:
+    ) -> list[Event[Any]]:
         """Append several events, all or nothing, in one transaction.
 
         Events may span aggregates; ``expected_version`` is then one value
@@ -413,15 +416,15 @@ class EventStore:
         Returns:
             The stored events, in the order given.
         """
-        prepared = tuple(self._prepare(e) for e in events)
+        prepared = self._prepare_batch(events)
         if not prepared:
             self._require_writable()
             return []
         return self._submit(prepared, expected_version).result()
 
     def append_async(
-        self, event: Event, *, expected_version: ExpectedVersion = ANY
-    ) -> AppendFuture[Event]:
+        self, event: Event[Any], *, expected_version: ExpectedVersion = ANY
+    ) -> AppendFuture[Event[Any]]:
         """Start an append and return at once with its future.
 
         Validation errors raise here; storage outcomes arrive through the
@@ -429,9 +432,9 @@ class EventStore:
         ``max_in_flight`` appends in flight this blocks until one settles.
         """
         inner = self._submit((self._prepare(event),), expected_version)
-        outer: Future[Event] = Future()
+        outer: Future[Event[Any]] = Future()
 
-        def settle(done: Future[list[Event]]) -> None:
+        def settle(done: Future[list[Event[Any]]]) -> None:
             error = done.exception()
             if error is None:
                 outer.set_result(done.result()[0])
@@ -443,21 +446,31 @@ class EventStore:
 
     def append_many_async(
         self,
-        events: Iterable[Event],
+        events: Iterable[Event[Any]],
         *,
         expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
-    ) -> AppendFuture[list[Event]]:
+    ) -> AppendFuture[list[Event[Any]]]:
         """:meth:`append_many` without waiting; returns its future."""
-        prepared = tuple(self._prepare(e) for e in events)
+        prepared = self._prepare_batch(events)
         if not prepared:
             self._require_writable()
-            done: Future[list[Event]] = Future()
+            done: Future[list[Event[Any]]] = Future()
             done.set_result([])
             return AppendFuture(done)
         return AppendFuture(self._submit(prepared, expected_version))
 
-    def _prepare(self, event: Event) -> PreparedEvent:
+    def _prepare(self, event: Event[Any]) -> PreparedEvent:
         return prepare_event(event, self.config.max_payload_bytes)
+
+    def _prepare_batch(self, events: Iterable[Event[Any]]) -> tuple[PreparedEvent, ...]:
+        prepared = tuple(self._prepare(e) for e in events)
+        if len({p.id_bytes for p in prepared}) != len(prepared):
+            seen: set[bytes] = set()
+            for p in prepared:
+                if p.id_bytes in seen:
+                    raise DuplicateEventError(p.event.id)
+                seen.add(p.id_bytes)
+        return prepared
 
     def _require_writable(self) -> pykka.ActorRef[Any]:
         self._require_open()
@@ -474,7 +487,7 @@ class EventStore:
         self,
         prepared: tuple[PreparedEvent, ...],
         expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-    ) -> Future[list[Event]]:
+    ) -> Future[list[Event[Any]]]:
         if isinstance(expected, Mapping):
             for value in expected.values():
                 _check_expected(value)
@@ -490,7 +503,7 @@ class EventStore:
         if self._state != _OPEN:
             release()
             self._require_writable()
-        future: Future[list[Event]] = Future()
+        future: Future[list[Event[Any]]] = Future()
         future.add_done_callback(lambda _: release())
         writer.tell(AppendRequest(prepared, expected, future))
         return future
@@ -499,7 +512,7 @@ class EventStore:
 
     def get_events(
         self, aggregate_id: str, from_version: int | None = None
-    ) -> list[Event]:
+    ) -> list[Event[Any]]:
         """An aggregate's events in version order (``from_version``
         inclusive); ``[]`` for an unknown aggregate. Safe from any thread.
 
@@ -513,7 +526,7 @@ class EventStore:
         start = _count(from_version, "from_version") or 1
         return self._reader_checked().read_stream(aggregate_id, start)
 
-    def get_events_by_type(self, event_type: str) -> list[Event]:
+    def get_events_by_type(self, event_type: str) -> list[Event[Any]]:
         """Every event of one type, in commit order."""
         if not isinstance(event_type, str):
             msg = f"event_type must be a string, got {event_type!r}"
@@ -532,7 +545,7 @@ class EventStore:
         from_position: int | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Event]:
+    ) -> list[Event[Any]]:
         """Events matching every given filter, in commit order.
 
         Time bounds are strict; ``from_version`` and ``from_position`` are
@@ -557,7 +570,7 @@ class EventStore:
 
     def replay(
         self, from_position: int = 0, *, page_size: int = PAGE_SIZE
-    ) -> Iterator[Event]:
+    ) -> Iterator[Event[Any]]:
         """Every event with ``position >= from_position``, in commit order.
 
         Reads in keyset pages, each its own short read transaction, so a
@@ -571,7 +584,7 @@ class EventStore:
         self._reader_checked()
         return self._replay(max(start - 1, 0), size)
 
-    def _replay(self, after: int, size: int) -> Iterator[Event]:
+    def _replay(self, after: int, size: int) -> Iterator[Event[Any]]:
         while True:
             page = self._reader_checked().read_page(after, size)
             if not page:

@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from swarmlog.schema.codec import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EVENT_COLUMNS,
+    INSERT_COLUMNS,
     PreparedEvent,
     decode_row,
     decode_value,
     encode_value,
     prepare_event,
 )
+from swarmlog.schema.envelope import Event
 from swarmlog.schema.errors import (
     EventDecodeError,
     InvalidEventError,
@@ -46,8 +48,6 @@ from swarmlog.schema.timeutil import to_micros
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from swarmlog.schema.envelope import Event
 
 Row = tuple[Any, ...]
 
@@ -178,8 +178,15 @@ def test_round_trip_pre_epoch_and_extreme_instants(
 
 
 def test_event_columns_order() -> None:
-    """EVENT_COLUMNS names the 13 columns in decode_row's order."""
+    """Reads select the envelope blob plus what decode_row routes on; writes
+    store the envelope and the columns queries filter on."""
     assert [c.strip() for c in EVENT_COLUMNS.split(",")] == [
+        "position",
+        "type",
+        "schema_version",
+        "data",
+    ]
+    assert [c.strip() for c in INSERT_COLUMNS.split(",")] == [
         "position",
         "id",
         "type",
@@ -188,16 +195,25 @@ def test_event_columns_order() -> None:
         "version",
         "timestamp",
         "schema_version",
-        "source",
-        "payload",
-        "metadata",
-        "causation_id",
-        "correlation_id",
+        "data",
     ]
 
 
+def _envelope_fields(data: bytes) -> dict[str, msgspec.Raw]:
+    """The encoded envelope's fields, each left as its own msgpack bytes."""
+    return msgspec.msgpack.decode(data, type=dict[str, msgspec.Raw])
+
+
+def _payload_and_metadata_bytes(prepared: PreparedEvent) -> int:
+    """What the size limit counts: encoded payload plus non-empty metadata."""
+    fields = _envelope_fields(prepared.data)
+    metadata = bytes(fields["metadata"])
+    return len(bytes(fields["payload"])) + (0 if metadata == b"\x80" else len(metadata))
+
+
 def test_prepared_event_parts() -> None:
-    """PreparedEvent carries the event, id bytes, micros and msgpack payload."""
+    """PreparedEvent carries the event, id bytes, micros, the payload as it will
+    read back and the msgpack envelope (payload and metadata embedded)."""
     event = create_task_completed_event(
         "t1", {"n": 1}, 5, timestamp=T0, metadata={"k": "v"}
     )
@@ -207,15 +223,58 @@ def test_prepared_event_parts() -> None:
     assert prepared.id_bytes == event.id.bytes
     assert len(prepared.id_bytes) == 16
     assert prepared.timestamp == to_micros(T0)
-    assert isinstance(prepared.payload, bytes)
-    assert msgspec.msgpack.decode(prepared.payload, type=TaskCompleted) == event.payload
-    assert decode_value(prepared.metadata) == {"k": "v"}  # type: ignore[arg-type]
+    assert prepared.value == event.payload
+    assert type(prepared.value) is TaskCompleted
+    assert isinstance(prepared.data, bytes)
+    fields = _envelope_fields(prepared.data)
+    assert list(fields) == list(Event.__struct_fields__)
+    payload = msgspec.msgpack.decode(fields["payload"], type=TaskCompleted)
+    assert payload == event.payload
+    assert decode_value(fields["payload"])["type"] == "task:completed"  # tagged
+    assert decode_value(fields["metadata"]) == {"k": "v"}
+    assert decode_value(fields["id"]) == event.id.bytes  # uuid_format="bytes"
+    unstored = msgspec.msgpack.decode(prepared.data, type=Event[TaskCompleted])
+    assert unstored == event
+    assert (unstored.position, unstored.version) == (0, 0)
 
 
-def test_prepared_event_empty_metadata_is_none() -> None:
-    """Empty metadata is stored as NULL, and reads back as an empty dict."""
-    prepared = prepare_event(create_agent_started_event("a1"), MAX)
-    assert prepared.metadata is None
+def test_prepared_event_row() -> None:
+    """row() gives the stored row in INSERT_COLUMNS order, its envelope stamped
+    with the real position and version; the unstored envelope is untouched."""
+    event = create_task_completed_event("t1", {"n": 1}, 5, timestamp=T0)
+    prepared = prepare_event(event, MAX)
+    data = prepared.data
+    for version, position in ((2, 7), (1, 1), (2**63 - 1, 2**63 - 1)):
+        row = prepared.row(version, position)
+        columns = [c.strip() for c in INSERT_COLUMNS.split(",")]
+        assert dict(zip(columns, row[:-1], strict=False)) == {
+            "position": position,
+            "id": event.id.bytes,
+            "type": "task:completed",
+            "aggregate_id": "t1",
+            "aggregate_type": "task",
+            "version": version,
+            "timestamp": to_micros(T0),
+            "schema_version": 1,
+        }
+        stored = msgspec.msgpack.decode(row[-1], type=Event[TaskCompleted])
+        assert stored == msgspec.structs.replace(
+            event, version=version, position=position
+        )
+        assert prepared.data == data
+
+
+def test_prepared_event_empty_metadata_is_none(make_row: Callable[..., Row]) -> None:
+    """Empty metadata adds nothing to the size count, and reads back as an
+    empty dict (it used to be stored as NULL)."""
+    event = create_agent_started_event("a1")
+    prepared = prepare_event(event, MAX)
+    payload_size = len(bytes(_envelope_fields(prepared.data)["payload"]))
+    assert _payload_and_metadata_bytes(prepared) == payload_size
+    prepare_event(event, payload_size)
+    with pytest.raises(InvalidEventError):
+        prepare_event(event, payload_size - 1)
+    assert decode_row(make_row(prepared)).metadata == {}
 
 
 def test_prepare_event_does_not_mutate() -> None:
@@ -366,6 +425,36 @@ def test_invalid_event_rejected(make: Callable[[], Any]) -> None:
         prepare_event(make(), MAX)
 
 
+class _EventWithExtra(Event, frozen=True, kw_only=True):
+    """A user subclass of the envelope with one more field."""
+
+    note: str = ""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: _with(schema_version=True), id="bool-schema-version"),
+        pytest.param(lambda: _with(schema_version=1.0), id="float-schema-version"),
+        pytest.param(
+            lambda: _EventWithExtra(**msgspec.structs.asdict(_valid())),
+            id="event-subclass",
+        ),
+    ],
+)
+def test_accepted_event_reads_back(
+    make: Callable[[], Any], make_row: Callable[..., Row]
+) -> None:
+    """An event prepare_event accepts reads back; otherwise it is refused with
+    InvalidEventError (never stored as an unreadable row)."""
+    event = make()
+    try:
+        prepared = prepare_event(event, MAX)
+    except InvalidEventError:
+        return
+    assert decode_row(make_row(prepared)).payload == event.payload
+
+
 def test_oversize_payload_rejected() -> None:
     """A payload over max_payload_bytes raises InvalidEventError."""
     event = create_task_completed_event("t1", "x" * 5_000)
@@ -379,8 +468,9 @@ def test_payload_size_limit_is_inclusive() -> None:
     """A payload of exactly max_payload_bytes passes; one byte less of room fails."""
     event = create_task_completed_event("t1", "x" * 1000, metadata={"m": "y" * 100})
     prepared = prepare_event(event, MAX)
-    size = len(prepared.payload) + len(prepared.metadata or b"")
-    assert prepare_event(event, size).payload == prepared.payload
+    size = _payload_and_metadata_bytes(prepared)
+    assert size > 1100
+    assert prepare_event(event, size).data == prepared.data
     with pytest.raises(InvalidEventError):
         prepare_event(event, size - 1)
 
@@ -388,7 +478,7 @@ def test_payload_size_limit_is_inclusive() -> None:
 def test_metadata_counts_towards_size_limit() -> None:
     """Large metadata alone can make an event oversize."""
     small = create_task_completed_event("t1", None)
-    limit = len(prepare_event(small, MAX).payload) + 50
+    limit = _payload_and_metadata_bytes(prepare_event(small, MAX)) + 50
     prepare_event(small, limit)
     with pytest.raises(InvalidEventError):
         prepare_event(msgspec.structs.replace(small, metadata={"k": "v" * 100}), limit)
@@ -443,42 +533,51 @@ def test_custom_aggregate_ids_work_for_any_nonempty_string(
 # -- decode_row --------------------------------------------------------------
 
 
-def _raw_row(**changes: Any) -> list[Any]:
-    """A valid stored row for a task:completed event, columns overridable."""
-    event = create_task_completed_event("t1", {"n": 1}, 3, timestamp=T0)
-    prepared = prepare_event(event, MAX)
-    columns = [c.strip() for c in EVENT_COLUMNS.split(",")]
-    values = dict(
-        zip(
-            columns,
-            [
-                7,
-                prepared.id_bytes,
-                event.type,
-                event.aggregate_id,
-                event.aggregate_type,
-                2,
-                prepared.timestamp,
-                event.schema_version,
-                event.source,
-                prepared.payload,
-                prepared.metadata,
-                None,
-                None,
-            ],
-            strict=True,
-        )
-    )
-    values.update(changes)
-    return [values[c] for c in columns]
+_ENVELOPE_ENCODER = msgspec.msgpack.Encoder(uuid_format="bytes")
+_DROP: Any = object()
+"""Give a field this value in ``_raw_row`` to leave it out of the envelope."""
+_STORED = create_task_completed_event("t1", {"n": 1}, 3, timestamp=T0)
+
+
+def _raw_row(*, columns: dict[str, Any] | None = None, **changes: Any) -> list[Any]:
+    """A stored row (EVENT_COLUMNS) for a task:completed event at position 7,
+    version 2. ``changes`` override envelope fields (any value, typed or not;
+    a ``msgspec.Raw`` is embedded as is). The position, type and schema_version
+    columns follow the envelope; ``columns`` overrides them by name."""
+    envelope = msgspec.structs.asdict(_STORED)
+    envelope.update(position=7, version=2)
+    envelope.update(changes)
+    envelope = {k: v for k, v in envelope.items() if v is not _DROP}
+    values = {
+        "position": envelope.get("position", 7),
+        "type": envelope.get("type", _STORED.type),
+        "schema_version": envelope.get("schema_version", 1),
+        "data": _ENVELOPE_ENCODER.encode(envelope),
+    }
+    values.update(columns or {})
+    return [values[c.strip()] for c in EVENT_COLUMNS.split(",")]
+
+
+def _with_data(data: Any, position: int = 7) -> list[Any]:
+    """A row whose ``data`` column holds exactly ``data``."""
+    row = _raw_row(position=position)
+    row[-1] = data
+    return row
+
+
+def test_raw_row_matches_the_writer(make_row: Callable[..., Row]) -> None:
+    """The hand-built rows below decode like the row the writer stores."""
+    written = make_row(prepare_event(_STORED, MAX), version=2, position=7)
+    assert _raw_row()[:3] == list(written[:3])
+    assert decode_row(_raw_row()) == decode_row(written)
 
 
 def test_decode_row_fields() -> None:
-    """decode_row fills every envelope field from its column."""
+    """decode_row fills every envelope field from the stored envelope."""
     event_id = uuid.uuid4()
     row = _raw_row(
-        id=event_id.bytes,
-        metadata=msgspec.msgpack.encode({"k": [1, 2]}),
+        id=event_id,
+        metadata={"k": [1, 2]},
         causation_id="c",
         correlation_id="r",
         source="src",
@@ -494,6 +593,7 @@ def test_decode_row_fields() -> None:
     assert event.timestamp == T0
     assert event.metadata == {"k": [1, 2]}
     assert (event.causation_id, event.correlation_id, event.source) == ("c", "r", "src")
+    assert event.schema_version == 1
     assert event.payload == TaskCompleted(
         task_id="t1", result={"n": 1}, completed_at=T0, duration=3
     )
@@ -505,13 +605,19 @@ def test_decode_row_accepts_a_list_or_tuple_row() -> None:
     assert decode_row(row) == decode_row(tuple(row))
 
 
+def test_decode_row_accepts_any_bytes_like_data() -> None:
+    """The data column may come back as bytes or memoryview."""
+    row = _raw_row()
+    assert decode_row(_with_data(memoryview(row[-1]))) == decode_row(row)
+
+
 def test_decode_unregistered_type_gives_plain_data() -> None:
     """A type not registered in this process decodes to plain data, not an error."""
     data = {"who": "ops", "count": 3, "tags": ["a", "b"], "nested": {"ok": True}}
     row = _raw_row(
         type="custom:unknown",
         aggregate_type="custom",
-        payload=msgspec.msgpack.encode(data),
+        payload=data,
         schema_version=4,
     )
     event = decode_row(row)
@@ -520,63 +626,139 @@ def test_decode_unregistered_type_gives_plain_data() -> None:
     assert event.payload == data
     assert isinstance(event.payload, dict)
     assert event.schema_version == 4
+    assert (event.position, event.version, event.id) == (7, 2, _STORED.id)
 
 
 def test_decode_unregistered_type_of_scalar_payload() -> None:
     """An unregistered type's payload may be any msgpack value."""
-    row = _raw_row(
-        type="custom:scalar", payload=msgspec.msgpack.encode([1, "two", None])
-    )
+    row = _raw_row(type="custom:scalar", payload=[1, "two", None])
     assert decode_row(row).payload == [1, "two", None]
+
+
+def _timestamp_ext(seconds: int) -> msgspec.Raw:
+    """A msgpack timestamp96 extension (nanoseconds 0) at ``seconds``."""
+    return msgspec.Raw(b"\xc7\x0c\xff" + bytes(4) + seconds.to_bytes(8, "big"))
 
 
 @pytest.mark.parametrize(
     "changes",
     [
-        pytest.param({"payload": b"\xc1\xc1\xc1"}, id="corrupt-payload"),
-        pytest.param({"payload": b""}, id="empty-payload"),
+        pytest.param({"payload": msgspec.Raw(b"\xc1\xc1\xc1")}, id="corrupt-payload"),
+        pytest.param({"payload": msgspec.Raw(b"")}, id="empty-payload"),
         pytest.param({"payload": None}, id="null-payload"),
         pytest.param({"payload": "text"}, id="text-payload"),
         pytest.param(
-            {"payload": msgspec.msgpack.encode({"task_id": 5, "completed_at": 1})},
+            {"payload": {"type": "task:completed", "task_id": 5, "completed_at": 1}},
             id="payload-of-wrong-shape",
         ),
         pytest.param(
-            {
-                "payload": msgspec.msgpack.encode(
-                    {"type": "task:started", "task_id": "t"}
-                )
-            },
+            {"payload": {"task_id": "t1"}}, id="payload-missing-required-field"
+        ),
+        pytest.param(
+            {"payload": {"type": "task:started", "task_id": "t"}},
             id="payload-of-wrong-tag",
         ),
         pytest.param(
-            {"type": "custom:unknown", "payload": b"\x92\x01"},
+            {"type": "custom:unknown", "payload": msgspec.Raw(b"\x92\x01")},
             id="truncated-unregistered",
         ),
-        pytest.param({"metadata": b"\xc1"}, id="corrupt-metadata"),
         pytest.param(
-            {"metadata": msgspec.msgpack.encode([1, 2])}, id="metadata-not-a-map"
+            {"type": "custom:unknown", "metadata": [1, 2]},
+            id="unregistered-metadata-not-a-map",
         ),
+        pytest.param({"metadata": msgspec.Raw(b"\xc1")}, id="corrupt-metadata"),
+        pytest.param({"metadata": [1, 2]}, id="metadata-not-a-map"),
+        pytest.param({"metadata": {1: "x"}}, id="metadata-non-str-key"),
         pytest.param({"id": b"short"}, id="short-id"),
         pytest.param({"id": None}, id="null-id"),
-        pytest.param({"id": "0190e4c2-0000-7000-8000-000000000000"}, id="text-id"),
+        pytest.param({"id": "0190e4c2-not-a-uuid"}, id="text-id"),
+        pytest.param({"id": _DROP}, id="missing-id"),
         pytest.param({"timestamp": "yesterday"}, id="text-timestamp"),
-        pytest.param({"timestamp": 10**20}, id="out-of-range-timestamp"),
+        pytest.param({"timestamp": 10**18}, id="int-timestamp"),
+        pytest.param({"timestamp": _timestamp_ext(2**62)}, id="out-of-range-timestamp"),
+        pytest.param({"aggregate_id": 5}, id="int-aggregate-id"),
+        pytest.param({"source": None}, id="null-source"),
+        pytest.param({"version": "2"}, id="text-version"),
+        pytest.param(
+            {"schema_version": "1", "columns": {"schema_version": 1}},
+            id="text-schema-version",
+        ),
+        pytest.param(
+            {"columns": {"schema_version": "1"}}, id="text-schema-version-column"
+        ),
+        pytest.param(
+            {"columns": {"schema_version": None}}, id="null-schema-version-column"
+        ),
+        pytest.param(
+            {"columns": {"position": 4243}}, id="envelope-of-another-position"
+        ),
+        pytest.param({"position": _DROP}, id="envelope-without-position"),
     ],
 )
 def test_damaged_row_raises_event_decode_error(changes: dict[str, Any]) -> None:
     """A damaged row raises EventDecodeError naming the row's position."""
+    envelope = {"position": 4242, **changes}
+    columns = {"position": 4242, **envelope.pop("columns", {})}
+    row = _raw_row(columns=columns, **envelope)
     with pytest.raises(EventDecodeError) as info:
-        decode_row(_raw_row(position=4242, **changes))
-    assert info.value.position == 4242
-    assert "4242" in str(info.value)
+        decode_row(row)
+    assert info.value.position == row[0]
+    assert str(row[0]) in str(info.value)
     assert info.value.reason
+
+
+def _valid_data() -> bytes:
+    return _raw_row(position=4242)[-1]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(None, id="null-data"),
+        pytest.param("text", id="text-data"),
+        pytest.param(4242, id="int-data"),
+        pytest.param(b"", id="empty-data"),
+        pytest.param(b"\xc1\xc1\xc1", id="garbage-data"),
+        pytest.param(b"\x8d\xa8position", id="truncated-head"),
+        pytest.param(_valid_data()[:-1], id="truncated-by-one"),
+        pytest.param(_valid_data()[: len(_valid_data()) // 2], id="truncated-by-half"),
+        pytest.param(_valid_data() + b"\x00", id="trailing-byte"),
+        pytest.param(msgspec.msgpack.encode([1, 2]), id="data-not-a-map"),
+        pytest.param(msgspec.msgpack.encode({}), id="empty-envelope"),
+        pytest.param(
+            _ENVELOPE_ENCODER.encode(TaskCompleted(task_id="t1", completed_at=T0)),
+            id="payload-not-envelope",
+        ),
+    ],
+)
+def test_damaged_data_raises_event_decode_error(data: Any) -> None:
+    """A data blob that is missing, not bytes or not a whole envelope raises
+    EventDecodeError naming the row's position."""
+    for event_type in ("task:completed", "custom:unknown"):
+        row = _with_data(data, position=4242)
+        row[1] = event_type
+        with pytest.raises(EventDecodeError) as info:
+            decode_row(row)
+        assert info.value.position == 4242
+        assert "4242" in str(info.value)
+        assert info.value.reason
+
+
+def test_position_mismatch_is_named() -> None:
+    """A row whose envelope was stamped with another position is refused, the
+    reason naming the envelope's position."""
+    with pytest.raises(EventDecodeError, match="99") as info:
+        decode_row(_raw_row(position=99, columns={"position": 7}))
+    assert info.value.position == 7
+    stored = prepare_event(_STORED, MAX).row(2, 99)
+    with pytest.raises(EventDecodeError):
+        decode_row((98, stored[2], stored[7], stored[8]))
 
 
 def test_decode_error_is_not_a_raw_msgspec_error() -> None:
     """msgspec errors do not escape decode_row."""
     with pytest.raises(EventDecodeError) as info:
-        decode_row(_raw_row(payload=b"\xc1"))
+        decode_row(_raw_row(payload=msgspec.Raw(b"\xc1")))
     assert not isinstance(info.value, msgspec.MsgspecError)
     assert isinstance(info.value.__cause__, msgspec.MsgspecError)
 

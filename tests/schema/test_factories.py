@@ -477,8 +477,11 @@ def test_non_datetime_timestamp_rejected(case: Case) -> None:
 @each_case
 def test_factory_output_passes_validation(case: Case) -> None:
     """Every factory's event is accepted by prepare_event as is."""
-    prepared = prepare_event(case.factory(*case.args), DEFAULT_MAX_PAYLOAD_BYTES)
-    assert prepared.payload
+    event = case.factory(*case.args)
+    prepared = prepare_event(event, DEFAULT_MAX_PAYLOAD_BYTES)
+    assert prepared.data
+    assert type(prepared.value) is case.cls
+    assert prepared.value == event.payload
 
 
 @each_case

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from swarmlog.schema.codec import DEFAULT_MAX_PAYLOAD_BYTES, decode_row, prepare_event
+from swarmlog.schema.envelope import Event
 from swarmlog.schema.errors import (
     EventDecodeError,
     InvalidEventError,
@@ -27,7 +28,7 @@ from swarmlog.schema.registry import (
     register_upcaster,
     registered_types,
 )
-from swarmlog.schema.timeutil import to_micros, uuid7
+from swarmlog.schema.timeutil import uuid7
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,25 +51,27 @@ def _register_deploy() -> None:
     register_event_type(DeployFinished, type="deploy:finished", aggregate_type="deploy")
 
 
+_ENVELOPE_ENCODER = msgspec.msgpack.Encoder(uuid_format="bytes")
+
+
 def _stored_row(
     type_: str, data: Any, *, schema_version: int, position: int = 5
 ) -> Row:
-    """A stored row whose payload is ``data`` as plain msgpack."""
-    return (
-        position,
-        uuid7().bytes,
-        type_,
-        "d1",
-        "deploy",
-        1,
-        to_micros(T0),
-        schema_version,
-        "swarm",
-        msgspec.msgpack.encode(data),
-        None,
-        None,
-        None,
+    """A read row (EVENT_COLUMNS) at version 1 whose envelope embeds ``data``
+    as the payload, as a writer at ``schema_version`` would have stored it."""
+    envelope = Event(
+        position=position,
+        version=1,
+        id=uuid7(),
+        type=type_,
+        aggregate_id="d1",
+        aggregate_type="deploy",
+        payload=msgspec.Raw(msgspec.msgpack.encode(data)),
+        timestamp=T0,
+        metadata={"by": "ci"},
+        schema_version=schema_version,
     )
+    return (position, type_, schema_version, _ENVELOPE_ENCODER.encode(envelope))
 
 
 # -- built-ins ---------------------------------------------------------------
@@ -306,10 +309,17 @@ def test_upcaster_turns_v1_row_into_v2(unique_type: str) -> None:
     v2 = _v2_class()
     register_event_type(v2, type=unique_type, aggregate_type="deploy", schema_version=2)
     register_upcaster(unique_type, 1, lambda d: {**d, "priority": 0})
-    event = decode_row(_stored_row(unique_type, {"name": "x"}, schema_version=1))
+    row = _stored_row(unique_type, {"name": "x"}, schema_version=1)
+    event = decode_row(row)
     assert event.payload == v2(name="x", priority=0)
     assert event.schema_version == 2
     assert (event.type, event.position) == (unique_type, 5)
+    stored = msgspec.msgpack.decode(row[3], type=Event[Any])
+    assert event == msgspec.structs.replace(
+        stored, payload=event.payload, schema_version=2
+    )
+    assert (event.version, event.aggregate_id) == (1, "d1")
+    assert event.metadata == {"by": "ci"}
 
 
 def test_current_rows_skip_upcasters(unique_type: str) -> None:
@@ -351,11 +361,18 @@ def test_upcaster_for_tagged_class(unique_type: str) -> None:
         "TaggedV2", [("name", str), ("priority", int)], frozen=True, tag=unique_type
     )
     register_event_type(tagged, aggregate_type="deploy", schema_version=2)
-    register_upcaster(unique_type, 1, lambda d: {**d, "priority": 9})
+    seen: list[Any] = []
+
+    def upcast(d: dict[str, Any]) -> dict[str, Any]:
+        seen.append(dict(d))
+        return {**d, "priority": 9}
+
+    register_upcaster(unique_type, 1, upcast)
     event = decode_row(
         _stored_row(unique_type, {"type": unique_type, "name": "n"}, schema_version=1)
     )
     assert event.payload == tagged(name="n", priority=9)
+    assert seen == [{"name": "n"}]  # the upcaster sees the fields, not the tag
 
 
 def test_new_events_carry_current_schema_version(
