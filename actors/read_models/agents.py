@@ -188,8 +188,8 @@ class AgentStateProjection(Projection):
     # -- handlers (projection thread) ---------------------------------------------
 
     @handles(AgentSpawned)
-    def _on_spawned(self, event: Event) -> None:
-        payload: AgentSpawned = event.payload
+    def _on_spawned(self, event: Event[AgentSpawned]) -> None:
+        payload = event.payload
         self._agents[payload.agent_id] = AgentState(
             id=payload.agent_id,
             role=payload.role,
@@ -201,8 +201,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentStarted)
-    def _on_started(self, event: Event) -> None:
-        payload: AgentStarted = event.payload
+    def _on_started(self, event: Event[AgentStarted]) -> None:
+        payload = event.payload
         agent = self._agents.get(payload.agent_id)
         if agent is None:
             return
@@ -214,8 +214,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentTaskAssigned)
-    def _on_task_assigned(self, event: Event) -> None:
-        payload: AgentTaskAssigned = event.payload
+    def _on_task_assigned(self, event: Event[AgentTaskAssigned]) -> None:
+        payload = event.payload
         self._task_agents[payload.task_id] = payload.agent_id
         agent = self._agents.get(payload.agent_id)
         if agent is None:
@@ -228,8 +228,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentTaskCompleted)
-    def _on_task_completed(self, event: Event) -> None:
-        payload: AgentTaskCompleted = event.payload
+    def _on_task_completed(self, event: Event[AgentTaskCompleted]) -> None:
+        payload = event.payload
         agent = self._agents.get(payload.agent_id)
         if agent is None:
             return
@@ -244,8 +244,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentStopped)
-    def _on_stopped(self, event: Event) -> None:
-        payload: AgentStopped = event.payload
+    def _on_stopped(self, event: Event[AgentStopped]) -> None:
+        payload = event.payload
         agent = self._agents.get(payload.agent_id)
         if agent is None:
             return
@@ -257,8 +257,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentFailed)
-    def _on_failed(self, event: Event) -> None:
-        payload: AgentFailed = event.payload
+    def _on_failed(self, event: Event[AgentFailed]) -> None:
+        payload = event.payload
         agent = self._agents.get(payload.agent_id)
         if agent is None:
             return
@@ -270,8 +270,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(AgentStatusChanged)
-    def _on_status_changed(self, event: Event) -> None:
-        payload: AgentStatusChanged = event.payload
+    def _on_status_changed(self, event: Event[AgentStatusChanged]) -> None:
+        payload = event.payload
         agent = self._agents.get(payload.agent_id)
         if agent is None:
             return
@@ -282,8 +282,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(TaskStarted)
-    def _on_task_started(self, event: Event) -> None:
-        payload: TaskStarted = event.payload
+    def _on_task_started(self, event: Event[TaskStarted]) -> None:
+        payload = event.payload
         self._task_agents[payload.task_id] = payload.agent_id
         agent = self._agents.get(payload.agent_id)
         if agent is None:
@@ -293,8 +293,8 @@ class AgentStateProjection(Projection):
         )
 
     @handles(TaskFailed)
-    def _on_task_failed(self, event: Event) -> None:
-        payload: TaskFailed = event.payload
+    def _on_task_failed(self, event: Event[TaskFailed]) -> None:
+        payload = event.payload
         agent_id = self._task_agents.get(payload.task_id)
         agent = None if agent_id is None else self._agents.get(agent_id)
         if agent is None:

@@ -147,8 +147,8 @@ class MemoryIndexProjection(Projection):
     # -- handlers (projection thread) ---------------------------------------------
 
     @handles(MemoryStored)
-    def _on_stored(self, event: Event) -> None:
-        payload: MemoryStored = event.payload
+    def _on_stored(self, event: Event[MemoryStored]) -> None:
+        payload = event.payload
         self._entries[payload.memory_id] = MemoryEntry(
             id=payload.memory_id,
             namespace=payload.namespace,
@@ -159,8 +159,8 @@ class MemoryIndexProjection(Projection):
         )
 
     @handles(MemoryRetrieved)
-    def _on_retrieved(self, event: Event) -> None:
-        payload: MemoryRetrieved = event.payload
+    def _on_retrieved(self, event: Event[MemoryRetrieved]) -> None:
+        payload = event.payload
         entry = self._entries.get(payload.memory_id)
         if entry is None:
             return
@@ -173,13 +173,13 @@ class MemoryIndexProjection(Projection):
         )
 
     @handles(MemoryDeleted)
-    def _on_deleted(self, event: Event) -> None:
-        payload: MemoryDeleted = event.payload
+    def _on_deleted(self, event: Event[MemoryDeleted]) -> None:
+        payload = event.payload
         self._mark_deleted(payload.memory_id, payload.deleted_at)
 
     @handles(MemoryExpired)
-    def _on_expired(self, event: Event) -> None:
-        payload: MemoryExpired = event.payload
+    def _on_expired(self, event: Event[MemoryExpired]) -> None:
+        payload = event.payload
         self._mark_deleted(payload.memory_id, payload.expired_at)
 
     def _mark_deleted(self, memory_id: str, at: datetime) -> None:

@@ -171,8 +171,8 @@ class SwarmProjection(Projection):
     # -- handlers (projection thread) ---------------------------------------------
 
     @handles(SwarmInitialized)
-    def _on_initialized(self, event: Event) -> None:
-        payload: SwarmInitialized = event.payload
+    def _on_initialized(self, event: Event[SwarmInitialized]) -> None:
+        payload = event.payload
         self._swarms[event.aggregate_id] = SwarmState(
             id=event.aggregate_id,
             topology=payload.topology,
@@ -182,8 +182,8 @@ class SwarmProjection(Projection):
         )
 
     @handles(SwarmScaled)
-    def _on_scaled(self, event: Event) -> None:
-        payload: SwarmScaled = event.payload
+    def _on_scaled(self, event: Event[SwarmScaled]) -> None:
+        payload = event.payload
         swarm = self._swarms.get(event.aggregate_id)
         if swarm is None:
             return
@@ -200,8 +200,8 @@ class SwarmProjection(Projection):
         )
 
     @handles(SwarmPhaseChanged)
-    def _on_phase_changed(self, event: Event) -> None:
-        payload: SwarmPhaseChanged = event.payload
+    def _on_phase_changed(self, event: Event[SwarmPhaseChanged]) -> None:
+        payload = event.payload
         swarm = self._swarms.get(event.aggregate_id)
         if swarm is None:
             return
@@ -217,8 +217,8 @@ class SwarmProjection(Projection):
         )
 
     @handles(SwarmMilestoneReached)
-    def _on_milestone(self, event: Event) -> None:
-        payload: SwarmMilestoneReached = event.payload
+    def _on_milestone(self, event: Event[SwarmMilestoneReached]) -> None:
+        payload = event.payload
         swarm = self._swarms.get(event.aggregate_id)
         if swarm is None:
             return
@@ -232,8 +232,8 @@ class SwarmProjection(Projection):
         )
 
     @handles(SwarmError)
-    def _on_error(self, event: Event) -> None:
-        payload: SwarmError = event.payload
+    def _on_error(self, event: Event[SwarmError]) -> None:
+        payload = event.payload
         swarm = self._swarms.get(event.aggregate_id)
         if swarm is None:
             return
@@ -246,8 +246,8 @@ class SwarmProjection(Projection):
         self._swarms[swarm.id] = _replace(swarm, errors=(*swarm.errors, record))
 
     @handles(SwarmTerminated)
-    def _on_terminated(self, event: Event) -> None:
-        payload: SwarmTerminated = event.payload
+    def _on_terminated(self, event: Event[SwarmTerminated]) -> None:
+        payload = event.payload
         swarm = self._swarms.get(event.aggregate_id)
         if swarm is None:
             return

@@ -140,8 +140,8 @@ class TaskHistoryProjection(Projection):
     # -- handlers (projection thread) ---------------------------------------------
 
     @handles(TaskCreated)
-    def _on_created(self, event: Event) -> None:
-        payload: TaskCreated = event.payload
+    def _on_created(self, event: Event[TaskCreated]) -> None:
+        payload = event.payload
         self._tasks[payload.task_id] = TaskState(
             id=payload.task_id,
             type=payload.task_type,
@@ -154,8 +154,8 @@ class TaskHistoryProjection(Projection):
         )
 
     @handles(TaskQueued)
-    def _on_queued(self, event: Event) -> None:
-        payload: TaskQueued = event.payload
+    def _on_queued(self, event: Event[TaskQueued]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is not None:
             self._tasks[task.id] = _replace(
@@ -163,8 +163,8 @@ class TaskHistoryProjection(Projection):
             )
 
     @handles(TaskStarted)
-    def _on_started(self, event: Event) -> None:
-        payload: TaskStarted = event.payload
+    def _on_started(self, event: Event[TaskStarted]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is not None:
             self._tasks[task.id] = _replace(
@@ -175,15 +175,15 @@ class TaskHistoryProjection(Projection):
             )
 
     @handles(AgentTaskAssigned)
-    def _on_assigned(self, event: Event) -> None:
-        payload: AgentTaskAssigned = event.payload
+    def _on_assigned(self, event: Event[AgentTaskAssigned]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is not None:
             self._tasks[task.id] = _replace(task, assigned_agent=payload.agent_id)
 
     @handles(TaskCompleted)
-    def _on_completed(self, event: Event) -> None:
-        payload: TaskCompleted = event.payload
+    def _on_completed(self, event: Event[TaskCompleted]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is None:
             return
@@ -199,8 +199,8 @@ class TaskHistoryProjection(Projection):
         )
 
     @handles(TaskFailed)
-    def _on_failed(self, event: Event) -> None:
-        payload: TaskFailed = event.payload
+    def _on_failed(self, event: Event[TaskFailed]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is not None:
             self._tasks[task.id] = _replace(
@@ -212,8 +212,8 @@ class TaskHistoryProjection(Projection):
             )
 
     @handles(TaskBlocked)
-    def _on_blocked(self, event: Event) -> None:
-        payload: TaskBlocked = event.payload
+    def _on_blocked(self, event: Event[TaskBlocked]) -> None:
+        payload = event.payload
         task = self._tasks.get(payload.task_id)
         if task is not None:
             self._tasks[task.id] = _replace(
