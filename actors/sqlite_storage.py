@@ -29,6 +29,7 @@ from swarmlog.schema.codec import decode_row
 from swarmlog.schema.errors import (
     IncompatibleStoreError,
     InvalidConfigError,
+    InvalidQueryError,
     StorageError,
     StorageFullError,
     StoreLockedError,
@@ -341,6 +342,9 @@ class SQLiteWriteStorage:
         except sqlite3.Error as e:
             self._rollback()
             raise translate_error(e, self.path, what) from e
+        except (OverflowError, ValueError, TypeError) as e:  # unbindable value
+            self._rollback()
+            raise StorageError(f"{what}: {e}") from e
         self._commit(what)
 
     def save_snapshot(self, record: SnapshotRecord) -> None:
@@ -426,6 +430,8 @@ class SQLiteReadStorage:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise translate_error(e, self.path, "read") from e
+        except OverflowError as e:  # a bound int beyond SQLite's 64 bits
+            raise InvalidQueryError(f"a filter value is out of range: {e}") from e
         finally:
             with self._lock:
                 keep = not self._closed and len(self._idle) < self._pool_size

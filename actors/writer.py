@@ -100,7 +100,7 @@ def _same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
         stored.type == event.type
         and stored.aggregate_id == event.aggregate_id
         and stored.payload == prepared.value
-        and stored.metadata == event.metadata
+        and stored.metadata == prepared.metadata
     )
 
 
@@ -339,7 +339,11 @@ class WriterActor(pykka.ThreadingActor):
             rows.append(prepared.row(version, position))
             events.append(
                 msgspec.structs.replace(
-                    event, payload=prepared.value, version=version, position=position
+                    event,
+                    payload=prepared.value,
+                    metadata=prepared.metadata,
+                    version=version,
+                    position=position,
                 )
             )
         return _Planned(request, rows, events, versions)

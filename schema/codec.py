@@ -63,8 +63,9 @@ INSERT_COLUMNS: Final = (
 envelope lives whole in ``data``; the other columns exist to be indexed and
 filtered on."""
 
-_encoder = msgspec.msgpack.Encoder()
-_envelope_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
+# One encoder for payloads, metadata and envelopes, so that what validation
+# decodes is exactly what reads will decode.
+_encoder = msgspec.msgpack.Encoder(uuid_format="bytes")
 _any_event_decoder = msgspec.msgpack.Decoder(Event[Any])
 _raw_event_decoder = msgspec.msgpack.Decoder(Event[msgspec.Raw])
 
@@ -88,14 +89,18 @@ class PreparedEvent:
         event: The event as given.
         value: The payload as it will read back (lists in tuple fields
             become tuples): the stored event carries this one.
+        metadata: The metadata as it will read back (tuples become lists).
         data: The encoded envelope, with position and version still 0.
     """
 
-    __slots__ = ("data", "event", "id_bytes", "timestamp", "value")
+    __slots__ = ("data", "event", "id_bytes", "metadata", "timestamp", "value")
 
-    def __init__(self, event: Event[Any], value: Any, data: bytes) -> None:
+    def __init__(
+        self, event: Event[Any], value: Any, metadata: dict[str, Any], data: bytes
+    ) -> None:
         self.event = event
         self.value = value
+        self.metadata = metadata
         self.data = data
         self.id_bytes = event.id.bytes
         self.timestamp = to_micros(event.timestamp)
@@ -168,8 +173,8 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     """
     info = _check_envelope(event)
     encoded, value = _encode_payload(event, info)
-    metadata = _encode_metadata(event.metadata)
-    size = len(encoded) + (len(metadata) if metadata else 0)
+    metadata, metadata_value = _encode_metadata(event.metadata)
+    size = len(encoded) + len(metadata)
     if size > max_payload_bytes:
         msg = (
             f"{event.type} payload and metadata take {size} bytes, "
@@ -179,11 +184,11 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     unstored = msgspec.structs.replace(
         event, payload=msgspec.Raw(encoded), position=0, version=0
     )
-    data = _envelope_encoder.encode(unstored)
+    data = _encoder.encode(unstored)
     if not data.startswith(_UNSTORED_HEAD):  # pragma: no cover - layout guard
         msg = "the event envelope did not encode in the stored layout"
         raise InvalidEventError(msg)
-    return PreparedEvent(event, value, data)
+    return PreparedEvent(event, value, metadata_value, data)
 
 
 def _check_envelope(event: Event[Any]) -> EventTypeInfo:
@@ -251,19 +256,20 @@ def _encode_payload(event: Event[Any], info: EventTypeInfo) -> tuple[bytes, Any]
     return encoded, value
 
 
-def _encode_metadata(metadata: object) -> bytes | None:
+def _encode_metadata(metadata: object) -> tuple[bytes, dict[str, Any]]:
+    """Encoded metadata (empty: no bytes) and the value it reads back as."""
     if not isinstance(metadata, dict):
         msg = f"metadata must be a dict, got {type(metadata).__name__}"
         raise InvalidEventError(msg)
     if not metadata:
-        return None
+        return b"", {}
     encoded = encode_value(metadata, "metadata")
     try:
-        _metadata_decoder.decode(encoded)
+        value = _metadata_decoder.decode(encoded)
     except msgspec.ValidationError as e:
         msg = f"metadata must be JSON-like with string keys: {e}"
         raise InvalidEventError(msg) from e
-    return encoded
+    return encoded, value
 
 
 def _upcast(

@@ -80,7 +80,11 @@ _SHUTDOWN_TIMEOUT = 60.0
 def _check_expected(expected: object) -> None:
     if isinstance(expected, StreamState):
         return
-    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+    if (
+        isinstance(expected, bool)
+        or not isinstance(expected, int)
+        or not 0 <= expected <= _MAX_INT64
+    ):
         msg = (
             "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an "
             f"int >= 0, got {expected!r}"
@@ -101,11 +105,18 @@ def _strings(value: object, name: str) -> tuple[str, ...] | None:
     raise InvalidQueryError(msg)
 
 
+_MAX_INT64 = 2**63 - 1  # SQLite's INTEGER range
+
+
 def _count(value: object, name: str, *, minimum: int = 0) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"{name} must be an int >= {minimum}, got {value!r}"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not minimum <= value <= _MAX_INT64
+    ):
+        msg = f"{name} must be an int from {minimum} to 2**63-1, got {value!r}"
         raise InvalidQueryError(msg)
     return value
 
@@ -275,24 +286,29 @@ class EventStore:
     def shutdown(self) -> None:
         """Drain pending appends, snapshot projections, checkpoint, close.
 
-        Safe to call twice, and before ``initialize()``.
+        Safe to call twice (a concurrent call returns once the store is
+        closed), and before ``initialize()``.
+
+        Raises:
+            EngineThreadWaitError: Called from a handler or a listener (the
+                engine would wait for itself); the store stays open.
         """
-        with self._lifecycle:
+        if in_engine_thread():
+            msg = "shutdown() cannot be called from a handler or listener"
+            raise EngineThreadWaitError(msg)
+        with self._lifecycle:  # held throughout: a second caller waits
             if self._state != _OPEN:
                 self._state = _CLOSED
                 return
             self._state = _CLOSING
-        if in_engine_thread():
-            msg = "shutdown() cannot be called from a handler or listener"
-            raise EngineThreadWaitError(msg)
-        try:
-            self._drain_appends()
-            self._finalize_projections()
-            self._flush_writer()
-            self._notify("shutdown", ())
-        finally:
-            self._close_resources()
-            self._state = _CLOSED
+            try:
+                self._drain_appends()
+                self._finalize_projections()
+                self._flush_writer()
+                self._notify("shutdown", ())
+            finally:
+                self._close_resources()
+                self._state = _CLOSED
         self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
 
     def _drain_appends(self) -> None:
@@ -622,9 +638,12 @@ class EventStore:
         if (
             isinstance(snapshot.version, bool)
             or not isinstance(snapshot.version, int)
-            or snapshot.version < 0
+            or not 0 <= snapshot.version <= _MAX_INT64
         ):
-            msg = f"snapshot version must be an int >= 0, got {snapshot.version!r}"
+            msg = (
+                f"snapshot version must be an int from 0 to 2**63-1, "
+                f"got {snapshot.version!r}"
+            )
             raise InvalidEventError(msg)
         check_utc(snapshot.timestamp, "snapshot timestamp")
         record = SnapshotRecord(
@@ -775,6 +794,9 @@ class EventStore:
             actor.stop()
 
     def _stop_projection(self, projection: Projection) -> None:
+        if in_engine_thread():
+            msg = "a projection cannot be stopped or reset from a handler or listener"
+            raise EngineThreadWaitError(msg)
         with self._lifecycle:
             self._stop_actor(projection)
             if self._projections.get(projection.name) is projection:
