@@ -8,18 +8,29 @@ sequence is a valid store and a later fill continues where an earlier one
 stopped.
 
 The SQL (table, indexes, pragmas, statements) is the library's own, from
-:mod:`swarmlog.schema.sql`, so raw anchors do the same physical work as the
-library; everything else here is bare ``sqlite3`` and msgspec.
+:mod:`swarmlog.schema.sql`, and so are the rows: :func:`build_rows` has the
+library encode each event (untimed) into the exact row it would store, so a
+raw anchor writes the same bytes as the library and a store filled here is a
+valid swarmlog store. Everything timed in the anchors is bare ``sqlite3`` and
+msgspec.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
+import uuid  # noqa: TC003 - msgspec resolves field annotations at runtime
+from datetime import datetime  # noqa: TC003 - ditto
 from typing import TYPE_CHECKING, Any, Final, Union, cast
 
 import msgspec
 
+from swarmlog.schema.codec import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EVENT_COLUMNS,
+    prepare_event,
+)
+from swarmlog.schema.factories import create_event
+from swarmlog.schema.registry import register_event_type
 from swarmlog.schema.sql import (
     INSERT_EVENT,
     READER_PRAGMAS,
@@ -27,23 +38,25 @@ from swarmlog.schema.sql import (
     SELECT_HEAD,
     writer_pragmas,
 )
-from swarmlog.schema.timeutil import uuid7
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
     "AGGREGATE_TYPE",
+    "DATA_COLUMN",
     "EVENT_TYPES",
     "N_STREAMS",
     "N_TYPES",
     "PAYLOAD_TYPES",
     "SCHEMA_VERSION",
     "SOURCE",
+    "BenchEnvelope",
     "BenchPayload",
     "Row",
     "build_rows",
     "checkpoint",
+    "envelope_decoder",
     "fill_store",
     "head",
     "make_payload",
@@ -51,6 +64,7 @@ __all__ = [
     "open_reader",
     "open_writer",
     "payload_decoder",
+    "register_workload_types",
     "stream_id",
     "write_batches",
 ]
@@ -61,22 +75,11 @@ AGGREGATE_TYPE: Final = "bench"
 SOURCE: Final = "bench"
 SCHEMA_VERSION: Final = 1
 
-Row = tuple[
-    int,  # position
-    bytes,  # id
-    str,  # type
-    str,  # aggregate_id
-    str,  # aggregate_type
-    int,  # version
-    int,  # timestamp (µs)
-    int,  # schema_version
-    str,  # source
-    bytes,  # payload
-    bytes | None,  # metadata
-    str | None,  # causation_id
-    str | None,  # correlation_id
-]
-"""One ``events`` row, in ``swarmlog.schema.codec.EVENT_COLUMNS`` order."""
+Row = tuple[Any, ...]
+"""One ``events`` row, in ``swarmlog.schema.codec.INSERT_COLUMNS`` order."""
+
+DATA_COLUMN: Final = EVENT_COLUMNS.split(", ").index("data")
+"""Where the encoded envelope sits in a row read with the library's SELECTs."""
 
 
 class BenchPayload(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -122,6 +125,39 @@ def payload_decoder() -> msgspec.msgpack.Decoder[BenchPayload]:
     return msgspec.msgpack.Decoder(union)
 
 
+_PayloadUnion: Any = Union[PAYLOAD_TYPES]  # noqa: UP007 - ditto
+
+
+class BenchEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """A bare struct for the stored envelope (the ``data`` column): the
+    library's envelope fields, the payload typed as the 25-type union."""
+
+    position: int = 0
+    version: int = 0
+    id: uuid.UUID
+    type: str
+    aggregate_id: str
+    aggregate_type: str
+    payload: _PayloadUnion
+    timestamp: datetime
+    source: str = "swarm"
+    metadata: dict[str, Any] = {}
+    causation_id: str | None = None
+    correlation_id: str | None = None
+    schema_version: int = 1
+
+
+def envelope_decoder() -> msgspec.msgpack.Decoder[BenchEnvelope]:
+    """A typed decoder of one stored ``data`` column (envelope + payload)."""
+    return msgspec.msgpack.Decoder(BenchEnvelope)
+
+
+def register_workload_types() -> None:
+    """Register the 25 payload classes as swarmlog event types (idempotent)."""
+    for cls in PAYLOAD_TYPES:
+        register_event_type(cls, aggregate_type=AGGREGATE_TYPE)
+
+
 def stream_id(index: int) -> str:
     """The aggregate id of stream ``index``."""
     return f"stream-{index:04d}"
@@ -154,29 +190,20 @@ def make_payloads(n: int, start: int = 0) -> list[BenchPayload]:
 def build_rows(n: int, *, start: int = 0, n_streams: int = N_STREAMS) -> list[Row]:
     """Ready-to-insert rows of events ``start .. start + n - 1``.
 
-    Payloads are encoded and ids made here, before any timing.
+    Each row is what the library itself would store for the event (its
+    ``prepare_event`` and row builder, with the event's version and
+    position); ids are time-ordered (UUIDv7). Encoding happens here, before
+    any timing.
     """
-    encode = msgspec.msgpack.Encoder().encode
-    t0_us = time.time_ns() // 1000
+    register_workload_types()
+    limit = DEFAULT_MAX_PAYLOAD_BYTES
     rows: list[Row] = []
     for i in range(start, start + n):
-        rows.append(
-            (
-                i + 1,
-                uuid7().bytes,
-                EVENT_TYPES[_type_index(i, n_streams)],
-                stream_id(i % n_streams),
-                AGGREGATE_TYPE,
-                i // n_streams + 1,
-                t0_us + i,
-                SCHEMA_VERSION,
-                SOURCE,
-                encode(make_payload(i, n_streams)),
-                None,
-                None,
-                None,
-            )
+        event = create_event(
+            make_payload(i, n_streams), stream_id(i % n_streams), source=SOURCE
         )
+        prepared = prepare_event(event, limit)
+        rows.append(prepared.row(i // n_streams + 1, i + 1))
     return rows
 
 

@@ -1,0 +1,654 @@
+"""Library measurements: swarmlog doing the physical work of each anchor.
+
+Each function here is the library-side twin of an anchor in
+:mod:`benchmarks.raw_sqlite`, :mod:`benchmarks.runtime` or
+:mod:`benchmarks.peer`: the same table definition (the library's own), the
+same workload (the 25 tagged ~200-byte payload types of
+:mod:`benchmarks.workload`, registered as swarmlog event types of aggregate
+type ``"bench"``, round-robin over 1000 aggregates), the same table sizes.
+
+Events (envelopes around pre-built payloads) are made before timing, as the
+raw anchors pre-build their rows; everything the library then does
+(validation, encoding, the hop to the writer, group commit, the future,
+decoding rows into typed :class:`~swarmlog.Event` objects, dispatch to
+projections) is inside the clock. Every function opens its own
+:class:`~swarmlog.EventStore` on the calling thread and shuts it down
+(untimed) before returning.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from statistics import median
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+import psutil
+
+from benchmarks.figures import (
+    CodecFigures,
+    LatencyFigures,
+    RateFigures,
+    TxnFigures,
+    latency_figures,
+    rate,
+    txn_figures,
+)
+from benchmarks.workload import (
+    DATA_COLUMN,
+    EVENT_TYPES,
+    N_STREAMS,
+    SOURCE,
+    build_rows,
+    envelope_decoder,
+    make_payload,
+    register_workload_types,
+    stream_id,
+)
+from swarmlog import EventStore, Projection, create_event, handles
+from swarmlog.schema.codec import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EVENT_COLUMNS,
+    INSERT_COLUMNS,
+    decode_row,
+    prepare_event,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from swarmlog import Event
+
+__all__ = [
+    "MemoryFigures",
+    "NoOpProjection",
+    "library_append_async",
+    "library_append_many",
+    "library_appends",
+    "library_appends_threads",
+    "library_catch_up",
+    "library_codec",
+    "library_commit_to_handler",
+    "library_memory",
+    "library_stream_read",
+    "make_events",
+    "register_workload_types",
+]
+
+_MB = 1024 * 1024
+_WAIT_S = 600.0  # guards waits against hangs only
+
+
+def make_events(n: int, *, start: int = 0, n_streams: int = N_STREAMS) -> list[Event]:
+    """Events ``start .. start + n - 1`` of the workload, not yet stored.
+
+    Event ``i`` carries the workload's payload ``i`` and goes to aggregate
+    ``stream_id(i % n_streams)``; the store assigns versions and positions.
+    """
+    register_workload_types()
+    return [
+        create_event(
+            make_payload(i, n_streams), stream_id(i % n_streams), source=SOURCE
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def _open(path: str, synchronous: str) -> EventStore:
+    register_workload_types()
+    return EventStore(path, synchronous=synchronous).initialize()
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+def library_appends(
+    path: str, synchronous: str, n: int, *, warmup: int = 100
+) -> TxnFigures:
+    """``n`` awaited ``append()`` calls from one caller, closed loop (W1, W2).
+
+    Args:
+        path: Database file; created if missing, appended to if not.
+        synchronous: ``"full"`` or ``"normal"``.
+        n: Appends timed (after ``warmup`` untimed ones).
+        warmup: Untimed appends first.
+
+    Returns:
+        Events/s and append latency p50/p99 (µs); ``n`` = appends timed.
+    """
+    store = _open(path, synchronous)
+    try:
+        events = make_events(warmup + n, start=store.head_position)
+        append = store.append
+        for event in events[:warmup]:
+            append(event)
+        samples: list[int] = []
+        start = perf_counter_ns()
+        for event in events[warmup:]:
+            t0 = perf_counter_ns()
+            append(event)
+            samples.append(perf_counter_ns() - t0)
+        elapsed = perf_counter_ns() - start
+        return txn_figures(n, elapsed, samples)
+    finally:
+        store.shutdown()
+
+
+def library_appends_threads(
+    path: str,
+    synchronous: str,
+    *,
+    threads: int = 16,
+    n: int = 4000,
+    warmup: int = 100,
+    stats: dict[str, Any] | None = None,
+) -> TxnFigures:
+    """``n`` awaited ``append()`` calls from ``threads`` closed-loop threads.
+
+    The twin of :func:`benchmarks.raw_sqlite.raw_single_event_txn_threads`
+    (W3, W4, W6): each thread appends its own pre-built events one at a
+    time; the writer group-commits whatever is queued.
+
+    Args:
+        path: Database file; created if missing, appended to if not.
+        synchronous: ``"full"`` or ``"normal"``.
+        threads: Appending threads.
+        n: Appends timed, split evenly over the threads.
+        warmup: Untimed appends first (calling thread).
+        stats: If given, ``mean_batch_size`` (append requests per
+            transaction, warm-up included) is appended to its list there.
+
+    Returns:
+        Events/s and append latency p50/p99 (µs); ``n`` = appends timed.
+    """
+    store = _open(path, synchronous)
+    try:
+        events = make_events(warmup + n, start=store.head_position)
+        append = store.append
+        for event in events[:warmup]:
+            append(event)
+        timed = events[warmup:]
+        shares = [timed[t::threads] for t in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+        samples: list[list[int]] = [[] for _ in range(threads)]
+        spans = [[0, 0] for _ in range(threads)]  # per thread: start, end (ns)
+
+        def work(index: int) -> None:
+            out = samples[index]
+            mine = shares[index]
+            barrier.wait()
+            spans[index][0] = perf_counter_ns()
+            for event in mine:
+                t0 = perf_counter_ns()
+                append(event)
+                out.append(perf_counter_ns() - t0)
+            spans[index][1] = perf_counter_ns()
+
+        workers = [
+            threading.Thread(target=work, args=(t,), name=f"lib-appender-{t}")
+            for t in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        barrier.wait()
+        for worker in workers:
+            worker.join()
+        # First start to last end, as the workers saw them.
+        elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
+        if stats is not None:
+            batch = store.get_stats().mean_batch_size
+            stats.setdefault("mean_batch_size", []).append(batch)
+        return txn_figures(n, elapsed, [s for out in samples for s in out])
+    finally:
+        store.shutdown()
+
+
+def library_append_many(
+    path: str,
+    synchronous: str,
+    *,
+    batch: int = 1000,
+    n_batches: int = 50,
+    warmup_batches: int = 1,
+) -> TxnFigures:
+    """``n_batches`` awaited ``append_many()`` calls of ``batch`` events (W5).
+
+    The twin of :func:`benchmarks.raw_sqlite.raw_batch_txn`: one caller,
+    closed loop, one transaction per call. Pass a copy of a filled store as
+    ``path`` for the grown-table variant.
+
+    Returns:
+        Events/s and latency p50/p99 (µs) of one call; ``n`` = calls timed.
+    """
+    store = _open(path, synchronous)
+    try:
+        events = make_events(
+            (warmup_batches + n_batches) * batch, start=store.head_position
+        )
+        append_many = store.append_many
+        for lo in range(0, warmup_batches * batch, batch):
+            append_many(events[lo : lo + batch])
+        samples: list[int] = []
+        start = perf_counter_ns()
+        for lo in range(warmup_batches * batch, len(events), batch):
+            chunk = events[lo : lo + batch]
+            t0 = perf_counter_ns()
+            append_many(chunk)
+            samples.append(perf_counter_ns() - t0)
+        elapsed = perf_counter_ns() - start
+        return txn_figures(n_batches * batch, elapsed, samples)
+    finally:
+        store.shutdown()
+
+
+def library_append_async(
+    path: str,
+    synchronous: str,
+    *,
+    n: int = 50_000,
+    window: int = 2000,
+    warmup: int = 1000,
+    stats: dict[str, Any] | None = None,
+) -> RateFigures:
+    """``n`` one-event ``append_async()`` calls, ``window`` kept in flight (W5).
+
+    One caller submits events one by one; once ``window`` futures are
+    pending it waits for the oldest before submitting the next. Timed from
+    the first submission until the last future has settled.
+
+    Args:
+        path: Database file; created if missing, appended to if not.
+        synchronous: ``"full"`` or ``"normal"``.
+        n: Appends timed.
+        window: Appends in flight at most.
+        warmup: Untimed appends first (same scheme).
+        stats: If given, ``mean_batch_size`` (append requests per
+            transaction, warm-up included) is appended to its list there.
+
+    Returns:
+        Events/s; ``n`` = appends timed.
+    """
+    store = _open(path, synchronous)
+    try:
+        events = make_events(warmup + n, start=store.head_position)
+        append_async = store.append_async
+
+        def pump(chunk: list[Event]) -> None:
+            in_flight: deque[Any] = deque()
+            for event in chunk:
+                if len(in_flight) >= window:
+                    in_flight.popleft().get(_WAIT_S)
+                in_flight.append(append_async(event))
+            while in_flight:
+                in_flight.popleft().get(_WAIT_S)
+
+        pump(events[:warmup])
+        t0 = perf_counter_ns()
+        pump(events[warmup:])
+        elapsed = perf_counter_ns() - t0
+        if stats is not None:
+            batch = store.get_stats().mean_batch_size
+            stats.setdefault("mean_batch_size", []).append(batch)
+        return RateFigures(rate(n, elapsed), n, elapsed / 1e9)
+    finally:
+        store.shutdown()
+
+
+# -- codec ----------------------------------------------------------------------
+
+
+def _time_pages(
+    function: Callable[[list[Any]], list[Any]],
+    items: list[Any],
+    page: int,
+    repeats: int,
+) -> tuple[int, list[Any]]:
+    """Median ns of ``repeats`` passes of ``function`` over ``items`` a page
+    at a time (only the current page's results alive), and the last page."""
+    passes: list[int] = []
+    out: list[Any] = []
+    for _ in range(repeats):
+        out = []
+        gc.collect()
+        t0 = perf_counter_ns()
+        for lo in range(0, len(items), page):
+            out = function(items[lo : lo + page])
+        passes.append(perf_counter_ns() - t0)
+    return round(median(passes)), out
+
+
+def library_codec(
+    n: int = 100_000, *, repeats: int = 3, page: int = 1000
+) -> dict[str, CodecFigures]:
+    """The library's own codec over ``n`` workload events (W7).
+
+    Encode is :func:`swarmlog.schema.codec.prepare_event` (what ``append``
+    does on the caller's thread: validate the event, encode the payload and
+    the envelope); decode is :func:`swarmlog.schema.codec.decode_row` on
+    rows as the library SELECTs them (envelope and typed payload into an
+    :class:`~swarmlog.Event`). Both go a page at a time with only the
+    current page's results alive, as ``append_many`` and catch-up hold
+    them; the pre-built inputs are frozen out of the garbage collector
+    (``gc.freeze``), as the bare anchor's inputs are untracked (``gc=False``
+    payloads, bytes). Median of ``repeats`` passes each.
+
+    Also times, for reference, bare msgspec on the same objects and bytes:
+    one ``Encoder(uuid_format="bytes")`` encode of the whole event, one
+    typed decode of the stored envelope
+    (:class:`benchmarks.workload.BenchEnvelope`).
+
+    Returns:
+        ``{"lib_codec": ..., "bare_envelope_codec": ...}``: encodes/s,
+        decodes/s, mean stored ``data`` size; ``n`` = events.
+    """
+    events = make_events(n)
+    stored = [c.strip() for c in INSERT_COLUMNS.split(",")]
+    picks = [stored.index(c.strip()) for c in EVENT_COLUMNS.split(",")]
+    rows = [tuple(row[k] for k in picks) for row in build_rows(n)]  # as SELECTed
+    mean_bytes = sum(len(row[DATA_COLUMN]) for row in rows) / n
+    limit = DEFAULT_MAX_PAYLOAD_BYTES
+    bare_encode = msgspec.msgpack.Encoder(uuid_format="bytes").encode
+    bare_decode = envelope_decoder().decode
+    gc.collect()
+    gc.freeze()
+    try:
+        lib_enc, prepared = _time_pages(
+            lambda chunk: [prepare_event(e, limit) for e in chunk],
+            events,
+            page,
+            repeats,
+        )
+        lib_dec, decoded = _time_pages(
+            lambda chunk: [decode_row(row) for row in chunk], rows, page, repeats
+        )
+        bare_enc, _ = _time_pages(
+            lambda chunk: [bare_encode(e) for e in chunk], events, page, repeats
+        )
+        bare_dec, envelopes = _time_pages(
+            lambda chunk: [bare_decode(row[DATA_COLUMN]) for row in chunk],
+            rows,
+            page,
+            repeats,
+        )
+    finally:
+        gc.unfreeze()
+    expected = make_payload(n - 1)
+    if decoded[-1].payload != expected or envelopes[-1].payload != expected:
+        msg = "a codec round trip changed a payload"
+        raise AssertionError(msg)
+    if prepared[-1].data[-40:] != rows[-1][DATA_COLUMN][-40:]:
+        msg = "prepare_event and the stored rows disagree"
+        raise AssertionError(msg)
+    return {
+        "lib_codec": CodecFigures(rate(n, lib_enc), rate(n, lib_dec), mean_bytes, n),
+        "bare_envelope_codec": CodecFigures(
+            rate(n, bare_enc), rate(n, bare_dec), mean_bytes, n
+        ),
+    }
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def library_stream_read(
+    path: str, stream_len: int = 100, samples: int = 200, *, warmup: int = 20
+) -> LatencyFigures:
+    """``get_events()`` of one aggregate's last ``stream_len`` events (R1, R2).
+
+    The twin of :func:`benchmarks.raw_sqlite.raw_stream_read`: the same
+    store, the same random picks (same seed), typed events out.
+
+    Returns:
+        Latency of one ``get_events`` call (µs).
+
+    Raises:
+        ValueError: No aggregate in the store has ``stream_len`` events.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        heads = conn.execute(
+            "SELECT aggregate_id, max(version) FROM events GROUP BY aggregate_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    eligible = [(agg, top - stream_len + 1) for agg, top in heads if top >= stream_len]
+    if not eligible:
+        msg = f"no stream in {path} has {stream_len} events"
+        raise ValueError(msg)
+    rng = random.Random(20240601)
+    picks = [rng.choice(eligible) for _ in range(warmup + samples)]
+    store = _open(path, "normal")
+    try:
+        get_events = store.get_events
+        timings: list[int] = []
+        for k, (aggregate_id, first) in enumerate(picks):
+            t0 = perf_counter_ns()
+            events = get_events(aggregate_id, first)
+            t1 = perf_counter_ns()
+            if len(events) != stream_len:
+                msg = f"read {len(events)} events of {aggregate_id}, not {stream_len}"
+                raise AssertionError(msg)
+            if k >= warmup:
+                timings.append(t1 - t0)
+        return latency_figures(timings)
+    finally:
+        store.shutdown()
+
+
+class NoOpProjection(Projection):
+    """Handles every workload event type and does nothing (its own thread)."""
+
+    name: ClassVar[str] = "bench-noop"
+
+    @handles(*EVENT_TYPES)
+    def _on_event(self, event: Event) -> None:
+        return None
+
+
+def _fresh_noop(tag: str) -> type[NoOpProjection]:
+    """A subclass with a unique ``name`` (one running projection per name)."""
+    return type(f"NoOp_{tag}", (NoOpProjection,), {"name": f"bench-noop-{tag}"})
+
+
+def library_catch_up(path: str, *, repeats: int = 3) -> RateFigures:
+    """A no-op projection catching up from position 0 to the head (R3).
+
+    The twin of :func:`benchmarks.raw_sqlite.raw_paged_scan_decode`: timed
+    from ``initialize()`` until ``wait_for(head)`` returns; each pass is a
+    new projection (no snapshot). Median of ``repeats`` passes.
+
+    Returns:
+        Events/s of the median pass; ``n`` = events in one pass.
+    """
+    store = _open(path, "normal")
+    passes: list[tuple[int, int]] = []
+    try:
+        head = store.head_position
+        for k in range(repeats):
+            projection = _fresh_noop(f"r3-{k}")(store)
+            gc.collect()
+            t0 = perf_counter_ns()
+            projection.initialize()
+            projection.wait_for(head, timeout=_WAIT_S)
+            passes.append((perf_counter_ns() - t0, projection.position))
+            projection.stop()
+    finally:
+        store.shutdown()
+    elapsed, count = sorted(passes)[len(passes) // 2]
+    return RateFigures(rate(count, elapsed), count, elapsed / 1e9)
+
+
+class _StampProjection(Projection):
+    """Records when its handler starts, per position (its own thread)."""
+
+    name: ClassVar[str] = "bench-stamp"
+
+    def reset_state(self) -> None:
+        self.stamps: dict[int, int] = {}
+        self.signal = threading.Event()
+
+    @handles(*EVENT_TYPES)
+    def _on_event(self, event: Event) -> None:
+        self.stamps[event.position] = perf_counter_ns()
+        self.signal.set()
+
+
+def library_commit_to_handler(
+    path: str, n: int = 1000, *, synchronous: str = "full", warmup: int = 50
+) -> LatencyFigures:
+    """Time from ``append()`` returning to the projection handler starting (R4).
+
+    One caller appends sequentially; after each append it waits until the
+    handler has run, then idles as long as the append took, so the writer
+    is busy at most half the time (≤ 50 % load). The handler records
+    ``perf_counter_ns()`` on entry; the sample is that minus the instant
+    ``append()`` returned (negative when the handler started first: the
+    writer hands the page to the dispatcher before it resolves the future).
+
+    Returns:
+        Latency (µs); ``n`` = appends timed.
+    """
+    store = _open(path, synchronous)
+    try:
+        projection = _StampProjection(store).initialize()
+        projection.wait_for(store.head_position, timeout=_WAIT_S)
+        signal = projection.signal
+        stamps = projection.stamps
+        events = make_events(warmup + n, start=store.head_position)
+        append = store.append
+        returned: list[tuple[int, int]] = []
+        for k, event in enumerate(events):
+            signal.clear()
+            t0 = perf_counter_ns()
+            stored = append(event)
+            t1 = perf_counter_ns()
+            if not signal.wait(_WAIT_S):
+                msg = f"the handler never saw position {stored.position}"
+                raise AssertionError(msg)
+            if k >= warmup:
+                returned.append((stored.position, t1))
+            time.sleep((t1 - t0) / 1e9)
+        return latency_figures([stamps[position] - t for position, t in returned])
+    finally:
+        store.shutdown()
+
+
+# -- memory -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFigures:
+    """RSS of the process while a long read runs.
+
+    Attributes:
+        baseline_mb: RSS just before the run, in MiB.
+        peak_growth_mb: Highest RSS during the run minus the baseline.
+        late_growth_mb: Highest RSS in the second half of the run minus the
+            highest in the first half (growth that scales with the events
+            read; ~0 when memory is bounded).
+        events_per_s: Events read per second.
+        n: Events read.
+        samples: RSS readings taken.
+    """
+
+    baseline_mb: float
+    peak_growth_mb: float
+    late_growth_mb: float
+    events_per_s: float
+    n: int
+    samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a ``dict`` (field name -> value)."""
+        return asdict(self)
+
+
+class _RssSampler:
+    """Reads this process's RSS every ``interval`` s with the run's progress."""
+
+    def __init__(self, progress: Callable[[], float], interval: float = 0.01) -> None:
+        self._progress = progress
+        self._interval = interval
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self.readings: list[tuple[float, int]] = []
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler")
+
+    def _read(self) -> None:
+        self.readings.append((self._progress(), self._process.memory_info().rss))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._read()
+
+    def __enter__(self) -> _RssSampler:
+        gc.collect()
+        self.baseline = self._process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+    def figures(self, n: int, elapsed_ns: int) -> MemoryFigures:
+        early = [rss for done, rss in self.readings if done < 0.5] or [self.baseline]
+        late = [rss for done, rss in self.readings if done >= 0.5] or early
+        peak = max(rss for _, rss in self.readings)
+        return MemoryFigures(
+            baseline_mb=self.baseline / _MB,
+            peak_growth_mb=(peak - self.baseline) / _MB,
+            late_growth_mb=(max(late) - max(early)) / _MB,
+            events_per_s=rate(n, elapsed_ns),
+            n=n,
+            samples=len(self.readings),
+        )
+
+
+def library_memory(path: str, kind: str = "replay") -> MemoryFigures:
+    """RSS growth while reading every event of the store at ``path`` (M1).
+
+    ``kind`` is ``"replay"`` (iterate ``store.replay()``, keeping nothing)
+    or ``"catch_up"`` (a no-op projection from position 0 to the head).
+    Fill the store first, e.g. with :func:`benchmarks.workload.fill_store`;
+    run each kind in a fresh process for a clean baseline.
+
+    Raises:
+        ValueError: ``kind`` is neither.
+    """
+    if kind not in ("replay", "catch_up"):
+        msg = f"kind must be 'replay' or 'catch_up', got {kind!r}"
+        raise ValueError(msg)
+    store = _open(path, "normal")
+    try:
+        head = store.head_position
+        if kind == "replay":
+            done = [0]
+            with _RssSampler(lambda: done[0] / head) as sampler:
+                t0 = perf_counter_ns()
+                count = 0
+                for _event in store.replay():
+                    count += 1
+                    if not count & 1023:
+                        done[0] = count
+                elapsed = perf_counter_ns() - t0
+                done[0] = count
+            return sampler.figures(count, elapsed)
+        projection = _fresh_noop("m1")(store)
+        with _RssSampler(lambda: projection.position / head) as sampler:
+            t0 = perf_counter_ns()
+            projection.initialize()
+            projection.wait_for(head, timeout=_WAIT_S)
+            elapsed = perf_counter_ns() - t0
+        projection.stop()
+        return sampler.figures(projection.position, elapsed)
+    finally:
+        store.shutdown()
