@@ -99,8 +99,8 @@ def _same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
     return (
         stored.type == event.type
         and stored.aggregate_id == event.aggregate_id
-        and stored.payload == prepared.value
-        and stored.metadata == prepared.metadata
+        and stored.payload == event.payload
+        and stored.metadata == event.metadata
     )
 
 
@@ -338,13 +338,7 @@ class WriterActor(pykka.ThreadingActor):
             versions[aggregate_id] = (event.aggregate_type, version)
             rows.append(prepared.row(version, position))
             events.append(
-                msgspec.structs.replace(
-                    event,
-                    payload=prepared.value,
-                    metadata=prepared.metadata,
-                    version=version,
-                    position=position,
-                )
+                msgspec.structs.replace(event, version=version, position=position)
             )
         return _Planned(request, rows, events, versions)
 

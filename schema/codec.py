@@ -15,7 +15,6 @@ a database file can never make the reader execute anything.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -28,7 +27,6 @@ from swarmlog.schema.errors import (
 )
 from swarmlog.schema.registry import (
     EventTypeInfo,
-    aggregate_type_known,
     info_for_class,
     lookup_type,
 )
@@ -37,6 +35,7 @@ from swarmlog.schema.timeutil import check_utc, to_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -50,7 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 1 << 20
-"""Largest encoded payload (plus metadata) accepted, in bytes (1 MiB)."""
+"""Largest encoded event (payload, metadata, envelope) accepted (1 MiB)."""
 
 EVENT_COLUMNS: Final = "position, type, schema_version, data"
 """The columns every event SELECT reads, in :func:`decode_row`'s order."""
@@ -86,24 +85,29 @@ class PreparedEvent:
     and ``position``.
 
     Attributes:
-        event: The event as given.
-        value: The payload as it will read back (lists in tuple fields
-            become tuples): the stored event carries this one.
-        metadata: The metadata as it will read back (tuples become lists).
+        event: The event exactly as it will read back (decoded from
+            ``data``: lists in tuple fields are tuples, metadata is plain
+            JSON-like data), with position and version 0.
         data: The encoded envelope, with position and version still 0.
     """
 
-    __slots__ = ("data", "event", "id_bytes", "metadata", "timestamp", "value")
+    __slots__ = ("data", "event", "id_bytes", "timestamp")
 
-    def __init__(
-        self, event: Event[Any], value: Any, metadata: dict[str, Any], data: bytes
-    ) -> None:
+    def __init__(self, event: Event[Any], data: bytes) -> None:
         self.event = event
-        self.value = value
-        self.metadata = metadata
         self.data = data
         self.id_bytes = event.id.bytes
         self.timestamp = to_micros(event.timestamp)
+
+    @property
+    def value(self) -> Any:
+        """The payload as it will read back."""
+        return self.event.payload
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata as it will read back."""
+        return self.event.metadata
 
     def row(self, version: int, position: int) -> tuple[Any, ...]:
         """The stored row (:data:`INSERT_COLUMNS` order) at these numbers."""
@@ -165,111 +169,88 @@ def _check_str(value: object, what: str, *, optional: bool = False) -> None:
 def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     """Validate ``event`` completely and encode it for storage.
 
-    Runs on the appending thread, before any transaction.
+    Runs on the appending thread, before any transaction. The event is
+    encoded once, then decoded back with its type's typed decoder, which
+    checks every field's type in C (``Struct.__init__`` does not validate);
+    the decoded copy is what the store returns and what reads will return.
 
     Raises:
         UnknownEventTypeError: ``event.type`` is not registered.
         InvalidEventError: Anything else is wrong with the event.
     """
-    info = _check_envelope(event)
-    encoded, value = _encode_payload(event, info)
-    metadata, metadata_value = _encode_metadata(event.metadata)
-    size = len(encoded) + len(metadata)
-    if size > max_payload_bytes:
+    info = _check_routing(event)
+    check_utc(event.timestamp, "timestamp")
+    payload = event.payload
+    for name in info.datetime_fields:  # non-UTC offsets vanish once encoded
+        original = getattr(payload, name)
+        if original is not None:
+            check_utc(original, f"{event.type} {name}")
+    if event.position != 0 or event.version != 0:
+        event = msgspec.structs.replace(event, position=0, version=0)
+    data = encode_value(event, f"{info.type} event")
+    if len(data) > max_payload_bytes:
         msg = (
-            f"{event.type} payload and metadata take {size} bytes, "
-            f"over the limit of {max_payload_bytes}"
+            f"{info.type} event takes {len(data)} bytes encoded, over the "
+            f"limit of {max_payload_bytes} (max_payload_bytes)"
         )
         raise InvalidEventError(msg)
-    unstored = msgspec.structs.replace(
-        event, payload=msgspec.Raw(encoded), position=0, version=0
-    )
-    data = _encoder.encode(unstored)
+    try:
+        stored: Event[Any] = info.event_decoder.decode(data)
+    except msgspec.ValidationError as e:
+        msg = f"{info.type} event is malformed: {e}"
+        raise InvalidEventError(msg) from e
     if not data.startswith(_UNSTORED_HEAD):  # pragma: no cover - layout guard
         msg = "the event envelope did not encode in the stored layout"
         raise InvalidEventError(msg)
-    return PreparedEvent(event, value, metadata_value, data)
+    _check_decoded(stored, info)
+    return PreparedEvent(stored, data)
 
 
-def _check_envelope(event: Event[Any]) -> EventTypeInfo:
+def _check_routing(event: Event[Any]) -> EventTypeInfo:
+    """What must hold before encoding: the class, the type, the payload
+    class, the aggregate."""
     if type(event) is not Event:  # a subclass would encode another layout
         msg = f"expected a swarmlog Event, got {type(event).__name__}"
         raise InvalidEventError(msg)
-    if not isinstance(event.id, uuid.UUID):
-        msg = f"event id must be a uuid.UUID, got {event.id!r}"
-        raise InvalidEventError(msg)
-    if not isinstance(event.type, str):
-        raise UnknownEventTypeError(event.type)
-    info = lookup_type(event.type)
+    event_type = event.type
+    info = _registered.get(event_type) if isinstance(event_type, str) else None
     if info is None:
-        raise UnknownEventTypeError(event.type)
+        raise UnknownEventTypeError(event_type)
     if type(event.payload) is not info.cls:
         by_class = info_for_class(type(event.payload))
         got = by_class.type if by_class is not None else type(event.payload).__name__
         msg = (
-            f"event type {event.type!r} needs a {info.cls.__name__} payload, got {got}"
+            f"event type {event_type!r} needs a {info.cls.__name__} payload, got {got}"
         )
         raise InvalidEventError(msg)
-    _check_str(event.aggregate_id, "aggregate_id")
     if event.aggregate_type != info.aggregate_type:
         msg = (
-            f"event type {event.type!r} belongs to aggregate type "
+            f"event type {event_type!r} belongs to aggregate type "
             f"{info.aggregate_type!r}, not {event.aggregate_type!r}"
         )
         raise InvalidEventError(msg)
-    if not aggregate_type_known(event.aggregate_type):
-        msg = f"unknown aggregate type {event.aggregate_type!r}"
-        raise InvalidEventError(msg)
-    check_utc(event.timestamp, "timestamp")
-    _check_str(event.source, "source")
-    _check_str(event.causation_id, "causation_id", optional=True)
-    _check_str(event.correlation_id, "correlation_id", optional=True)
-    if type(event.schema_version) is not int or (
-        event.schema_version != info.schema_version
-    ):
-        msg = (
-            f"event type {event.type!r} is at schema version "
-            f"{info.schema_version}, the event says {event.schema_version!r}"
-        )
+    _check_str(event.aggregate_id, "aggregate_id")
+    if not isinstance(event.id, uuid.UUID):
+        msg = f"event id must be a uuid.UUID, got {event.id!r}"
         raise InvalidEventError(msg)
     return info
 
 
-def _encode_payload(event: Event[Any], info: EventTypeInfo) -> tuple[bytes, Any]:
-    """Encode the payload and decode it back typed (``Struct.__init__`` does
-    not validate): the decoded value is what reads will return."""
-    payload = event.payload
-    for name in info.datetime_fields:
-        original = getattr(payload, name)
-        if original is not None:
-            check_utc(original, f"{event.type} {name}")
-    encoded = encode_value(payload, f"{event.type} payload")
-    try:
-        value = info.decoder.decode(encoded)
-    except msgspec.ValidationError as e:
-        msg = f"{event.type} payload is malformed: {e}"
-        raise InvalidEventError(msg) from e
-    for name in info.datetime_fields:  # e.g. a naive ISO string became a datetime
-        decoded = getattr(value, name)
-        if isinstance(decoded, datetime):
-            check_utc(decoded, f"{event.type} {name}")
-    return encoded, value
-
-
-def _encode_metadata(metadata: object) -> tuple[bytes, dict[str, Any]]:
-    """Encoded metadata (empty: no bytes) and the value it reads back as."""
-    if not isinstance(metadata, dict):
-        msg = f"metadata must be a dict, got {type(metadata).__name__}"
+def _check_decoded(stored: Event[Any], info: EventTypeInfo) -> None:
+    """What the typed decode cannot check: values, not types."""
+    if stored.schema_version != info.schema_version:
+        msg = (
+            f"event type {info.type!r} is at schema version "
+            f"{info.schema_version}, the event says {stored.schema_version!r}"
+        )
         raise InvalidEventError(msg)
-    if not metadata:
-        return b"", {}
-    encoded = encode_value(metadata, "metadata")
-    try:
-        value = _metadata_decoder.decode(encoded)
-    except msgspec.ValidationError as e:
-        msg = f"metadata must be JSON-like with string keys: {e}"
-        raise InvalidEventError(msg) from e
-    return encoded, value
+    if not stored.source:
+        msg = "source must be a non-empty string"
+        raise InvalidEventError(msg)
+    for name in info.datetime_fields:  # e.g. a naive ISO string became a datetime
+        decoded = getattr(stored.payload, name)
+        if decoded is not None:
+            check_utc(decoded, f"{info.type} {name}")
 
 
 def _upcast(

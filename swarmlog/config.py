@@ -36,7 +36,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             ``append_async`` blocks its caller (back-pressure).
         max_batch: Most append requests group-committed in one transaction.
         projection_snapshot_every: Events between projection snapshots.
-        max_payload_bytes: Largest encoded payload plus metadata.
+        max_payload_bytes: Largest encoded event (payload, metadata and
+            the ~150-byte envelope), in bytes.
         reader_pool_size: Idle reader connections kept.
         wal_checkpoint_bytes: WAL size that triggers a checkpoint.
     """

@@ -204,11 +204,9 @@ def _envelope_fields(data: bytes) -> dict[str, msgspec.Raw]:
     return msgspec.msgpack.decode(data, type=dict[str, msgspec.Raw])
 
 
-def _payload_and_metadata_bytes(prepared: PreparedEvent) -> int:
-    """What the size limit counts: encoded payload plus non-empty metadata."""
-    fields = _envelope_fields(prepared.data)
-    metadata = bytes(fields["metadata"])
-    return len(bytes(fields["payload"])) + (0 if metadata == b"\x80" else len(metadata))
+def _event_bytes(prepared: PreparedEvent) -> int:
+    """What the size limit counts: the whole encoded event."""
+    return len(prepared.data)
 
 
 def test_prepared_event_parts() -> None:
@@ -219,7 +217,7 @@ def test_prepared_event_parts() -> None:
     )
     prepared = prepare_event(event, MAX)
     assert isinstance(prepared, PreparedEvent)
-    assert prepared.event is event
+    assert prepared.event == event  # the copy decoded back: what reads return
     assert prepared.id_bytes == event.id.bytes
     assert len(prepared.id_bytes) == 16
     assert prepared.timestamp == to_micros(T0)
@@ -264,16 +262,11 @@ def test_prepared_event_row() -> None:
         assert prepared.data == data
 
 
-def test_prepared_event_empty_metadata_is_none(make_row: Callable[..., Row]) -> None:
-    """Empty metadata adds nothing to the size count, and reads back as an
-    empty dict (it used to be stored as NULL)."""
+def test_prepared_event_empty_metadata(make_row: Callable[..., Row]) -> None:
+    """Empty metadata encodes as an empty map and reads back as an empty dict."""
     event = create_agent_started_event("a1")
     prepared = prepare_event(event, MAX)
-    payload_size = len(bytes(_envelope_fields(prepared.data)["payload"]))
-    assert _payload_and_metadata_bytes(prepared) == payload_size
-    prepare_event(event, payload_size)
-    with pytest.raises(InvalidEventError):
-        prepare_event(event, payload_size - 1)
+    assert bytes(_envelope_fields(prepared.data)["metadata"]) == b"\x80"
     assert decode_row(make_row(prepared)).metadata == {}
 
 
@@ -465,10 +458,11 @@ def test_oversize_payload_rejected() -> None:
 
 
 def test_payload_size_limit_is_inclusive() -> None:
-    """A payload of exactly max_payload_bytes passes; one byte less of room fails."""
+    """An event of exactly max_payload_bytes encoded passes; one byte less of
+    room fails."""
     event = create_task_completed_event("t1", "x" * 1000, metadata={"m": "y" * 100})
     prepared = prepare_event(event, MAX)
-    size = _payload_and_metadata_bytes(prepared)
+    size = _event_bytes(prepared)
     assert size > 1100
     assert prepare_event(event, size).data == prepared.data
     with pytest.raises(InvalidEventError):
@@ -478,7 +472,7 @@ def test_payload_size_limit_is_inclusive() -> None:
 def test_metadata_counts_towards_size_limit() -> None:
     """Large metadata alone can make an event oversize."""
     small = create_task_completed_event("t1", None)
-    limit = _payload_and_metadata_bytes(prepare_event(small, MAX)) + 50
+    limit = _event_bytes(prepare_event(small, MAX)) + 50
     prepare_event(small, limit)
     with pytest.raises(InvalidEventError):
         prepare_event(msgspec.structs.replace(small, metadata={"k": "v" * 100}), limit)
