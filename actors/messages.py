@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     import pykka
 
+    from swarmlog.actors.reply import Reply
     from swarmlog.actors.storage import CheckpointRecord, SnapshotRecord
     from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event, ExpectedVersion
@@ -35,20 +36,23 @@ __all__ = [
 
 
 class AppendRequest:
-    """Store these events atomically; resolve ``future`` with the stored
-    events after COMMIT."""
+    """Store these events atomically; after COMMIT resolve ``future`` with
+    the stored events (with the one stored event when ``single``)."""
 
-    __slots__ = ("expected", "future", "prepared")
+    __slots__ = ("expected", "future", "prepared", "single")
 
     def __init__(
         self,
         prepared: tuple[PreparedEvent, ...],
         expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-        future: Future[list[Event[Any]]],
+        future: Reply[Any],
+        *,
+        single: bool = False,
     ) -> None:
         self.prepared = prepared
         self.expected = expected
         self.future = future
+        self.single = single
 
 
 class SaveSnapshot:

@@ -61,6 +61,7 @@ __all__ = ["WriterActor"]
 
 logger = logging.getLogger("swarmlog.writer")
 
+_OWN_MESSAGES = (AppendRequest, SaveCheckpoint, SaveSnapshot, DeleteCheckpoint, Flush)
 _KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
 _CHECKPOINT_AFTER_TXNS = 200  # idle-time WAL checkpoint after this many commits
 _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
@@ -144,6 +145,7 @@ class WriterActor(pykka.ThreadingActor):
         self._stopped: WriterStoppedError | None = None
         self._txns_since_checkpoint = 0
         self._in_progress: list[AppendRequest] = []
+        self._held: Any = None
 
     def on_start(self) -> None:
         """Mark the thread and publish the stored head."""
@@ -162,7 +164,7 @@ class WriterActor(pykka.ThreadingActor):
 
     def _fail_queued(self) -> None:
         """pykka drops told messages left behind a stop: settle them."""
-        inbox: queue.Queue[Any] = self.actor_inbox  # type: ignore[assignment]
+        inbox: queue.SimpleQueue[Any] = self.actor_inbox  # type: ignore[assignment]
         closed = StoreClosedError("the store shut down before this write")
         while True:
             try:
@@ -186,6 +188,8 @@ class WriterActor(pykka.ThreadingActor):
         """
         try:
             self._dispatch(message)
+            if self._held is not None:
+                self._handle_held()
         except Exception as error:
             logger.exception("writer failed unexpectedly")
             stopped = self._stop_writer(error)
@@ -212,23 +216,41 @@ class WriterActor(pykka.ThreadingActor):
 
     # -- group commit -----------------------------------------------------
 
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        """A C-level ``SimpleQueue``: cheaper puts for callers and a faster
+        wake-up than pykka's default ``queue.Queue``."""
+        return queue.SimpleQueue()
+
     def _drain(self, first: AppendRequest) -> list[AppendRequest]:
         """The first request plus those queued right behind it (bounded).
 
-        Only this thread takes from the inbox, so the envelope seen at the
-        head under the queue's mutex is the one ``get_nowait`` returns.
+        A message of another kind ends the batch; it is kept and handled
+        right after the batch commits, so order is preserved.
         """
         batch = [first]
-        inbox: queue.Queue[Any] = self.actor_inbox  # type: ignore[assignment]
+        inbox: queue.SimpleQueue[Any] = self.actor_inbox  # type: ignore[assignment]
         while len(batch) < self._max_batch:
-            with inbox.mutex:
-                if not inbox.queue:
-                    break
-                head = inbox.queue[0]
-            if not isinstance(head.message, AppendRequest):
+            try:
+                envelope = inbox.get_nowait()
+            except queue.Empty:
                 break
-            batch.append(inbox.get_nowait().message)
+            if isinstance(envelope.message, AppendRequest):
+                batch.append(envelope.message)
+            else:
+                self._held = envelope
+                break
         return batch
+
+    def _handle_held(self) -> None:
+        """Handle the message that ended the last batch."""
+        envelope, self._held = self._held, None
+        if envelope is None:
+            return
+        if isinstance(envelope.message, _OWN_MESSAGES):
+            self.on_receive(envelope.message)
+        else:  # a pykka system message (stop): back to pykka's loop
+            self.actor_inbox.put(envelope)
 
     def _append_group(self, first: AppendRequest) -> None:
         batch = self._drain(first)
@@ -370,7 +392,8 @@ class WriterActor(pykka.ThreadingActor):
         metrics.events += len(page)
         self._dispatcher.tell(DeliverPage(page))
         for p in plan:
-            p.request.future.set_result(p.events)
+            request = p.request
+            request.future.set_result(p.events[0] if request.single else p.events)
         if self._on_commit is not None:
             self._on_commit()
 
@@ -426,7 +449,7 @@ class WriterActor(pykka.ThreadingActor):
         self, request: AppendRequest, stored: list[Event[Any]]
     ) -> None:
         self._metrics.appends += 1
-        request.future.set_result(stored)
+        request.future.set_result(stored[0] if request.single else stored)
 
     def _fail(self, request: AppendRequest, error: BaseException) -> None:
         self._metrics.failed_appends += 1

@@ -30,6 +30,7 @@ from swarmlog.actors.messages import AppendRequest, Flush, Notify, SaveSnapshot
 from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
+from swarmlog.actors.reply import InFlightLimit, Reply
 from swarmlog.actors.runtime import CommitHead, WriterMetrics, in_engine_thread
 from swarmlog.actors.sqlite_storage import (
     FileLock,
@@ -178,7 +179,7 @@ class EventStore:
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._notifier: pykka.ActorRef[Any] | None = None
         self._checkpointer: Checkpointer | None = None
-        self._in_flight = threading.BoundedSemaphore(config.max_in_flight)
+        self._in_flight = InFlightLimit(config.max_in_flight)
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
 
     # -- lifecycle ----------------------------------------------------------------
@@ -312,13 +313,10 @@ class EventStore:
         self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
 
     def _drain_appends(self) -> None:
-        # Holding every in-flight permit means no append is between its
-        # state check and its message to the writer; the waiters then see
-        # the closed state once the permits come back.
-        for _ in range(self.config.max_in_flight):
-            self._in_flight.acquire()
-        for _ in range(self.config.max_in_flight):
-            self._in_flight.release()
+        # The state is no longer open, so appends that take a slot from now
+        # on give it back and raise; once nothing is in flight, no append is
+        # between its state check and its message to the writer.
+        self._in_flight.wait_idle(_SHUTDOWN_TIMEOUT)
         self._flush_writer()
 
     def _flush_writer(self) -> None:
@@ -415,7 +413,8 @@ class EventStore:
             StorageFullError: The disk is full (nothing was stored).
             WriterStoppedError: The writer stopped after an unknown commit.
         """
-        return self._submit((self._prepare(event),), expected_version).result()[0]
+        reply = self._submit((self._prepare(event),), expected_version, single=True)
+        return reply.result()  # type: ignore[no-any-return]
 
     def append_many(
         self,
@@ -436,7 +435,8 @@ class EventStore:
         if not prepared:
             self._require_writable()
             return []
-        return self._submit(prepared, expected_version).result()
+        stored: list[Event[Any]] = self._submit(prepared, expected_version).result()
+        return stored
 
     def append_async(
         self, event: Event[Any], *, expected_version: ExpectedVersion = ANY
@@ -447,18 +447,8 @@ class EventStore:
         future (``future.get(timeout)`` or ``await future``). At
         ``max_in_flight`` appends in flight this blocks until one settles.
         """
-        inner = self._submit((self._prepare(event),), expected_version)
-        outer: Future[Event[Any]] = Future()
-
-        def settle(done: Future[list[Event[Any]]]) -> None:
-            error = done.exception()
-            if error is None:
-                outer.set_result(done.result()[0])
-            else:
-                outer.set_exception(error)
-
-        inner.add_done_callback(settle)
-        return AppendFuture(outer)
+        reply = self._submit((self._prepare(event),), expected_version, single=True)
+        return AppendFuture(reply)
 
     def append_many_async(
         self,
@@ -470,7 +460,7 @@ class EventStore:
         prepared = self._prepare_batch(events)
         if not prepared:
             self._require_writable()
-            done: Future[list[Event[Any]]] = Future()
+            done: Reply[list[Event[Any]]] = Reply()
             done.set_result([])
             return AppendFuture(done)
         return AppendFuture(self._submit(prepared, expected_version))
@@ -503,7 +493,9 @@ class EventStore:
         self,
         prepared: tuple[PreparedEvent, ...],
         expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-    ) -> Future[list[Event[Any]]]:
+        *,
+        single: bool = False,
+    ) -> Reply[Any]:
         if isinstance(expected, Mapping):
             for value in expected.values():
                 _check_expected(value)
@@ -515,14 +507,12 @@ class EventStore:
         if not self._in_flight.acquire(blocking=not in_engine_thread()):
             msg = "too many appends in flight to append from inside the engine"
             raise EngineThreadWaitError(msg)
-        release = self._in_flight.release
         if self._state != _OPEN:
-            release()
+            self._in_flight.release()
             self._require_writable()
-        future: Future[list[Event[Any]]] = Future()
-        future.add_done_callback(lambda _: release())
-        writer.tell(AppendRequest(prepared, expected, future))
-        return future
+        reply: Reply[Any] = Reply(self._in_flight.release)
+        writer.tell(AppendRequest(prepared, expected, reply, single=single))
+        return reply
 
     # -- reading ------------------------------------------------------------------
 

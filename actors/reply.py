@@ -1,0 +1,146 @@
+"""Reply: the lightweight one-shot future every append travels back in.
+
+``concurrent.futures.Future`` builds a ``Condition`` per future and runs
+Python-level notification; at tens of thousands of appends in flight that
+cost shows up next to the commit itself. A Reply is a pre-acquired lock that
+the writer releases once: waiting is one C-level lock acquire.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["InFlightLimit", "Reply"]
+
+T = TypeVar("T")
+
+_callbacks_lock = threading.Lock()  # guards registration vs. settling only
+
+
+class Reply(Generic[T]):
+    """A one-shot result set by one thread and awaited by others.
+
+    Args:
+        on_settle: Called (on the settling thread) right after the result or
+            exception is set; must be quick and never raise.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_on_settle", "_value")
+
+    def __init__(self, on_settle: Callable[[], None] | None = None) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._done = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Reply[T]], object]] | None = None
+        self._on_settle = on_settle
+
+    def set_result(self, value: T) -> None:
+        """Settle with ``value`` (once)."""
+        self._value = value
+        self._settle()
+
+    def set_exception(self, error: BaseException) -> None:
+        """Settle with ``error`` (once)."""
+        self._error = error
+        self._settle()
+
+    def _settle(self) -> None:
+        with _callbacks_lock:
+            if self._done:
+                msg = "reply already settled"
+                raise RuntimeError(msg)
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, None
+        self._lock.release()
+        if self._on_settle is not None:
+            self._on_settle()
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    def done(self) -> bool:
+        """Whether it is settled."""
+        return self._done
+
+    def result(self, timeout: float | None = None) -> T:
+        """Wait for the value (re-raising a settled exception).
+
+        Raises:
+            TimeoutError: Not settled within ``timeout`` seconds.
+        """
+        if not self._done:
+            if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+                msg = f"no reply within {timeout} s"
+                raise TimeoutError(msg)
+            self._lock.release()  # let other waiters through
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def exception(self) -> BaseException | None:
+        """The settled exception (None if none or not settled)."""
+        return self._error
+
+    def add_done_callback(self, callback: Callable[[Reply[T]], object]) -> None:
+        """Call ``callback(self)`` once settled (at once if it already is)."""
+        with _callbacks_lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+
+class InFlightLimit:
+    """Counts appends in flight and blocks new ones at ``limit``."""
+
+    __slots__ = ("_count", "_idle", "_limit", "_lock", "_room", "_waiters")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._count = 0
+        self._waiters = 0
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Take a slot; False only when not ``blocking`` and none is free."""
+        with self._lock:
+            while self._count >= self._limit:
+                if not blocking:
+                    return False
+                self._waiters += 1
+                try:
+                    self._room.wait()
+                finally:
+                    self._waiters -= 1
+            self._count += 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back (called as each append settles)."""
+        with self._lock:
+            self._count -= 1
+            if self._waiters:
+                self._room.notify()
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is in flight; False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._count == 0, timeout)
+
+    @property
+    def count(self) -> int:
+        """Appends in flight now."""
+        return self._count
