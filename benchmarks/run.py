@@ -450,6 +450,7 @@ def run(
     codecs = library_codec(a.codec)
     keep("library", "lib_codec", codecs["lib_codec"])
     keep("anchor", "bare_envelope_codec", codecs["bare_envelope_codec"])
+    keep("anchor", "bare_envelope_validate", codecs["bare_envelope_validate"])
 
     say("thread round trips")
     keep("anchor", "thread_rt_queue", thread_round_trip(a.round_trips, kind="queue"))
@@ -725,25 +726,28 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
                     library_name=f"{name} p99/p50",
                 )
             )
+    # W7 compares the same physical work: the whole stored envelope
+    # (payload embedded). Encoding in append means validating too, so its
+    # anchor is a bare encode plus typed decode of the same event.
     at_least(
         "W7",
-        "codec encode: prepare_event",
+        "codec encode: prepare_event (validate + encode)",
         ("lib_codec", "encode_per_s"),
-        ("msgspec_codec", "encode_per_s"),
+        ("bare_envelope_validate", "encode_per_s"),
         0.7,
         0.9,
     )
     at_least(
         "W7",
-        "codec decode: decode_row",
+        "codec decode: decode_row (envelope + payload)",
         ("lib_codec", "decode_per_s"),
-        ("msgspec_codec", "decode_per_s"),
+        ("bare_envelope_codec", "decode_per_s"),
         0.7,
         0.9,
     )
     at_least(
         "W7*",
-        "encode vs bare msgspec of the whole envelope (info)",
+        "encode vs bare encode of the envelope only (info)",
         ("lib_codec", "encode_per_s"),
         ("bare_envelope_codec", "encode_per_s"),
         None,
@@ -751,9 +755,17 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
     )
     at_least(
         "W7*",
-        "decode vs bare msgspec of the whole envelope (info)",
+        "encode vs bare payload-only encode (info)",
+        ("lib_codec", "encode_per_s"),
+        ("msgspec_codec", "encode_per_s"),
+        None,
+        None,
+    )
+    at_least(
+        "W7*",
+        "decode vs bare payload-only decode (info)",
         ("lib_codec", "decode_per_s"),
-        ("bare_envelope_codec", "decode_per_s"),
+        ("msgspec_codec", "decode_per_s"),
         None,
         None,
     )
