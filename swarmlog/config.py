@@ -40,6 +40,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             the ~150-byte envelope), in bytes.
         reader_pool_size: Idle reader connections kept.
         wal_checkpoint_bytes: WAL size that triggers a checkpoint.
+        poll_interval: On a read-only store, seconds between looks for
+            events another process appended (projections stay live).
     """
 
     database_path: str = ":memory:"
@@ -55,6 +57,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     reader_pool_size: int = 8
     wal_checkpoint_bytes: int = 64 << 20
+    poll_interval: float = 0.2
 
     def __post_init__(self) -> None:
         """Validate every option.
@@ -76,6 +79,10 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         _positive_int(self.max_payload_bytes, "max_payload_bytes")
         _positive_int(self.reader_pool_size, "reader_pool_size")
         _positive_int(self.wal_checkpoint_bytes, "wal_checkpoint_bytes")
+        poll = self.poll_interval
+        if isinstance(poll, bool) or not isinstance(poll, int | float) or poll <= 0:
+            msg = f"poll_interval must be > 0 seconds, got {poll!r}"
+            raise InvalidConfigError(msg)
         interval = self.auto_persist_interval
         if isinstance(interval, bool) or not isinstance(interval, int | float):
             msg = f"auto_persist_interval must be seconds, got {interval!r}"

@@ -26,6 +26,7 @@ import msgspec
 
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.dispatcher import DispatcherActor
+from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import AppendRequest, Flush, Notify, SaveSnapshot
 from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
@@ -179,6 +180,7 @@ class EventStore:
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._notifier: pykka.ActorRef[Any] | None = None
         self._checkpointer: Checkpointer | None = None
+        self._follower: Follower | None = None
         self._in_flight = InFlightLimit(config.max_in_flight)
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
 
@@ -250,6 +252,10 @@ class EventStore:
                 path, read_only=True, pool_size=config.reader_pool_size
             )
             self._head.position = self._reader.head()
+            self._follower = Follower(
+                self._reader, self._head, self._dispatcher, config.poll_interval
+            )
+            self._follower.start()
             return
         storage = SQLiteWriteStorage(path, config.synchronous, config.pragmas)
         try:
@@ -351,6 +357,9 @@ class EventStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        if self._follower is not None:
+            self._follower.stop()
+            self._follower = None
         for attr in ("_dispatcher", "_writer", "_notifier"):
             ref = getattr(self, attr)
             if ref is not None:
@@ -602,9 +611,10 @@ class EventStore:
 
     @property
     def head_position(self) -> int:
-        """The highest committed position (as published by the writer)."""
-        if self.config.read_only and self._reader is not None:
-            return self._reader.head()
+        """The highest committed position (as published by the writer; on a
+        read-only store, as found in the file now)."""
+        if self._follower is not None:
+            self._follower.poll()
         return self._head.position
 
     # -- snapshots ----------------------------------------------------------------

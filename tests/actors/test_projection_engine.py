@@ -466,3 +466,19 @@ def test_engine_threads_may_append(store: EventStore) -> None:
         "task:completed",
         "task:created",
     ]
+
+
+def test_read_only_store_projections_follow_a_writer(tmp_path: Path) -> None:
+    """A projection on a read-only store sees what another store appends."""
+    path = str(tmp_path / "watched.db")
+    with EventStore(path) as writer:
+        writer.append(_created(1))
+        with EventStore(path, read_only=True, poll_interval=0.01) as watcher:
+            journal = Journal(watcher).initialize()
+            assert journal.positions() == [1]
+            writer.append(_created(2))
+            writer.append_many([_created(3), _created(4)])
+            journal.wait_for(4, timeout=10)
+            assert journal.positions() == [1, 2, 3, 4]
+            assert watcher.head_position == 4
+            assert watcher.get_stats().projections["journal"].lag == 0

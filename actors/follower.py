@@ -1,0 +1,97 @@
+"""Follower: feeds a read-only store's projections from the file.
+
+A read-only store has no writer to publish commits, so this thread polls the
+file for events past the head it knows (one short read each time), publishes
+the new head and hands the page to the dispatcher exactly as the writer
+would after a commit. Projections on a read-only store therefore stay live
+while another process writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from swarmlog.actors.messages import DeliverPage
+from swarmlog.actors.runtime import mark_engine_thread
+from swarmlog.schema.errors import SwarmlogError
+
+if TYPE_CHECKING:
+    import pykka
+
+    from swarmlog.actors.runtime import CommitHead
+    from swarmlog.actors.storage import ReadStorage
+
+__all__ = ["Follower"]
+
+logger = logging.getLogger("swarmlog.follower")
+
+_PAGE = 1000
+
+
+class Follower:
+    """Polls ``reader`` every ``interval`` seconds on a thread of its own.
+
+    Args:
+        reader: The read-only store's reader connections.
+        head: The head this store publishes (advanced as pages arrive).
+        dispatcher: Where new pages go.
+        interval: Seconds between polls when nothing new was found.
+    """
+
+    def __init__(
+        self,
+        reader: ReadStorage,
+        head: CommitHead,
+        dispatcher: pykka.ActorRef[Any],
+        interval: float,
+    ) -> None:
+        self._reader = reader
+        self._head = head
+        self._dispatcher = dispatcher
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # head_position may poll from any thread
+        self._thread = threading.Thread(
+            target=self._loop, name="swarmlog-follower", daemon=False
+        )
+
+    def start(self) -> None:
+        """Start polling."""
+        self._thread.start()
+
+    def poll(self) -> int:
+        """Publish what was appended since the last poll; return how many."""
+        with self._lock:
+            return self._poll_locked()
+
+    def _poll_locked(self) -> int:
+        found = 0
+        while True:
+            page = self._reader.read_page(self._head.position, _PAGE)
+            if not page:
+                return found
+            self._head.position = page[-1].position
+            self._dispatcher.tell(DeliverPage(tuple(page)))
+            found += len(page)
+            if len(page) < _PAGE:
+                return found
+
+    def _loop(self) -> None:
+        mark_engine_thread()
+        while not self._stop.wait(self._interval):
+            try:
+                self.poll()
+            except SwarmlogError as error:
+                logger.warning("read-only follower: %s", error)
+            except Exception:  # the dispatcher stopped under us: shutdown
+                if not self._stop.is_set():
+                    logger.exception("read-only follower failed")
+                return
+
+    def stop(self) -> None:
+        """Stop polling and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
