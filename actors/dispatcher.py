@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from swarmlog.actors.messages import DeliverPage, Subscribe, Unsubscribe
-from swarmlog.actors.runtime import mark_engine_thread
+from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
 
 if TYPE_CHECKING:
     from swarmlog.actors.notifier import Listeners
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["DispatcherActor"]
 
 
-class DispatcherActor(pykka.ThreadingActor):
+class DispatcherActor(FastInboxActor):
     """Fans committed pages out to projection actors and the notifier.
 
     Runs on its own thread.

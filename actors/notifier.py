@@ -11,10 +11,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-import pykka
-
 from swarmlog.actors.messages import DeliverPage, Notify
-from swarmlog.actors.runtime import mark_engine_thread
+from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
 from swarmlog.schema.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -98,7 +96,7 @@ class Listeners:
         return self._by_name.get(name, ())
 
 
-class NotifierActor(pykka.ThreadingActor):
+class NotifierActor(FastInboxActor):
     """Calls listener callbacks on its own thread, in the order told.
 
     Args:

@@ -44,7 +44,7 @@ from swarmlog.actors.projection_messages import (
     RunQuery,
     WaitFor,
 )
-from swarmlog.actors.runtime import mark_engine_thread
+from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
 from swarmlog.actors.storage import CheckpointRecord
 from swarmlog.schema.errors import ProjectionFailedError, ProjectionStateError
 
@@ -84,7 +84,7 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-class ProjectionActor(pykka.ThreadingActor):
+class ProjectionActor(FastInboxActor):
     """Keeps one projection's read model live. Runs on its own thread.
 
     Args:

@@ -7,9 +7,19 @@ plain ints, which CPython reads and writes atomically.
 
 from __future__ import annotations
 
+import queue
 import threading
+from typing import Any
 
-__all__ = ["CommitHead", "WriterMetrics", "in_engine_thread", "mark_engine_thread"]
+import pykka
+
+__all__ = [
+    "CommitHead",
+    "FastInboxActor",
+    "WriterMetrics",
+    "in_engine_thread",
+    "mark_engine_thread",
+]
 
 _local = threading.local()
 
@@ -50,3 +60,16 @@ class WriterMetrics:
     def mean_batch_size(self) -> float:
         """Mean number of append requests per transaction."""
         return self.appends / self.transactions if self.transactions else 0.0
+
+
+class FastInboxActor(pykka.ThreadingActor):
+    """A pykka threading actor whose inbox is a C-level ``SimpleQueue``.
+
+    pykka's default ``queue.Queue`` takes a Python-level Condition on every
+    put; the hot paths (append hand-off, page delivery) put once per commit
+    and per projection, so the cheaper put and wake-up show in latency.
+    """
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue()
