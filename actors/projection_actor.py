@@ -178,7 +178,46 @@ class ProjectionActor(FastInboxActor):
         engine.thread = None
 
     def on_receive(self, message: Any) -> Any:
-        """Handle one message (this actor's thread)."""
+        """Handle one message (this actor's thread).
+
+        A failure outside a handler (a damaged stored row met while catching
+        up, a bug) puts the projection in ``failed`` at once, so queries get
+        a typed error instead of waiting for an actor that died.
+        """
+        try:
+            self._handle(message)
+        except Exception as error:
+            position = getattr(error, "position", self._engine.position + 1)
+            logger.exception("projection %r failed", self._projection.name)
+            self._stop_at(position, error)
+            future = getattr(message, "future", None)
+            if future is not None and not future.done():
+                future.set_exception(self._engine.failure)
+        return None
+
+    def _stop_at(
+        self, position: int, error: BaseException, *, applied_before: bool = False
+    ) -> None:
+        """Enter ``failed`` at ``position`` (the event it could not apply);
+        ``applied_before``: every event before it was applied."""
+        engine = self._engine
+        if applied_before:
+            engine.position = position - 1
+        else:
+            engine.position = min(engine.position, position - 1)
+        engine.failure = ProjectionFailedError(
+            self._projection.name, position, _error_text(error)
+        )
+        engine.status = "failed"
+        self._fail_waiters(engine.failure)
+        if self._rebuild is not None:
+            run, self._rebuild = self._rebuild, None
+            if not run.future.done():
+                run.future.set_exception(engine.failure)
+        if self._notifier is not None:
+            self._notifier.tell(Notify("error", (engine.failure,)))
+
+    def _handle(self, message: Any) -> None:
         if isinstance(message, DeliverPage):
             self._deliver(message.events)
         elif isinstance(message, RunQuery | WaitFor | Finalize):
@@ -193,7 +232,6 @@ class ProjectionActor(FastInboxActor):
             self._rebuild_step()
         elif isinstance(message, RetryDeadLetters):
             message.future.set_result(self._retry_dead_letters())
-        return None
 
     # -- applying events -----------------------------------------------------------
 
@@ -277,14 +315,7 @@ class ProjectionActor(FastInboxActor):
             _error_text(error),
         )
         if engine.on_failure == "retry-then-stop":
-            engine.position = event.position - 1
-            engine.failure = ProjectionFailedError(
-                projection.name, event.position, _error_text(error)
-            )
-            engine.status = "failed"
-            self._fail_waiters(engine.failure)
-            if self._notifier is not None:
-                self._notifier.tell(Notify("error", (engine.failure,)))
+            self._stop_at(event.position, error, applied_before=True)
             return False
         letter = DeadLetter(
             projection.name, event.position, event.type, _error_text(error)

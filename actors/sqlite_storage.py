@@ -181,7 +181,14 @@ def check_format(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
                 f"{sql.FORMAT_VERSION}; upgrade swarmlog"
             )
             raise IncompatibleStoreError(path, reason)
-        if version < sql.FORMAT_VERSION and create:
+        if version < sql.FORMAT_VERSION:
+            if not create:
+                reason = (
+                    f"store format {version} is older than this swarmlog's "
+                    f"{sql.FORMAT_VERSION}; open it once with a writing store "
+                    "to migrate it"
+                )
+                raise IncompatibleStoreError(path, reason)
             _migrate(conn, path, version)
         return
     if app_id == 0 and tables == 0:
@@ -432,6 +439,8 @@ class SQLiteReadStorage:
             raise translate_error(e, self.path, "read") from e
         except OverflowError as e:  # a bound int beyond SQLite's 64 bits
             raise InvalidQueryError(f"a filter value is out of range: {e}") from e
+        except UnicodeEncodeError as e:  # e.g. a lone surrogate in a string
+            raise InvalidQueryError(f"a filter string is not valid text: {e}") from e
         finally:
             with self._lock:
                 keep = not self._closed and len(self._idle) < self._pool_size

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
+import pykka
 
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.dispatcher import DispatcherActor
@@ -46,6 +47,7 @@ from swarmlog.futures import AppendFuture
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
 from swarmlog.schema.errors import (
+    IncompatibleStoreError,
     DuplicateEventError,
     EngineThreadWaitError,
     InvalidEventError,
@@ -63,8 +65,6 @@ from swarmlog.stats import EventStoreStats
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
-
-    import pykka
 
     from swarmlog.actors.notifier import ListenerHandle
     from swarmlog.actors.projection import Projection
@@ -234,6 +234,8 @@ class EventStore:
         path = self._path
         if os.path.isdir(path):
             raise StoreOpenError(path, "it is a directory")
+        if 0 < _file_size(path) < _SMALLEST_SQLITE_FILE:
+            raise IncompatibleStoreError(path, "not an SQLite database (too short)")
         if config.read_only:
             if not os.path.exists(path):
                 raise StoreOpenError(
@@ -340,7 +342,10 @@ class EventStore:
             if actor is None:
                 continue
             future: Future[None] = Future()
-            actor.tell(Finalize(head, future))
+            try:
+                actor.tell(Finalize(head, future))
+            except pykka.ActorDeadError:  # it died; nothing to snapshot
+                continue
             waits.append((projection, future))
         for projection, future in waits:
             try:
@@ -594,8 +599,9 @@ class EventStore:
         """
         start = _count(from_position, "from_position")
         size = _count(page_size, "page_size", minimum=1)
-        assert start is not None
-        assert size is not None
+        if start is None or size is None:
+            msg = "from_position and page_size must be ints, not None"
+            raise InvalidQueryError(msg)
         self._reader_checked()
         return self._replay(max(start - 1, 0), size)
 
@@ -818,6 +824,16 @@ class EventStore:
         engine.failure = None
         engine.dead_letters = ()
         engine.status = "stopped"
+
+
+_SMALLEST_SQLITE_FILE = 512  # one page of the smallest page size
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _quiet(*_: Any) -> None:
