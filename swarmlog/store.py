@@ -235,7 +235,9 @@ class EventStore:
         if os.path.isdir(path):
             raise StoreOpenError(path, "it is a directory")
         if 0 < _file_size(path) < _SMALLEST_SQLITE_FILE:
-            raise IncompatibleStoreError(path, "not an SQLite database (too short)")
+            raise IncompatibleStoreError(
+                path, "not an SQLite file (too short to be one)"
+            )
         if config.read_only:
             if not os.path.exists(path):
                 raise StoreOpenError(
