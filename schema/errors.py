@@ -62,11 +62,7 @@ class ConcurrencyError(SwarmlogError):
     """
 
     def __init__(self, aggregate_id: str, expected: Any, actual: int) -> None:
-        self._init_args = (
-            aggregate_id,
-            expected,
-            actual,
-        )
+        self._init_args = (aggregate_id, expected, actual)
         self.aggregate_id = aggregate_id
         self.expected = expected
         self.actual = actual
@@ -118,21 +114,25 @@ class InvalidConfigError(SwarmlogError):
     """An ``EventStoreConfig`` option is out of range."""
 
 
-class IncompatibleStoreError(SwarmlogError):
-    """The file is not a swarmlog store, is damaged, or has a newer format.
+class _FileError(SwarmlogError):
+    """Base of the errors about the database file itself.
 
     Attributes:
         path: The database file.
+        reason: What is wrong with it.
     """
 
+    _template = "{path!r}: {reason}"
+
     def __init__(self, path: str, reason: str) -> None:
-        self._init_args = (
-            path,
-            reason,
-        )
+        self._init_args = (path, reason)
         self.path = path
         self.reason = reason
-        super().__init__(f"{path!r}: {reason}")
+        super().__init__(self._template.format(path=path, reason=reason))
+
+
+class IncompatibleStoreError(_FileError):
+    """The file is not a swarmlog store, is damaged, or has a newer format."""
 
 
 class EventDecodeError(SwarmlogError):
@@ -143,31 +143,17 @@ class EventDecodeError(SwarmlogError):
     """
 
     def __init__(self, position: int, reason: str) -> None:
-        self._init_args = (
-            position,
-            reason,
-        )
+        self._init_args = (position, reason)
         self.position = position
         self.reason = reason
         super().__init__(f"cannot decode the event at position {position}: {reason}")
 
 
-class StoreOpenError(SwarmlogError):
+class StoreOpenError(_FileError):
     """The database file cannot be opened (a directory, no permission, a
-    missing folder, a read-only filesystem for a writing store).
+    missing folder, a read-only filesystem for a writing store)."""
 
-    Attributes:
-        path: The database file.
-    """
-
-    def __init__(self, path: str, reason: str) -> None:
-        self._init_args = (
-            path,
-            reason,
-        )
-        self.path = path
-        self.reason = reason
-        super().__init__(f"cannot open {path!r}: {reason}")
+    _template = "cannot open {path!r}: {reason}"
 
 
 class ReadOnlyStoreError(SwarmlogError):
@@ -207,11 +193,7 @@ class ProjectionFailedError(SwarmlogError):
     """
 
     def __init__(self, projection: str, position: int, reason: str) -> None:
-        self._init_args = (
-            projection,
-            position,
-            reason,
-        )
+        self._init_args = (projection, position, reason)
         self.projection = projection
         self.position = position
         self.reason = reason
@@ -229,11 +211,7 @@ class ProjectionTimeoutError(SwarmlogError, TimeoutError):
     """
 
     def __init__(self, projection: str, position: int, reached: int) -> None:
-        self._init_args = (
-            projection,
-            position,
-            reached,
-        )
+        self._init_args = (projection, position, reached)
         self.projection = projection
         self.position = position
         self.reached = reached

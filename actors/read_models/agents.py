@@ -31,7 +31,7 @@ place in that order.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -200,97 +200,72 @@ class AgentStateProjection(Projection):
             last_activity_at=event.timestamp,
         )
 
+    def _put(self, agent: AgentState, at: datetime, **changes: Any) -> None:
+        """Store ``agent`` with ``changes``, noting activity at ``at``."""
+        self._agents[agent.id] = _replace(
+            agent, last_activity_at=_later(agent.last_activity_at, at), **changes
+        )
+
     @handles(AgentStarted)
     def _on_started(self, event: Event[AgentStarted]) -> None:
         payload = event.payload
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=ACTIVE,
-            started_at=payload.started_at,
-            last_activity_at=_later(agent.last_activity_at, payload.started_at),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            at = payload.started_at
+            self._put(agent, at, status=ACTIVE, started_at=at)
 
     @handles(AgentTaskAssigned)
     def _on_task_assigned(self, event: Event[AgentTaskAssigned]) -> None:
         payload = event.payload
         self._task_agents[payload.task_id] = payload.agent_id
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=ACTIVE,
-            current_task=payload.task_id,
-            last_activity_at=_later(agent.last_activity_at, payload.assigned_at),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            self._put(
+                agent, payload.assigned_at, status=ACTIVE, current_task=payload.task_id
+            )
 
     @handles(AgentTaskCompleted)
     def _on_task_completed(self, event: Event[AgentTaskCompleted]) -> None:
         payload = event.payload
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=IDLE,
-            current_task=None,
-            completed_tasks=(*agent.completed_tasks, payload.task_id),
-            task_count=agent.task_count + 1,
-            total_task_duration=agent.total_task_duration + payload.duration,
-            last_activity_at=_later(agent.last_activity_at, payload.completed_at),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            self._put(
+                agent,
+                payload.completed_at,
+                status=IDLE,
+                current_task=None,
+                completed_tasks=(*agent.completed_tasks, payload.task_id),
+                task_count=agent.task_count + 1,
+                total_task_duration=agent.total_task_duration + payload.duration,
+            )
 
     @handles(AgentStopped)
     def _on_stopped(self, event: Event[AgentStopped]) -> None:
         payload = event.payload
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=COMPLETED,
-            stopped_at=payload.stopped_at,
-            last_activity_at=_later(agent.last_activity_at, payload.stopped_at),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            at = payload.stopped_at
+            self._put(agent, at, status=COMPLETED, stopped_at=at)
 
     @handles(AgentFailed)
     def _on_failed(self, event: Event[AgentFailed]) -> None:
         payload = event.payload
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=ERROR,
-            error_count=agent.error_count + 1,
-            last_activity_at=_later(agent.last_activity_at, payload.failed_at),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            self._put(
+                agent,
+                payload.failed_at,
+                status=ERROR,
+                error_count=agent.error_count + 1,
+            )
 
     @handles(AgentStatusChanged)
     def _on_status_changed(self, event: Event[AgentStatusChanged]) -> None:
         payload = event.payload
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent,
-            status=payload.new_status,
-            last_activity_at=_later(agent.last_activity_at, event.timestamp),
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            self._put(agent, event.timestamp, status=payload.new_status)
 
     @handles(TaskStarted)
     def _on_task_started(self, event: Event[TaskStarted]) -> None:
         payload = event.payload
         self._task_agents[payload.task_id] = payload.agent_id
-        agent = self._agents.get(payload.agent_id)
-        if agent is None:
-            return
-        self._agents[agent.id] = _replace(
-            agent, last_activity_at=_later(agent.last_activity_at, payload.started_at)
-        )
+        if (agent := self._agents.get(payload.agent_id)) is not None:
+            self._put(agent, payload.started_at)
 
     @handles(TaskFailed)
     def _on_task_failed(self, event: Event[TaskFailed]) -> None:
@@ -300,11 +275,11 @@ class AgentStateProjection(Projection):
         if agent is None:
             return
         current = None if agent.current_task == payload.task_id else agent.current_task
-        self._agents[agent.id] = _replace(
+        self._put(
             agent,
+            payload.failed_at,
             current_task=current,
             failed_tasks=(*agent.failed_tasks, payload.task_id),
-            last_activity_at=_later(agent.last_activity_at, payload.failed_at),
         )
 
     # -- queries (any thread; bodies run on the projection thread) ----------------
