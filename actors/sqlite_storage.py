@@ -472,10 +472,6 @@ class SQLiteReadStorage:
             rows = self._rows(sql.SELECT_PAGE_UPTO, (after, upto, limit))
         return [decode_row(r) for r in rows]
 
-    def read_page_rows(self, after: int, limit: int) -> list[EventRow]:
-        """Undecoded rows after ``after``."""
-        return [tuple(r) for r in self._rows(sql.SELECT_PAGE, (after, limit))]
-
     def query(self, spec: EventQuery) -> list[Event[Any]]:
         """Events matching ``spec`` (filters ANDed), in commit order."""
         clauses: list[str] = []

@@ -167,10 +167,6 @@ class ReadStorage(Protocol):
         """Up to ``limit`` events with ``after < position <= upto``, in order."""
         ...
 
-    def read_page_rows(self, after: int, limit: int) -> list[EventRow]:
-        """Like :meth:`read_page` but undecoded rows (for tools and tests)."""
-        ...
-
     def query(self, spec: EventQuery) -> list[Event[Any]]:
         """Events matching ``spec``, in commit order."""
         ...

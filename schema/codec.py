@@ -35,7 +35,6 @@ from swarmlog.schema.timeutil import check_utc, to_micros
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -160,14 +159,6 @@ def decode_value(data: bytes, type_: Any = Any) -> Any:
     if type_ is Any:
         return _plain_decoder.decode(data)
     return msgspec.msgpack.decode(data, type=type_)
-
-
-def _check_str(value: object, what: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or (not optional and not value):
-        msg = f"{what} must be a non-empty string, got {value!r}"
-        raise InvalidEventError(msg)
 
 
 def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
@@ -329,10 +320,3 @@ def _decode_other(
     return msgspec.structs.replace(
         raw, payload=payload, schema_version=info.schema_version
     )
-
-
-def datetime_or_none(value: object, what: str) -> datetime | None:
-    """Check an optional instant filter or field (UTC-aware or None)."""
-    if value is None:
-        return None
-    return check_utc(value, what)

@@ -62,15 +62,6 @@ SCHEMA: Final = (
         updated_at INTEGER NOT NULL
     )
     """,
-    """
-    CREATE TABLE IF NOT EXISTS dead_letters (
-        projection TEXT NOT NULL,
-        position INTEGER NOT NULL,
-        error TEXT NOT NULL,
-        recorded_at INTEGER NOT NULL,
-        PRIMARY KEY (projection, position)
-    )
-    """,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {FORMAT_VERSION}",
 )
@@ -161,14 +152,3 @@ SELECT_CHECKPOINT: Final = (
     "SELECT position, state_version, state FROM projection_checkpoints WHERE name = ?"
 )
 DELETE_CHECKPOINT: Final = "DELETE FROM projection_checkpoints WHERE name = ?"
-INSERT_DEAD_LETTER: Final = (
-    "INSERT OR REPLACE INTO dead_letters (projection, position, error, recorded_at) "
-    "VALUES (?, ?, ?, ?)"
-)
-DELETE_DEAD_LETTER: Final = (
-    "DELETE FROM dead_letters WHERE projection = ? AND position = ?"
-)
-SELECT_DEAD_LETTERS: Final = (
-    "SELECT projection, position, error, recorded_at FROM dead_letters "
-    "WHERE projection = ? ORDER BY position"
-)

@@ -47,9 +47,9 @@ from swarmlog.futures import AppendFuture
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
 from swarmlog.schema.errors import (
-    IncompatibleStoreError,
     DuplicateEventError,
     EngineThreadWaitError,
+    IncompatibleStoreError,
     InvalidEventError,
     InvalidQueryError,
     ProjectionStateError,
