@@ -25,9 +25,14 @@ def main() -> int:
         (package / "actors").symlink_to(ROOT / "actors")
         (package / "schema").symlink_to(ROOT / "schema")
         command = [
-            sys.executable, "-m", "mypy", "--strict",
-            "--config-file", str(ROOT / "pyproject.toml"),
-            "-p", "swarmlog",
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "-p",
+            "swarmlog",
         ]
         return subprocess.call(command, cwd=tmp)
 
