@@ -181,83 +181,67 @@ class SwarmProjection(Projection):
             initialized_at=payload.initialized_at,
         )
 
+    def _put(self, swarm: SwarmState, **changes: Any) -> None:
+        self._swarms[swarm.id] = _replace(swarm, **changes)
+
     @handles(SwarmScaled)
     def _on_scaled(self, event: Event[SwarmScaled]) -> None:
-        payload = event.payload
-        swarm = self._swarms.get(event.aggregate_id)
-        if swarm is None:
-            return
-        change = ScaleChange(
-            previous_agent_count=payload.previous_agent_count,
-            new_agent_count=payload.new_agent_count,
-            reason=payload.reason,
-            scaled_at=payload.scaled_at,
-        )
-        self._swarms[swarm.id] = _replace(
-            swarm,
-            agent_count=payload.new_agent_count,
-            scale_history=(*swarm.scale_history, change),
-        )
+        p = event.payload
+        if (swarm := self._swarms.get(event.aggregate_id)) is not None:
+            change = ScaleChange(
+                previous_agent_count=p.previous_agent_count,
+                new_agent_count=p.new_agent_count,
+                reason=p.reason,
+                scaled_at=p.scaled_at,
+            )
+            self._put(
+                swarm,
+                agent_count=p.new_agent_count,
+                scale_history=(*swarm.scale_history, change),
+            )
 
     @handles(SwarmPhaseChanged)
     def _on_phase_changed(self, event: Event[SwarmPhaseChanged]) -> None:
-        payload = event.payload
-        swarm = self._swarms.get(event.aggregate_id)
-        if swarm is None:
-            return
-        change = PhaseChange(
-            previous_phase=payload.previous_phase,
-            new_phase=payload.new_phase,
-            changed_at=payload.changed_at,
-        )
-        self._swarms[swarm.id] = _replace(
-            swarm,
-            phase=payload.new_phase,
-            phase_timeline=(*swarm.phase_timeline, change),
-        )
+        p = event.payload
+        if (swarm := self._swarms.get(event.aggregate_id)) is not None:
+            change = PhaseChange(
+                previous_phase=p.previous_phase,
+                new_phase=p.new_phase,
+                changed_at=p.changed_at,
+            )
+            self._put(
+                swarm, phase=p.new_phase, phase_timeline=(*swarm.phase_timeline, change)
+            )
 
     @handles(SwarmMilestoneReached)
     def _on_milestone(self, event: Event[SwarmMilestoneReached]) -> None:
-        payload = event.payload
-        swarm = self._swarms.get(event.aggregate_id)
-        if swarm is None:
-            return
-        milestone = Milestone(
-            milestone_id=payload.milestone_id,
-            name=payload.name,
-            reached_at=payload.reached_at,
-        )
-        self._swarms[swarm.id] = _replace(
-            swarm, milestones=(*swarm.milestones, milestone)
-        )
+        p = event.payload
+        if (swarm := self._swarms.get(event.aggregate_id)) is not None:
+            milestone = Milestone(
+                milestone_id=p.milestone_id, name=p.name, reached_at=p.reached_at
+            )
+            self._put(swarm, milestones=(*swarm.milestones, milestone))
 
     @handles(SwarmError)
     def _on_error(self, event: Event[SwarmError]) -> None:
-        payload = event.payload
-        swarm = self._swarms.get(event.aggregate_id)
-        if swarm is None:
-            return
-        record = ErrorRecord(
-            error=payload.error,
-            stack=payload.stack,
-            context=payload.context,
-            error_at=payload.error_at,
-        )
-        self._swarms[swarm.id] = _replace(swarm, errors=(*swarm.errors, record))
+        p = event.payload
+        if (swarm := self._swarms.get(event.aggregate_id)) is not None:
+            record = ErrorRecord(
+                error=p.error, stack=p.stack, context=p.context, error_at=p.error_at
+            )
+            self._put(swarm, errors=(*swarm.errors, record))
 
     @handles(SwarmTerminated)
     def _on_terminated(self, event: Event[SwarmTerminated]) -> None:
-        payload = event.payload
-        swarm = self._swarms.get(event.aggregate_id)
-        if swarm is None:
-            return
-        self._swarms[swarm.id] = _replace(
-            swarm,
-            terminated=True,
-            termination_reason=payload.reason,
-            metrics=payload.metrics,
-            terminated_at=payload.terminated_at,
-        )
+        p = event.payload
+        if (swarm := self._swarms.get(event.aggregate_id)) is not None:
+            self._put(
+                swarm,
+                terminated=True,
+                termination_reason=p.reason,
+                metrics=p.metrics,
+                terminated_at=p.terminated_at,
+            )
 
     # -- queries (any thread; bodies run on the projection thread) ----------------
 
