@@ -180,10 +180,6 @@ class WriterStoppedError(SwarmlogError):
     """
 
 
-class BackPressureTimeoutError(SwarmlogError, TimeoutError):
-    """``append_async`` waited too long for room among the in-flight appends."""
-
-
 class ProjectionFailedError(SwarmlogError):
     """A projection stopped on a failing event.
 

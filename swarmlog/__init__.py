@@ -46,7 +46,6 @@ from swarmlog.schema.envelope import (
     Snapshot,
 )
 from swarmlog.schema.errors import (
-    BackPressureTimeoutError,
     ConcurrencyError,
     DuplicateEventError,
     EngineThreadWaitError,
@@ -141,7 +140,6 @@ __all__ = [
     "AgentTaskAssigned",
     "AgentTaskCompleted",
     "AppendFuture",
-    "BackPressureTimeoutError",
     "ConcurrencyError",
     "DeadLetter",
     "DuplicateEventError",

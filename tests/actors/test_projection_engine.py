@@ -482,3 +482,24 @@ def test_read_only_store_projections_follow_a_writer(tmp_path: Path) -> None:
             assert journal.positions() == [1, 2, 3, 4]
             assert watcher.head_position == 4
             assert watcher.get_stats().projections["journal"].lag == 0
+
+
+def test_stopping_a_projection_from_a_listener_is_refused(store: EventStore) -> None:
+    """stop()/reset() from an engine thread raise instead of deadlocking."""
+    journal = Journal(store).initialize()
+    outcome: list[BaseException] = []
+    done = threading.Event()
+
+    def listener(_: Event) -> None:
+        for action in (journal.stop, journal.reset):
+            try:
+                action()
+            except EngineThreadWaitError as e:
+                outcome.append(e)
+        done.set()
+
+    store.on("event:appended", listener)
+    store.append(_created(1))
+    assert done.wait(10)
+    assert len(outcome) == 2
+    assert journal.count() == 1  # still running

@@ -9,7 +9,6 @@ import pytest
 
 from swarmlog.schema import errors
 from swarmlog.schema.errors import (
-    BackPressureTimeoutError,
     ConcurrencyError,
     DuplicateEventError,
     EventDecodeError,
@@ -95,7 +94,6 @@ def test_other_errors_carry_facts() -> None:
 
 def test_timeout_errors_are_builtin_timeouts() -> None:
     """Timeout-like errors are also the builtin TimeoutError."""
-    assert issubclass(BackPressureTimeoutError, TimeoutError)
     assert issubclass(ProjectionTimeoutError, TimeoutError)
 
 
