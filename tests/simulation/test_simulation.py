@@ -175,7 +175,6 @@ class TestSwarmBehaviour:
         """The default sizes (8 agents, 40 tasks) cover every type too."""
         default = simulate(agents=8, tasks=40)
         assert set(default.events_by_type) == EVENT_TYPES
-        assert default.elapsed_seconds < 30
 
     def test_every_task_finishes(self, report: SimulationReport) -> None:
         """Each task ends completed or failed; the counts add up."""
