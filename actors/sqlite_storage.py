@@ -36,7 +36,7 @@ from swarmlog.schema.errors import (
     StoreOpenError,
     SwarmlogError,
 )
-from swarmlog.schema.timeutil import from_micros
+from swarmlog.schema.timeutil import from_micros, to_micros, utc_now
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -367,8 +367,6 @@ class SQLiteWriteStorage:
 
     def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
         """Store a projection checkpoint."""
-        from swarmlog.schema.timeutil import to_micros, utc_now
-
         params = (
             name,
             record.position,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final, Literal
 
 import msgspec
@@ -65,8 +66,6 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         Raises:
             InvalidConfigError: An option is of the wrong type or range.
         """
-        import os
-
         if not isinstance(self.database_path, str | os.PathLike) or not str(
             self.database_path
         ):

@@ -28,7 +28,13 @@ import pykka
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.dispatcher import DispatcherActor
 from swarmlog.actors.follower import Follower
-from swarmlog.actors.messages import AppendRequest, Flush, Notify, SaveSnapshot
+from swarmlog.actors.messages import (
+    AppendRequest,
+    DeleteCheckpoint,
+    Flush,
+    Notify,
+    SaveSnapshot,
+)
 from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
@@ -49,6 +55,7 @@ from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, Stre
 from swarmlog.schema.errors import (
     DuplicateEventError,
     EngineThreadWaitError,
+    EventDecodeError,
     IncompatibleStoreError,
     InvalidEventError,
     InvalidQueryError,
@@ -59,7 +66,7 @@ from swarmlog.schema.errors import (
     StoreOpenError,
     SwarmlogError,
 )
-from swarmlog.schema.timeutil import check_utc, to_micros
+from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
 from swarmlog.stats import EventStoreStats
 
 if TYPE_CHECKING:
@@ -689,9 +696,6 @@ class EventStore:
         record = self._reader_checked().load_snapshot(aggregate_id)
         if record is None:
             return None
-        from swarmlog.schema.errors import EventDecodeError
-        from swarmlog.schema.timeutil import from_micros
-
         try:
             state = decode_value(record.state, Any if type is None else type)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -814,8 +818,6 @@ class EventStore:
         self._stop_projection(projection)
         engine = projection._engine
         if self._writer is not None and self._state == _OPEN:
-            from swarmlog.actors.messages import DeleteCheckpoint
-
             future: Future[None] = Future()
             self._writer.tell(DeleteCheckpoint(projection.name, future))
             future.result(_SHUTDOWN_TIMEOUT)
