@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event, ExpectedVersion
 
 __all__ = [
+    "WAKE",
     "AppendRequest",
     "CheckpointSaved",
     "DeleteCheckpoint",
@@ -32,12 +33,16 @@ __all__ = [
     "SaveSnapshot",
     "Subscribe",
     "Unsubscribe",
+    "Wake",
 ]
 
 
 class AppendRequest:
     """Store these events atomically; after COMMIT resolve ``future`` with
-    the stored events (with the one stored event when ``single``)."""
+    the stored events (with the one stored event when ``single``).
+
+    Queued on the :class:`~swarmlog.actors.committer.Committer`, not told
+    to an actor: whoever holds the committer's turn commits it."""
 
     __slots__ = ("expected", "future", "prepared", "single")
 
@@ -53,6 +58,16 @@ class AppendRequest:
         self.expected = expected
         self.future = future
         self.single = single
+
+
+class Wake:
+    """Take the committer's turn and commit what is queued (the writer)."""
+
+    __slots__ = ()
+
+
+WAKE = Wake()
+"""The one :class:`Wake` message (it carries nothing)."""
 
 
 class SaveSnapshot:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import _thread
 import threading
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-__all__ = ["InFlightLimit", "Reply"]
+__all__ = ["Callbacks", "InFlightLimit", "Reply"]
 
 T = TypeVar("T")
+
+Callbacks = Callable[[], None]
+"""Held-back done-callbacks of one settled reply, run by calling it."""
 
 _callbacks_lock = threading.Lock()  # guards registration vs. settling only
 
@@ -42,16 +43,31 @@ class Reply(Generic[T]):
         self._on_settle = on_settle
 
     def set_result(self, value: T) -> None:
-        """Settle with ``value`` (once)."""
-        self._value = value
-        self._settle()
+        """Settle with ``value`` (once) and run the done-callbacks."""
+        callbacks = self.settle_result(value)
+        if callbacks is not None:
+            callbacks()
 
     def set_exception(self, error: BaseException) -> None:
-        """Settle with ``error`` (once)."""
-        self._error = error
-        self._settle()
+        """Settle with ``error`` (once) and run the done-callbacks."""
+        callbacks = self.settle_exception(error)
+        if callbacks is not None:
+            callbacks()
 
-    def _settle(self) -> None:
+    def settle_result(self, value: T) -> Callbacks | None:
+        """Settle with ``value`` (once); waiters wake now, but the
+        done-callbacks are returned for the caller to run later (the writer
+        runs them after letting go of its turn: a callback may append).
+        None when there are none."""
+        self._value = value
+        return self._settle()
+
+    def settle_exception(self, error: BaseException) -> Callbacks | None:
+        """Settle with ``error`` (once); callbacks as :meth:`settle_result`."""
+        self._error = error
+        return self._settle()
+
+    def _settle(self) -> Callbacks | None:
         with _callbacks_lock:
             if self._done:
                 msg = "reply already settled"
@@ -61,9 +77,14 @@ class Reply(Generic[T]):
         self._lock.release()
         if self._on_settle is not None:
             self._on_settle()
-        if callbacks:
+        if not callbacks:
+            return None
+
+        def run() -> None:
             for callback in callbacks:
                 callback(self)
+
+        return run
 
     def done(self) -> bool:
         """Whether it is settled."""

@@ -1,19 +1,23 @@
 """The little state actors publish to other threads.
 
-Each object here has exactly one writing thread (the writer actor for
-:class:`CommitHead` and :class:`WriterMetrics`); other threads only read
-plain ints, which CPython reads and writes atomically.
+Each object here has one writer at a time (whoever holds the committer's
+turn for :class:`CommitHead` and :class:`WriterMetrics`); other threads only
+read plain ints, which CPython reads and writes atomically.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
+if TYPE_CHECKING:
+    from swarmlog.actors.notifier import Listeners
+
 __all__ = [
+    "Audience",
     "CommitHead",
     "FastInboxActor",
     "WriterMetrics",
@@ -45,15 +49,41 @@ class CommitHead:
         self.position = position
 
 
-class WriterMetrics:
-    """Counters the writer keeps (read by ``get_stats``)."""
+class Audience:
+    """Who wants committed pages: running projections (counted by the
+    store) and event listeners. With nobody, the committer does not even
+    tell the dispatcher (a wasted thread wake-up per commit); a projection
+    that starts later catches up from the store and fills any gap itself.
+    """
 
-    __slots__ = ("appends", "events", "failed_appends", "transactions")
+    __slots__ = ("listeners", "projections")
+
+    def __init__(self, listeners: Listeners) -> None:
+        self.listeners = listeners
+        self.projections = 0
+
+    @property
+    def present(self) -> bool:
+        """Whether anyone wants pages now."""
+        return self.projections > 0 or self.listeners.wants_events
+
+
+class WriterMetrics:
+    """Counters the committer keeps under its turn (read by ``get_stats``)."""
+
+    __slots__ = (
+        "appends",
+        "caller_transactions",
+        "events",
+        "failed_appends",
+        "transactions",
+    )
 
     def __init__(self) -> None:
         self.appends = 0
         self.events = 0
         self.transactions = 0
+        self.caller_transactions = 0
         self.failed_appends = 0
 
     @property

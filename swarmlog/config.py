@@ -43,6 +43,12 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         wal_checkpoint_bytes: WAL size that triggers a checkpoint.
         poll_interval: On a read-only store, seconds between looks for
             events another process appended (projections stay live).
+        caller_commits: Let ``append``/``append_many`` commit on the
+            calling thread when the writer is idle, instead of handing the
+            append to the writer's thread and waiting for its answer (two
+            thread wake-ups, about the cost of a whole ``NORMAL`` commit).
+            Commits stay serialised, in order, by the writer's turn either
+            way; ``False`` keeps every commit on the writer's thread.
     """
 
     database_path: str = ":memory:"
@@ -59,6 +65,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     reader_pool_size: int = 8
     wal_checkpoint_bytes: int = 64 << 20
     poll_interval: float = 0.2
+    caller_commits: bool = True
 
     def __post_init__(self) -> None:
         """Validate every option.
@@ -92,8 +99,11 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.synchronous not in _SYNCHRONOUS:
             msg = f"synchronous must be 'full' or 'normal', got {self.synchronous!r}"
             raise InvalidConfigError(msg)
-        if not isinstance(self.verbose, bool) or not isinstance(self.read_only, bool):
-            msg = "verbose and read_only must be booleans"
+        if not all(
+            isinstance(flag, bool)
+            for flag in (self.verbose, self.read_only, self.caller_commits)
+        ):
+            msg = "verbose, read_only and caller_commits must be booleans"
             raise InvalidConfigError(msg)
         if self.pragmas is not None and not isinstance(self.pragmas, dict):
             msg = f"pragmas must be a dict, got {type(self.pragmas).__name__}"

@@ -25,8 +25,11 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
         database_size_bytes: Database plus WAL file size.
         appends: Append requests committed by this process's writer.
         transactions: Transactions the writer committed.
+        caller_transactions: Of those, the ones an appending thread
+            committed itself while the writer was idle (``caller_commits``).
         mean_batch_size: Append requests per transaction (group commit).
         failed_appends: Append requests that failed.
+        appends_in_flight: Append requests queued or being committed now.
         projections: Projection name -> its status.
     """
 
@@ -40,6 +43,8 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     database_size_bytes: int
     appends: int = 0
     transactions: int = 0
+    caller_transactions: int = 0
     mean_batch_size: float = 0.0
     failed_appends: int = 0
+    appends_in_flight: int = 0
     projections: dict[str, ProjectionStatus] = {}

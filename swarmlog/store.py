@@ -26,9 +26,11 @@ import msgspec
 import pykka
 
 from swarmlog.actors.checkpointer import Checkpointer
+from swarmlog.actors.committer import Committer
 from swarmlog.actors.dispatcher import DispatcherActor
 from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import (
+    WAKE,
     AppendRequest,
     DeleteCheckpoint,
     Flush,
@@ -39,7 +41,12 @@ from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
 from swarmlog.actors.reply import InFlightLimit, Reply
-from swarmlog.actors.runtime import CommitHead, WriterMetrics, in_engine_thread
+from swarmlog.actors.runtime import (
+    Audience,
+    CommitHead,
+    WriterMetrics,
+    in_engine_thread,
+)
 from swarmlog.actors.sqlite_storage import (
     FileLock,
     SQLiteCheckpointRunner,
@@ -176,6 +183,7 @@ class EventStore:
         self._state = _NEW
         self._lifecycle = threading.RLock()
         self._listeners = Listeners()
+        self._audience = Audience(self._listeners)
         self._head = CommitHead()
         self._metrics = WriterMetrics()
         self._projections: dict[str, Projection] = {}
@@ -184,6 +192,7 @@ class EventStore:
         self._lock: FileLock | None = None
         self._reader: ReadStorage | None = None
         self._writer: pykka.ActorRef[Any] | None = None
+        self._committer: Committer | None = None
         self._dispatcher: pykka.ActorRef[Any] | None = None
         self._notifier: pykka.ActorRef[Any] | None = None
         self._checkpointer: Checkpointer | None = None
@@ -284,15 +293,18 @@ class EventStore:
             storage.close()
             raise
         self._head.position = storage.head()
-        self._writer = WriterActor.start(
+        self._committer = Committer(
             storage,
             self._dispatcher,
+            self._audience,
             self._notifier,
             self._head,
             self._metrics,
             config.max_batch,
             self._checkpointer.commit_seen,
         )
+        self._writer = WriterActor.start(self._committer)
+        self._flush_writer()  # started: the first append finds it idle
         self._checkpointer.start()
 
     def __enter__(self) -> Self:
@@ -379,6 +391,9 @@ class EventStore:
             if ref is not None:
                 ref.stop()
                 setattr(self, attr, None)
+        committer, self._committer = self._committer, None
+        if committer is not None:  # closed by the writer's on_stop, unless
+            committer.shut()  # the writer never started
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -436,7 +451,9 @@ class EventStore:
             StorageFullError: The disk is full (nothing was stored).
             WriterStoppedError: The writer stopped after an unknown commit.
         """
-        reply = self._submit((self._prepare(event),), expected_version, single=True)
+        reply = self._submit(
+            (self._prepare(event),), expected_version, single=True, lead=True
+        )
         return reply.result()  # type: ignore[no-any-return]
 
     def append_many(
@@ -458,7 +475,9 @@ class EventStore:
         if not prepared:
             self._require_writable()
             return []
-        stored: list[Event[Any]] = self._submit(prepared, expected_version).result()
+        stored: list[Event[Any]] = self._submit(
+            prepared, expected_version, lead=True
+        ).result()
         return stored
 
     def append_async(
@@ -501,16 +520,16 @@ class EventStore:
                 seen.add(p.id_bytes)
         return prepared
 
-    def _require_writable(self) -> pykka.ActorRef[Any]:
+    def _require_writable(self) -> Committer:
         self._require_open()
-        writer = self._writer
-        if writer is None:
+        committer = self._committer
+        if committer is None or self._writer is None:
             if self.config.read_only:
                 msg = "the store was opened read-only"
                 raise ReadOnlyStoreError(msg)
             msg = "the store is shut down"
             raise StoreClosedError(msg)
-        return writer
+        return committer
 
     def _submit(
         self,
@@ -518,13 +537,19 @@ class EventStore:
         expected: ExpectedVersion | Mapping[str, ExpectedVersion],
         *,
         single: bool = False,
+        lead: bool = False,
     ) -> Reply[Any]:
+        """Queue an append on the committer.
+
+        With ``lead`` (a caller about to wait anyway) and the writer idle,
+        the append is committed on this thread before this returns.
+        """
         if isinstance(expected, Mapping):
             for value in expected.values():
                 _check_expected(value)
         else:
             _check_expected(expected)
-        writer = self._require_writable()
+        committer = self._require_writable()
         # A handler or listener must not block on back-pressure: the writer
         # may be waiting for the very thread it runs on to drain.
         if not self._in_flight.acquire(blocking=not in_engine_thread()):
@@ -534,8 +559,35 @@ class EventStore:
             self._in_flight.release()
             self._require_writable()
         reply: Reply[Any] = Reply(self._in_flight.release)
-        writer.tell(AppendRequest(prepared, expected, reply, single=single))
+        committer.submit(
+            AppendRequest(prepared, expected, reply, single=single),
+            lead=lead and self.config.caller_commits,
+            wake=self._wake_writer,
+        )
         return reply
+
+    def _tell_writer(self, message: Any) -> None:
+        writer = self._writer
+        try:
+            if writer is None:
+                raise pykka.ActorDeadError("the writer stopped")
+            writer.tell(message)
+        except pykka.ActorDeadError:
+            msg = "the store is shut down"
+            raise StoreClosedError(msg) from None
+
+    def _wake_writer(self) -> None:
+        """Tell the writer to commit what is queued (any thread)."""
+        writer = self._writer
+        try:
+            if writer is None:
+                raise pykka.ActorDeadError("the writer stopped")
+            writer.tell(WAKE)
+        except pykka.ActorDeadError:
+            # Shut down under our feet: nobody will commit; fail the queue.
+            committer = self._committer
+            if committer is not None:
+                committer.shut()
 
     # -- reading ------------------------------------------------------------------
 
@@ -668,9 +720,9 @@ class EventStore:
             encode_value(snapshot.state, "snapshot state"),
             to_micros(snapshot.timestamp),
         )
-        writer = self._require_writable()
+        self._require_writable()
         future: Future[None] = Future()
-        writer.tell(SaveSnapshot(record, future))
+        self._tell_writer(SaveSnapshot(record, future))
         future.result()
         self._log(
             "swarmlog: snapshot of %s at version %d",
@@ -725,8 +777,10 @@ class EventStore:
             database_size_bytes=base.database_size_bytes,
             appends=metrics.appends,
             transactions=metrics.transactions,
+            caller_transactions=metrics.caller_transactions,
             mean_batch_size=metrics.mean_batch_size,
             failed_appends=metrics.failed_appends,
+            appends_in_flight=self._in_flight.count,
             projections={n: p.get_status() for n, p in list(self._projections.items())},
         )
 
@@ -785,15 +839,20 @@ class EventStore:
                 raise ProjectionStateError(msg)
             assert self._reader is not None
             engine.head = self._head
-            engine.actor = ProjectionActor.start(
-                projection,
-                self._reader,
-                self._writer,
-                self._dispatcher,
-                self._notifier,
-                self._head,
-                self.config.projection_snapshot_every,
-            )
+            self._audience.projections += 1  # before it subscribes
+            try:
+                engine.actor = ProjectionActor.start(
+                    projection,
+                    self._reader,
+                    self._writer,
+                    self._dispatcher,
+                    self._notifier,
+                    self._head,
+                    self.config.projection_snapshot_every,
+                )
+            except BaseException:
+                self._audience.projections -= 1
+                raise
             self._projections[projection.name] = projection
 
     def _stop_actor(self, projection: Projection) -> None:
@@ -802,6 +861,7 @@ class EventStore:
         if actor is None:
             return
         engine.actor = None
+        self._audience.projections -= 1
         if actor.is_alive():
             actor.stop()
 

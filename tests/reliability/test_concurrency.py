@@ -314,6 +314,8 @@ def run_stress(
         "synchronous": rng.choice(("full", "normal")),
         "max_batch": rng.choice((1, 3, 64, 1024)),
         "projection_snapshot_every": rng.choice((4, 16, 1000)),
+        # odd seeds let appending threads commit when the writer is idle
+        "caller_commits": seed % 2 == 1,
     }
     contested = [
         create_event(

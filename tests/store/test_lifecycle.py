@@ -445,6 +445,8 @@ def test_a_failed_open_holds_no_lock(tmp_path: Path) -> None:
         {"max_in_flight": 0},
         {"pragmas": "max_page_count=10"},
         {"read_only": "yes"},
+        {"caller_commits": "yes"},
+        {"caller_commits": 1},
         {"database_path": ""},
     ],
     ids=repr,

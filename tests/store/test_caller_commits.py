@@ -1,0 +1,198 @@
+"""Who commits: the appending thread when the writer is idle, the writer
+actor otherwise; one turn serialises both, in queue order."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from swarmlog import NO_STREAM, create_agent_started_event, create_task_created_event
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from swarmlog import Event, EventStore
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture(params=[True, False], ids=["caller-commits", "writer-only"])
+def caller_commits(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def _hold_write_lock(store: EventStore) -> sqlite3.Connection:
+    """Take SQLite's write lock from another connection: the next commit
+    waits (busy timeout: seconds) until the caller rolls back."""
+    conn = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def _wait_in_flight(store: EventStore, count: int) -> None:
+    """Block until ``count`` appends are queued or being committed."""
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.005)):
+        if store.get_stats().appends_in_flight >= count:
+            return
+        done.wait(0.005)
+    pytest.fail(f"never {count} appends in flight")
+
+
+@pytest.fixture
+def locked(store: EventStore) -> Iterator[sqlite3.Connection]:
+    conn = _hold_write_lock(store)
+    yield conn
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.close()
+
+
+def _gap_free(store: EventStore, count: int) -> None:
+    assert [e.position for e in store.replay()] == list(range(1, count + 1))
+
+
+def test_lone_appends_commit_on_the_calling_thread(store: EventStore) -> None:
+    """An idle writer is not woken: each append commits on its caller."""
+    for i in range(10):
+        store.append(create_agent_started_event(f"a{i}"))
+    store.append_many(
+        [create_agent_started_event("b1"), create_agent_started_event("b2")]
+    )
+    stats = store.get_stats()
+    assert (stats.transactions, stats.caller_transactions) == (11, 11)
+    _gap_free(store, 12)
+
+
+def test_caller_commits_off_keeps_every_commit_on_the_writer(
+    make_store: Callable[..., EventStore],
+) -> None:
+    """caller_commits=False: the same results, all committed by the writer."""
+    store = make_store(caller_commits=False)
+    stored = [store.append(create_agent_started_event(f"a{i}")) for i in range(10)]
+    assert [e.position for e in stored] == list(range(1, 11))
+    stats = store.get_stats()
+    assert (stats.transactions, stats.caller_transactions) == (10, 0)
+
+
+def test_async_then_sync_from_one_thread_keep_their_order(
+    make_store: Callable[..., EventStore], caller_commits: bool
+) -> None:
+    """An append_async followed by an append on one thread commit in that
+    order, whoever commits them (a reordering would break the versions)."""
+    store = make_store(caller_commits=caller_commits)
+    for i in range(200):
+        first = store.append_async(
+            create_task_created_event(f"t{i}", "build", "T", "", "high"),
+            expected_version=NO_STREAM,
+        )
+        second = store.append(
+            create_task_created_event(f"t{i}", "build", "T2", "", "high"),
+            expected_version=1,
+        )
+        stored = first.get(TIMEOUT)
+        assert (stored.version, second.version) == (1, 2)
+        assert stored.position + 1 == second.position
+    _gap_free(store, 400)
+
+
+def test_appends_queued_behind_the_writer_commit_as_one_batch(
+    store: EventStore, locked: sqlite3.Connection
+) -> None:
+    """While the writer holds the turn (stuck on SQLite's lock), appending
+    threads queue instead of committing; the writer then commits all they
+    queued in one transaction."""
+    first = store.append_async(create_agent_started_event("first"))
+    _wait_in_flight(store, 1)
+    results: list[Event] = []
+    threads = [
+        threading.Thread(
+            target=lambda i=i: results.append(
+                store.append(create_agent_started_event(f"w{i}"))
+            )
+        )
+        for i in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    _wait_in_flight(store, 5)
+    locked.execute("ROLLBACK")
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert first.get(TIMEOUT).position == 1
+    assert sorted(e.position for e in results) == [2, 3, 4, 5]
+    stats = store.get_stats()
+    assert (stats.transactions, stats.appends) == (2, 5)
+    assert stats.appends_in_flight == 0
+    _gap_free(store, 5)
+
+
+def test_a_committing_caller_hands_the_queue_to_the_writer(
+    store: EventStore, locked: sqlite3.Connection
+) -> None:
+    """A caller holding the turn commits its own append and leaves what
+    others queued meanwhile to the writer: every append returns."""
+    results: list[Event] = []
+
+    def append(name: str) -> None:
+        results.append(store.append(create_agent_started_event(name)))
+
+    leader = threading.Thread(target=append, args=("leader",))
+    leader.start()
+    _wait_in_flight(store, 1)
+    others = [threading.Thread(target=append, args=(f"w{i}",)) for i in range(4)]
+    for thread in others:
+        thread.start()
+    _wait_in_flight(store, 5)
+    locked.execute("ROLLBACK")
+    for thread in (leader, *others):
+        thread.join(TIMEOUT)
+    assert sorted(e.position for e in results) == [1, 2, 3, 4, 5]
+    stats = store.get_stats()
+    assert stats.caller_transactions >= 1
+    assert stats.transactions < 5  # the queued ones went in a batch
+    _gap_free(store, 5)
+
+
+def test_a_done_callback_may_append(
+    make_store: Callable[..., EventStore], caller_commits: bool
+) -> None:
+    """Done-callbacks run after the committer lets go of its turn, so one
+    that appends (even on the writer's own thread) does not deadlock."""
+    store = make_store(caller_commits=caller_commits)
+    conn = _hold_write_lock(store)
+    try:
+        first = store.append_async(create_agent_started_event("a1"))
+        appended: list[Event] = []
+        done = threading.Event()
+
+        def follow_up(_: object) -> None:
+            appended.append(store.append(create_agent_started_event("a2")))
+            done.set()
+
+        first.add_done_callback(follow_up)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    assert done.wait(TIMEOUT), "the appending callback never finished"
+    assert [e.position for e in (first.get(TIMEOUT), *appended)] == [1, 2]
+
+
+def test_shutdown_with_appends_queued_behind_a_stuck_commit(
+    make_store: Callable[..., EventStore],
+) -> None:
+    """Appends queued while a commit waits are all settled by shutdown:
+    committed once the lock goes, never left hanging."""
+    store = make_store()
+    conn = _hold_write_lock(store)
+    futures = [
+        store.append_async(create_agent_started_event(f"a{i}")) for i in range(20)
+    ]
+    _wait_in_flight(store, 20)
+    conn.execute("ROLLBACK")
+    conn.close()
+    store.shutdown()
+    assert [f.get(TIMEOUT).position for f in futures] == list(range(1, 21))
