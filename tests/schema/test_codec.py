@@ -16,6 +16,7 @@ from swarmlog.schema.codec import (
     EVENT_COLUMNS,
     INSERT_COLUMNS,
     PreparedEvent,
+    _prepare_carefully,
     decode_row,
     decode_value,
     encode_value,
@@ -210,7 +211,7 @@ def _event_bytes(prepared: PreparedEvent) -> int:
 
 
 def test_prepared_event_parts() -> None:
-    """PreparedEvent carries the event, id bytes, micros, the payload as it will
+    """PreparedEvent carries the event, id bytes, the payload as it will
     read back and the msgpack envelope (payload and metadata embedded)."""
     event = create_task_completed_event(
         "t1", {"n": 1}, 5, timestamp=T0, metadata={"k": "v"}
@@ -220,7 +221,7 @@ def test_prepared_event_parts() -> None:
     assert prepared.event == event  # the copy decoded back: what reads return
     assert prepared.id_bytes == event.id.bytes
     assert len(prepared.id_bytes) == 16
-    assert prepared.timestamp == to_micros(T0)
+    assert prepared.row(1, 1)[6] == to_micros(T0)  # the timestamp column
     assert prepared.value == event.payload
     assert type(prepared.value) is TaskCompleted
     assert isinstance(prepared.data, bytes)
@@ -416,6 +417,47 @@ def test_invalid_event_rejected(make: Callable[[], Any]) -> None:
     """Each malformed event raises InvalidEventError, never a raw msgspec error."""
     with pytest.raises(InvalidEventError):
         prepare_event(make(), MAX)
+
+
+@pytest.mark.parametrize("make", INVALID_EVENTS)
+def test_short_path_refuses_like_the_careful_path(make: Callable[[], Any]) -> None:
+    """prepare_event's short path never words a refusal itself: the message
+    is the one the check-by-check path gives."""
+    event = make()
+    with pytest.raises(InvalidEventError) as short:
+        prepare_event(event, MAX)
+    with pytest.raises(InvalidEventError) as careful:
+        _prepare_carefully(event, MAX)
+    assert type(short.value) is type(careful.value)
+    assert str(short.value) == str(careful.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(_valid, id="usual"),
+        pytest.param(
+            lambda: _with(timestamp=T0.replace(tzinfo=timezone(timedelta(0)))),
+            id="another-utc-tzinfo",
+        ),
+        pytest.param(lambda: _with(position=7, version=3), id="numbers-set"),
+        pytest.param(
+            lambda: create_event(
+                TaskStarted(task_id="t1", agent_id="a1", started_at=T0),
+                "t1",
+                timestamp=T0,
+            ),
+            id="payload-with-datetime",
+        ),
+    ],
+)
+def test_short_and_careful_paths_prepare_the_same(make: Callable[[], Any]) -> None:
+    """Whichever path an event takes, the prepared bytes and event agree."""
+    event = make()
+    prepared = prepare_event(event, MAX)
+    assert prepared == _prepare_carefully(event, MAX)
+    assert (prepared.event.position, prepared.event.version) == (0, 0)
+    assert prepared.event.timestamp.tzinfo is UTC
 
 
 class _EventWithExtra(Event, frozen=True, kw_only=True):
