@@ -69,22 +69,32 @@ _CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commit
 _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 
 
-class _Planned:
-    """One request's rows and stored events within a transaction."""
+class _Round:
+    """What one transaction will store, as it is planned."""
 
-    __slots__ = ("events", "request", "rows", "versions")
+    __slots__ = ("ends", "events", "position", "requests", "rows", "tentative")
 
-    def __init__(
+    def __init__(self, head: int) -> None:
+        self.position = head  # the last position planned so far
+        self.rows: list[EventRow] = []
+        self.events: list[Event[Any]] = []
+        self.requests: list[AppendRequest] = []  # planned, in order
+        self.ends: list[int] = []  # per planned request: its end in events
+        self.tentative: dict[str, tuple[str, int]] = {}  # aggregate versions
+
+    def add(
         self,
         request: AppendRequest,
         rows: list[EventRow],
         events: list[Event[Any]],
         versions: dict[str, tuple[str, int]],
     ) -> None:
-        self.request = request
-        self.rows = rows
-        self.events = events
-        self.versions = versions
+        self.tentative.update(versions)
+        self.position += len(rows)
+        self.rows += rows
+        self.events += events
+        self.requests.append(request)
+        self.ends.append(len(self.events))
 
 
 def _expected_ok(expected: ExpectedVersion, current: int) -> bool:
@@ -95,6 +105,11 @@ def _expected_ok(expected: ExpectedVersion, current: int) -> bool:
     if expected is STREAM_EXISTS:
         return current > 0
     return current == expected
+
+
+def _type_clash(aggregate_id: str, stored: str, given: str) -> InvalidEventError:
+    msg = f"aggregate {aggregate_id!r} is a {stored!r}, not a {given!r}"
+    return InvalidEventError(msg)
 
 
 def _same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
@@ -129,6 +144,8 @@ class Committer:
         max_batch: Most append requests in one transaction.
         on_commit: Called (turn held) after each commit: the checkpointer
             nudge; must be quick and never raise.
+        on_settled: Called (turn held) with how many requests were just
+            settled, once per batch: the in-flight limit's release.
     """
 
     def __init__(
@@ -141,6 +158,7 @@ class Committer:
         metrics: WriterMetrics,
         max_batch: int,
         on_commit: Callable[[], None] | None = None,
+        on_settled: Callable[[int], None] | None = None,
     ) -> None:
         self.turn = threading.Lock()
         self._queue: deque[AppendRequest] = deque()
@@ -152,12 +170,16 @@ class Committer:
         self._metrics = metrics
         self._max_batch = max_batch
         self._on_commit = on_commit
+        self._on_settled = on_settled
+        self._settled = 0
         self._known: dict[str, tuple[str, int] | None] = {}
         self._stopped: WriterStoppedError | None = None
         self._closed = False
         self._txns_since_checkpoint = 0
         self._in_progress: list[AppendRequest] = []
         self._later: list[Callbacks] = []
+        self._room = threading.Condition(threading.Lock())
+        self._room_waiters = 0
         self.writer_ident: int | None = None  # set by the writer actor
 
     # -- thread-safe -------------------------------------------------------
@@ -192,9 +214,12 @@ class Committer:
             # on us: hand their requests (or a due checkpoint) to the actor.
             if more or self._queue:
                 wake()
-        elif not self.turn.locked():
+            return
+        if not self.turn.locked():
             wake()
         # else: the holder checks the queue after it lets go of the turn.
+        if len(self._queue) >= self._max_batch:
+            self._wait_until_taken()
 
     def shut(self) -> None:
         """Close (any thread; takes the turn): see :meth:`close`. Requests
@@ -205,6 +230,28 @@ class Committer:
             run_callbacks(later)
             if not self._queue:
                 return
+
+    def _wait_until_taken(self) -> None:
+        """Block while a whole batch waits in the queue (back-pressure).
+
+        A thread that keeps queueing ``append_async`` calls would otherwise
+        compete for the GIL with the committing thread, which then waits a
+        whole switch interval (5 ms) to get it back after each SQLite call;
+        parked here, it lets the committer plan and settle at full speed and
+        resumes (to fill the next batch while SQLite works) as soon as the
+        queue is taken.
+        """
+        with self._room:
+            self._room_waiters += 1
+            try:
+                while len(self._queue) >= self._max_batch and not self._closed:
+                    self._room.wait()
+            finally:
+                self._room_waiters -= 1
+
+    def _make_room(self) -> None:
+        with self._room:
+            self._room.notify_all()
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
@@ -230,18 +277,23 @@ class Committer:
                 batch = [queue.popleft()]
                 while queue and len(batch) < self._max_batch:
                     batch.append(queue.popleft())
+                if self._room_waiters:  # they fill the next batch while
+                    self._make_room()  # this one is planned and written
                 self._in_progress = batch
                 self._append_batch(batch)
                 self._in_progress = []
-                if until is not None and until.future.done():
+                if until is not None and until.done():
                     break
         except Exception as error:  # a bug: nobody may be left waiting
             logger.exception("writer failed unexpectedly")
             stopped = self._stop_writer(error)
             for request in self._in_progress:
-                if not request.future.done():
+                if not request.done():
                     self._settle_error(request, stopped)
             self._in_progress = []
+            self._release_settled()
+        if self._room_waiters:
+            self._make_room()
         later, self._later = self._later, []
         return later
 
@@ -279,6 +331,8 @@ class Committer:
         closed = StoreClosedError("the store shut down before this write")
         while self._queue:
             self._settle_error(self._queue.popleft(), closed)
+        self._release_settled()
+        self._make_room()
         if not self._closed:
             self._closed = True
             try:
@@ -301,6 +355,7 @@ class Committer:
                     self._fail(request, refusal)
                 continue
             rounds.extendleft(reversed(self._commit_round(group)))
+        self._release_settled()
         self._txns_since_checkpoint += 1
         if self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
             self.checkpoint_if_idle()
@@ -318,50 +373,84 @@ class Committer:
         Returns:
             The groups to commit next, in order (empty when all were settled).
         """
-        plan: list[_Planned] = []
-        tentative: dict[str, tuple[str, int]] = {}
-        position = self._head.position
+        round_ = _Round(self._head.position)
         for request in requests:
+            prepared = request.prepared
+            if len(prepared) == 1 and request.expected is ANY:
+                self._plan_one(request, prepared[0], round_)
+                continue
             try:
-                planned = self._plan(request, tentative, position)
+                rows, events, versions = self._plan(
+                    request, round_.tentative, round_.position
+                )
             except SwarmlogError as error:
                 self._resolve_failed(request, error)
                 continue
-            tentative.update(planned.versions)
-            position += len(planned.rows)
-            plan.append(planned)
-        if not plan:
+            round_.add(request, rows, events, versions)
+        planned = round_.requests
+        if not planned:
             return []
         try:
-            self._storage.write_events([p.rows for p in plan])
+            self._storage.write_events(round_.rows, len(planned))
         except RequestConflict:
-            if len(plan) == 1:
-                self._resolve_conflict(plan[0].request)
+            if len(planned) == 1:
+                self._resolve_conflict(planned[0])
                 return []
             # Some request clashed (a stored id, or the same id twice in this
             # batch): settle each on its own, in order, so only the culprit
             # fails and a retry of a stored event resolves idempotently.
-            return [[p.request] for p in plan]
+            return [[request] for request in planned]
         except StorageError as error:
-            if len(plan) == 1:
-                self._fail(plan[0].request, error)
+            if len(planned) == 1:
+                self._fail(planned[0], error)
                 return []
             # Batch-wide failure (e.g. disk full): settle each on its own.
-            return [[p.request] for p in plan]
+            return [[request] for request in planned]
         except CommitUnknownError as unknown:
             stopped = self._stop_writer(unknown)
-            for p in plan:
-                self._fail(p.request, stopped)
+            for request in planned:
+                self._fail(request, stopped)
             return []
-        self._committed(plan, tentative, position)
+        self._committed(round_)
         return []
+
+    def _plan_one(
+        self, request: AppendRequest, prepared: PreparedEvent, round_: _Round
+    ) -> None:
+        """The common case, kept short: one event, no expected version."""
+        event = prepared.event
+        aggregate_id = event.aggregate_id
+        state = round_.tentative.get(aggregate_id) or self._known_state(aggregate_id)
+        if state is None:
+            version = 1
+        elif state[0] == event.aggregate_type:
+            version = state[1] + 1
+        else:
+            clash = _type_clash(aggregate_id, state[0], event.aggregate_type)
+            self._resolve_failed(request, clash)
+            return
+        position = round_.position + 1
+        round_.position = position
+        round_.tentative[aggregate_id] = (event.aggregate_type, version)
+        round_.rows.append(prepared.row(version, position))
+        round_.events.append(
+            msgspec.structs.replace(event, version=version, position=position)
+        )
+        round_.requests.append(request)
+        round_.ends.append(len(round_.events))
 
     def _plan(
         self,
         request: AppendRequest,
         tentative: dict[str, tuple[str, int]],
         position: int,
-    ) -> _Planned:
+    ) -> tuple[list[EventRow], list[Event[Any]], dict[str, tuple[str, int]]]:
+        """One request's rows, stored events and new aggregate versions.
+
+        Raises:
+            ConcurrencyError: An aggregate is not at its expected version.
+            InvalidEventError: An aggregate id is used by another type.
+        """
         expected = request.expected
         per_aggregate = isinstance(expected, Mapping)
         versions: dict[str, tuple[str, int]] = {}
@@ -378,11 +467,7 @@ class Committer:
                 if not _expected_ok(wanted, current):  # type: ignore[arg-type]
                     raise ConcurrencyError(aggregate_id, wanted, current)
             if state is not None and state[0] != event.aggregate_type:
-                msg = (
-                    f"aggregate {aggregate_id!r} is a {state[0]!r}, "
-                    f"not a {event.aggregate_type!r}"
-                )
-                raise InvalidEventError(msg)
+                raise _type_clash(aggregate_id, state[0], event.aggregate_type)
             version = (0 if state is None else state[1]) + 1
             position += 1
             versions[aggregate_id] = (event.aggregate_type, version)
@@ -390,7 +475,7 @@ class Committer:
             events.append(
                 msgspec.structs.replace(event, version=version, position=position)
             )
-        return _Planned(request, rows, events, versions)
+        return rows, events, versions
 
     def _known_state(self, aggregate_id: str) -> tuple[str, int] | None:
         try:
@@ -403,42 +488,48 @@ class Committer:
         self._known[aggregate_id] = state
         return state
 
-    def _committed(
-        self, plan: list[_Planned], tentative: dict[str, tuple[str, int]], head: int
-    ) -> None:
+    def _committed(self, round_: _Round) -> None:
+        tentative = round_.tentative
         if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
             self._known.clear()
         self._known.update(tentative)
-        self._head.position = head
+        self._head.position = round_.position
+        events = round_.events
         metrics = self._metrics
         metrics.transactions += 1
         if threading.get_ident() != self.writer_ident:
             metrics.caller_transactions += 1
-        metrics.appends += len(plan)
-        if len(plan) == 1:
-            page = tuple(plan[0].events)
-        else:
-            page = tuple(e for p in plan for e in p.events)
-        metrics.events += len(page)
+        metrics.appends += len(round_.requests)
+        metrics.events += len(events)
         if self._audience.present:
-            self._dispatcher.tell(DeliverPage(page))
-        for p in plan:
-            request = p.request
-            self._settle(request, p.events[0] if request.single else p.events)
+            self._dispatcher.tell(DeliverPage(tuple(events)))
+        start = 0
+        for request, end in zip(round_.requests, round_.ends, strict=True):
+            value = events[end - 1] if request.single else events[start:end]
+            self._settle(request, value)
+            start = end
         if self._on_commit is not None:
             self._on_commit()
 
     # -- settling -------------------------------------------------------------
 
     def _settle(self, request: AppendRequest, value: Any) -> None:
-        callbacks = request.future.settle_result(value)
+        self._settled += 1
+        callbacks = request.settle_result(value)
         if callbacks is not None:
             self._later.append(callbacks)
 
     def _settle_error(self, request: AppendRequest, error: BaseException) -> None:
-        callbacks = request.future.settle_exception(error)
+        self._settled += 1
+        callbacks = request.settle_exception(error)
         if callbacks is not None:
             self._later.append(callbacks)
+
+    def _release_settled(self) -> None:
+        """Tell the in-flight limit how many requests settled since last."""
+        settled, self._settled = self._settled, 0
+        if settled and self._on_settled is not None:
+            self._on_settled(settled)
 
     def _stored_copies(self, request: AppendRequest) -> list[Event[Any]] | None:
         """The stored events of a retried request, or None if not a retry.

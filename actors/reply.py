@@ -147,12 +147,12 @@ class InFlightLimit:
             self._count += 1
             return True
 
-    def release(self) -> None:
-        """Give a slot back (called as each append settles)."""
+    def release(self, count: int = 1) -> None:
+        """Give ``count`` slots back (the committer, as appends settle)."""
         with self._lock:
-            self._count -= 1
+            self._count -= count
             if self._waiters:
-                self._room.notify()
+                self._room.notify(count)
             if self._count == 0:
                 self._idle.notify_all()
 

@@ -280,7 +280,7 @@ class SQLiteWriteStorage:
             found.extend(decode_row(r) for r in rows)
         return found
 
-    def write_events(self, requests: Sequence[Sequence[EventRow]]) -> None:
+    def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
         """Insert every request's rows in one transaction and commit.
 
         A batch that fits one multi-row INSERT runs as that single statement
@@ -289,13 +289,12 @@ class SQLiteWriteStorage:
         several requests is reported as ``RequestConflict(-1)`` (culprit
         unknown: the writer then retries them one by one).
         """
-        rows = [row for request in requests for row in request]
         if len(rows) <= sql.MAX_ROWS_PER_INSERT:
             params = [value for row in rows for value in row]
             try:
                 self._conn.execute(self._insert_statement(len(rows)), params)
             except sqlite3.IntegrityError as e:
-                raise RequestConflict(0 if len(requests) == 1 else -1) from e
+                raise RequestConflict(0 if requests == 1 else -1) from e
             except sqlite3.Error as e:
                 if _primary_code(e) in _UNKNOWN_OUTCOME:
                     raise CommitUnknownError(str(e)) from e
@@ -310,7 +309,7 @@ class SQLiteWriteStorage:
                 conn.execute(self._insert_statement(len(chunk)), params)
         except sqlite3.IntegrityError as e:
             self._rollback()
-            raise RequestConflict(0 if len(requests) == 1 else -1) from e
+            raise RequestConflict(0 if requests == 1 else -1) from e
         except sqlite3.Error as e:
             self._rollback()
             raise translate_error(e, self.path, "append") from e

@@ -113,8 +113,9 @@ class WriteStorage(Protocol):
         """The stored events with these ids (any order; missing ids skipped)."""
         ...
 
-    def write_events(self, requests: Sequence[Sequence[EventRow]]) -> None:
-        """Insert every request's rows in one transaction and commit.
+    def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
+        """Insert ``rows`` (the rows of ``requests`` append requests, in
+        order) in one transaction and commit.
 
         Raises:
             RequestConflict: A request broke a uniqueness constraint;

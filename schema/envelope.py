@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 
-class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True, gc=False):
     """One stored fact about a swarm: a payload in its envelope.
 
     Build events with :func:`swarmlog.create_event` or one of the 23
@@ -50,6 +50,9 @@ class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
         schema_version: Version of the payload's shape when it was written.
     """
 
+    # gc=False: an Event is never part of a reference cycle (its payload
+    # and metadata are plain data), so the garbage collector need not track
+    # or traverse the tens of thousands an append burst keeps alive.
     # position and version come first: the writer stamps them into the
     # encoded envelope by rewriting its fixed-size head (see codec.py).
     position: int = 0

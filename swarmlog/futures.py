@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from swarmlog.actors.messages import AppendRequest
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
@@ -15,19 +17,18 @@ __all__ = ["AppendFuture"]
 T = TypeVar("T")
 
 
-class AppendFuture(Generic[T]):
+class AppendFuture(AppendRequest, Generic[T]):
     """A pending append, usable from threads and from asyncio.
 
     ``get()`` blocks the calling thread; ``await future`` suspends a
-    coroutine without blocking the event loop (the writer's thread hands the
-    outcome to the loop with ``call_soon_threadsafe``; pykka's own future,
-    whose ``__await__`` calls a blocking ``get()``, is never handed out).
+    coroutine without blocking the event loop (the committing thread hands
+    the outcome to the loop with ``call_soon_threadsafe``; pykka's own
+    future, whose ``__await__`` calls a blocking ``get()``, is never handed
+    out). Made by ``append_async``/``append_many_async``; it is also the
+    request the writer commits (one object per append).
     """
 
-    __slots__ = ("_reply",)
-
-    def __init__(self, reply: Reply[T]) -> None:
-        self._reply = reply
+    __slots__ = ()
 
     def get(self, timeout: float | None = None) -> T:
         """Wait for the result.
@@ -36,26 +37,19 @@ class AppendFuture(Generic[T]):
             TimeoutError: Not done within ``timeout`` seconds.
             SwarmlogError: The append failed (e.g. ``ConcurrencyError``).
         """
-        return self._reply.result(timeout)
-
-    def done(self) -> bool:
-        """Whether the append has settled."""
-        return self._reply.done()
-
-    def exception(self) -> BaseException | None:
-        """The append's error, if it settled with one."""
-        return self._reply.exception()
+        return self.result(timeout)  # type: ignore[no-any-return]
 
     def add_done_callback(self, callback: Callable[[AppendFuture[T]], object]) -> None:
-        """Call ``callback(self)`` when settled (on the writer's thread, or
-        at once if already settled): keep it short."""
-        self._reply.add_done_callback(lambda _: callback(self))
+        """Call ``callback(self)`` when settled (on the committing thread,
+        after it let go of the writer's turn, or at once if already
+        settled): keep it short."""
+        super().add_done_callback(callback)  # type: ignore[arg-type]
 
     def __await__(self) -> Generator[Any, None, T]:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
 
-        def transfer(reply: Reply[T]) -> None:
+        def transfer(reply: Reply[Any]) -> None:
             if waiter.done():  # the awaiting task was cancelled
                 return
             error = reply.exception()
@@ -64,8 +58,8 @@ class AppendFuture(Generic[T]):
             else:
                 waiter.set_result(reply.result())
 
-        def settled(reply: Reply[T]) -> None:
+        def settled(reply: Reply[Any]) -> None:
             loop.call_soon_threadsafe(transfer, reply)
 
-        self._reply.add_done_callback(settled)
+        super().add_done_callback(settled)
         return waiter.__await__()

@@ -40,7 +40,7 @@ from swarmlog.actors.messages import (
 from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
-from swarmlog.actors.reply import InFlightLimit, Reply
+from swarmlog.actors.reply import InFlightLimit
 from swarmlog.actors.runtime import (
     Audience,
     CommitHead,
@@ -302,6 +302,7 @@ class EventStore:
             self._metrics,
             config.max_batch,
             self._checkpointer.commit_seen,
+            self._in_flight.release,
         )
         self._writer = WriterActor.start(self._committer)
         self._flush_writer()  # started: the first append finds it idle
@@ -451,10 +452,10 @@ class EventStore:
             StorageFullError: The disk is full (nothing was stored).
             WriterStoppedError: The writer stopped after an unknown commit.
         """
-        reply = self._submit(
-            (self._prepare(event),), expected_version, single=True, lead=True
-        )
-        return reply.result()  # type: ignore[no-any-return]
+        request = AppendRequest((self._prepare(event),), expected_version, single=True)
+        self._submit(request, lead=True)
+        stored: Event[Any] = request.result()
+        return stored
 
     def append_many(
         self,
@@ -475,9 +476,9 @@ class EventStore:
         if not prepared:
             self._require_writable()
             return []
-        stored: list[Event[Any]] = self._submit(
-            prepared, expected_version, lead=True
-        ).result()
+        request = AppendRequest(prepared, expected_version)
+        self._submit(request, lead=True)
+        stored: list[Event[Any]] = request.result()
         return stored
 
     def append_async(
@@ -486,11 +487,18 @@ class EventStore:
         """Start an append and return at once with its future.
 
         Validation errors raise here; storage outcomes arrive through the
-        future (``future.get(timeout)`` or ``await future``). At
-        ``max_in_flight`` appends in flight this blocks until one settles.
+        future (``future.get(timeout)`` or ``await future``). Back-pressure:
+        at ``max_in_flight`` appends in flight this blocks until one
+        settles, and while a whole batch (``max_batch`` appends) waits for
+        the writer it blocks until the writer takes them (one transaction,
+        a few ms): a producer that keeps the GIL busy would otherwise slow
+        the writer down.
         """
-        reply = self._submit((self._prepare(event),), expected_version, single=True)
-        return AppendFuture(reply)
+        future: AppendFuture[Event[Any]] = AppendFuture(
+            (self._prepare(event),), expected_version, single=True
+        )
+        self._submit(future)
+        return future
 
     def append_many_async(
         self,
@@ -502,10 +510,14 @@ class EventStore:
         prepared = self._prepare_batch(events)
         if not prepared:
             self._require_writable()
-            done: Reply[list[Event[Any]]] = Reply()
+            done: AppendFuture[list[Event[Any]]] = AppendFuture(prepared, ANY)
             done.set_result([])
-            return AppendFuture(done)
-        return AppendFuture(self._submit(prepared, expected_version))
+            return done
+        future: AppendFuture[list[Event[Any]]] = AppendFuture(
+            prepared, expected_version
+        )
+        self._submit(future)
+        return future
 
     def _prepare(self, event: Event[Any]) -> PreparedEvent:
         return prepare_event(event, self.config.max_payload_bytes)
@@ -531,40 +543,36 @@ class EventStore:
             raise StoreClosedError(msg)
         return committer
 
-    def _submit(
-        self,
-        prepared: tuple[PreparedEvent, ...],
-        expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-        *,
-        single: bool = False,
-        lead: bool = False,
-    ) -> Reply[Any]:
-        """Queue an append on the committer.
+    def _submit(self, request: AppendRequest, *, lead: bool = False) -> None:
+        """Queue an append on the committer (it settles ``request``).
 
         With ``lead`` (a caller about to wait anyway) and the writer idle,
         the append is committed on this thread before this returns.
         """
-        if isinstance(expected, Mapping):
-            for value in expected.values():
-                _check_expected(value)
-        else:
-            _check_expected(expected)
+        expected = request.expected
+        if expected is not ANY:
+            if isinstance(expected, Mapping):
+                for value in expected.values():
+                    _check_expected(value)
+            else:
+                _check_expected(expected)
         committer = self._require_writable()
-        # A handler or listener must not block on back-pressure: the writer
-        # may be waiting for the very thread it runs on to drain.
-        if not self._in_flight.acquire(blocking=not in_engine_thread()):
-            msg = "too many appends in flight to append from inside the engine"
-            raise EngineThreadWaitError(msg)
+        in_flight = self._in_flight
+        if not in_flight.acquire(blocking=False):
+            # A handler or listener must not block on back-pressure: the
+            # writer may be waiting for the very thread it runs on to drain.
+            if in_engine_thread():
+                msg = "too many appends in flight to append from inside the engine"
+                raise EngineThreadWaitError(msg)
+            in_flight.acquire()
         if self._state != _OPEN:
-            self._in_flight.release()
+            in_flight.release()
             self._require_writable()
-        reply: Reply[Any] = Reply(self._in_flight.release)
         committer.submit(
-            AppendRequest(prepared, expected, reply, single=single),
+            request,
             lead=lead and self.config.caller_commits,
             wake=self._wake_writer,
         )
-        return reply
 
     def _tell_writer(self, message: Any) -> None:
         writer = self._writer

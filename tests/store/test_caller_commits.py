@@ -14,7 +14,7 @@ from swarmlog import NO_STREAM, create_agent_started_event, create_task_created_
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from swarmlog import Event, EventStore
+    from swarmlog import AppendFuture, Event, EventStore
 
 TIMEOUT = 10.0
 
@@ -196,3 +196,35 @@ def test_shutdown_with_appends_queued_behind_a_stuck_commit(
     conn.close()
     store.shutdown()
     assert [f.get(TIMEOUT).position for f in futures] == list(range(1, 21))
+
+
+def test_a_full_batch_waiting_holds_back_append_async(
+    make_store: Callable[..., EventStore],
+) -> None:
+    """Once max_batch appends wait in the queue (the writer busy with the
+    previous transaction), append_async blocks until the writer takes them;
+    then everything commits, in order."""
+    store = make_store(max_batch=4)
+    conn = _hold_write_lock(store)
+    returned = threading.Event()
+    futures: list[AppendFuture[Event]] = []
+
+    def pump() -> None:
+        for i in range(6):
+            futures.append(store.append_async(create_agent_started_event(f"a{i}")))
+        returned.set()
+
+    try:
+        futures.append(store.append_async(create_agent_started_event("first")))
+        _wait_in_flight(store, 1)  # the writer took it and waits on SQLite
+        thread = threading.Thread(target=pump)
+        thread.start()
+        _wait_in_flight(store, 5)  # four queued behind it: a full batch
+        assert not returned.wait(0.2), "append_async did not wait for room"
+        assert store.get_stats().appends_in_flight == 5
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    assert returned.wait(TIMEOUT)
+    thread.join(TIMEOUT)
+    assert [f.get(TIMEOUT).position for f in futures] == list(range(1, 8))
