@@ -64,6 +64,8 @@ __all__ = ["Committer"]
 
 logger = logging.getLogger("swarmlog.writer")
 
+_CALM_APPENDS = 16  # appends in a row finding the writer idle before callers lead
+_LEADER_EXTRA = 1  # batches a leading caller commits after its own
 _KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
 _CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
 _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
@@ -172,6 +174,8 @@ class Committer:
         self._on_commit = on_commit
         self._on_settled = on_settled
         self._settled = 0
+        self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
+        self._checkpointing = False  # the turn is held for a WAL checkpoint
         self._known: dict[str, tuple[str, int] | None] = {}
         self._stopped: WriterStoppedError | None = None
         self._closed = False
@@ -199,13 +203,25 @@ class Committer:
         must commit what it waits for): a holder never waits on anybody, so
         waiting for the reply cannot form a cycle.
         """
+        # Commit on the caller's thread only while appends come one at a
+        # time: under concurrency the writer thread's group commit wins
+        # (callers then wait for one wake-up each, and the thread doing
+        # SQLite work is not also one that others must wake).
+        if self._queue or (self.turn.locked() and not self._checkpointing):
+            self._calm = 0
+        elif self._calm < _CALM_APPENDS:
+            self._calm += 1
+        lead = lead and self._calm >= _CALM_APPENDS
         self._queue.append(request)
         # The writer's own thread (a done-callback appending) must commit
         # itself, waiting for the turn if need be: nobody else would.
         own = threading.get_ident() == self.writer_ident
         if (lead or own) and self.turn.acquire(blocking=own):
             try:
-                later = self.commit_queued(until=request)
+                # One batch more than its own: callers that queued behind it
+                # are served by one commit, without waking the writer
+                # thread (a hop that costs them a wake-up and the GIL).
+                later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
                 more = self.has_work()
             finally:
                 self.turn.release()
@@ -261,11 +277,13 @@ class Committer:
 
     # -- turn held --------------------------------------------------------
 
-    def commit_queued(self, until: AppendRequest | None = None) -> list[Callbacks]:
+    def commit_queued(
+        self, until: AppendRequest | None = None, extra: int = 0
+    ) -> list[Callbacks]:
         """Commit queued requests in batches of at most ``max_batch``.
 
-        Stops once ``until`` is settled (a leading caller), or when the
-        queue is empty. Turn held.
+        Stops when the queue is empty, or (a leading caller) ``extra``
+        batches after the one that settled ``until``. Turn held.
 
         Returns:
             Done-callbacks held back: run them after letting go of the turn
@@ -283,7 +301,9 @@ class Committer:
                 self._append_batch(batch)
                 self._in_progress = []
                 if until is not None and until.done():
-                    break
+                    if extra <= 0:
+                        break
+                    extra -= 1
         except Exception as error:  # a bug: nobody may be left waiting
             logger.exception("writer failed unexpectedly")
             stopped = self._stop_writer(error)
@@ -311,10 +331,13 @@ class Committer:
             return
         if not self._queue or self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
             self._txns_since_checkpoint = 0
+            self._checkpointing = True
             try:
                 self._storage.checkpoint_passive()
             except Exception:  # an optimisation: never a reason to stop
                 logger.exception("idle WAL checkpoint failed")
+            finally:
+                self._checkpointing = False
 
     def publish_head(self) -> None:
         """Publish the stored head (at start). Turn held."""

@@ -228,3 +228,31 @@ def test_a_full_batch_waiting_holds_back_append_async(
     assert returned.wait(TIMEOUT)
     thread.join(TIMEOUT)
     assert [f.get(TIMEOUT).position for f in futures] == list(range(1, 8))
+
+
+def test_after_contention_callers_leave_commits_to_the_writer_for_a_while(
+    store: EventStore, locked: sqlite3.Connection
+) -> None:
+    """An append that finds others queued marks the store contended: the
+    next appends go through the writer's group commit; once appends have
+    come one at a time for a while, callers commit themselves again."""
+    first = store.append_async(create_agent_started_event("first"))
+    _wait_in_flight(store, 1)  # the writer holds the turn, stuck on SQLite
+    second = store.append_async(create_agent_started_event("second"))
+    waiter = threading.Thread(
+        target=store.append, args=(create_agent_started_event("third"),)
+    )
+    waiter.start()  # finds "second" queued: contention
+    _wait_in_flight(store, 3)
+    locked.execute("ROLLBACK")
+    waiter.join(TIMEOUT)
+    assert (first.get(TIMEOUT).position, second.get(TIMEOUT).position) == (1, 2)
+    before = store.get_stats()
+    for i in range(8):  # one at a time, but the contention is recent
+        store.append(create_agent_started_event(f"calm{i}"))
+    after = store.get_stats()
+    assert after.caller_transactions == before.caller_transactions
+    for i in range(32):  # calm long enough: callers commit again
+        store.append(create_agent_started_event(f"later{i}"))
+    assert store.get_stats().caller_transactions > after.caller_transactions
+    _gap_free(store, 3 + 8 + 32)
