@@ -3,10 +3,11 @@
 Every write in the process goes through one :class:`Committer`: its append
 queue, its storage connection, its aggregate-version cache. Only the thread
 holding its *turn* (a lock) may touch any of that. The writer actor's thread
-takes the turn whenever it is told to work; an appending thread takes it
-itself when it is free (see :meth:`Committer.submit`), so that one caller
-appending to an idle store commits on its own thread, with no thread
-hand-off at all.
+takes the turn whenever it is told to work; while appends come one at a
+time, an appending thread takes it itself when it is free (see
+:meth:`Committer.submit`), so that a lone caller appending to an idle store
+commits on its own thread, with no thread hand-off at all. Concurrent
+appends are left to the writer's group commit.
 
 Whoever holds the turn drains the queue (bounded by ``max_batch``) into one
 transaction: the batch size follows the queue depth, never a timer. Each

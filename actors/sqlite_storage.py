@@ -236,7 +236,8 @@ def _create_schema(conn: sqlite3.Connection, path: str) -> None:
 
 
 class SQLiteWriteStorage:
-    """The only writing connection. Every method runs on the writer thread."""
+    """The only writing connection. Every method runs with the writer's turn
+    held (see ``swarmlog.actors.committer``), on whichever thread holds it."""
 
     def __init__(
         self, path: str, synchronous: str, pragmas: Mapping[str, Any] | None

@@ -99,7 +99,7 @@ class StorageStats(msgspec.Struct, frozen=True):
 
 
 class WriteStorage(Protocol):
-    """The one writing connection. Used only from the writer's thread."""
+    """The one writing connection. Used only with the writer's turn held."""
 
     def head(self) -> int:
         """The highest committed position (0 when empty)."""

@@ -44,11 +44,13 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         poll_interval: On a read-only store, seconds between looks for
             events another process appended (projections stay live).
         caller_commits: Let ``append``/``append_many`` commit on the
-            calling thread when the writer is idle, instead of handing the
-            append to the writer's thread and waiting for its answer (two
-            thread wake-ups, about the cost of a whole ``NORMAL`` commit).
-            Commits stay serialised, in order, by the writer's turn either
-            way; ``False`` keeps every commit on the writer's thread.
+            calling thread when the writer is idle and appends come one at a
+            time, instead of handing the append to the writer's thread and
+            waiting for its answer (two thread wake-ups, about the cost of a
+            whole ``NORMAL`` commit). Concurrent appends are group-committed
+            by the writer either way, and commits stay serialised, in order,
+            by the writer's turn; ``False`` keeps every commit on the
+            writer's thread.
     """
 
     database_path: str = ":memory:"

@@ -1,10 +1,11 @@
 """EventStore: the thread-safe front door.
 
-``EventStore`` validates and encodes on the caller's thread, hands appends to
-the one :class:`~swarmlog.actors.writer.WriterActor` (group commit), reads on
-pooled reader connections (never queued behind the writer), and starts and
-stops the actors: writer, dispatcher, notifier, one per projection, and the
-checkpointer thread.
+``EventStore`` validates and encodes on the caller's thread, queues appends
+on the one :class:`~swarmlog.actors.committer.Committer` (committed by the
+:class:`~swarmlog.actors.writer.WriterActor` with group commit, or by a lone
+caller itself when the writer is idle), reads on pooled reader connections
+(never queued behind the writer), and starts and stops the actors: writer,
+dispatcher, notifier, one per projection, and the checkpointer thread.
 
 Shutdown order: stop accepting appends -> drain the writer -> projections
 apply what was committed and take a final snapshot -> the writer stores
