@@ -354,7 +354,10 @@ class EventStore:
         if self._writer is None:
             return
         future: Future[None] = Future()
-        self._writer.tell(Flush(future))
+        try:
+            self._writer.tell(Flush(future))
+        except pykka.ActorDeadError:  # gone already: nothing left to flush
+            return
         future.result(_SHUTDOWN_TIMEOUT)
 
     def _finalize_projections(self) -> None:
@@ -587,12 +590,9 @@ class EventStore:
 
     def _wake_writer(self) -> None:
         """Tell the writer to commit what is queued (any thread)."""
-        writer = self._writer
         try:
-            if writer is None:
-                raise pykka.ActorDeadError("the writer stopped")
-            writer.tell(WAKE)
-        except pykka.ActorDeadError:
+            self._tell_writer(WAKE)
+        except StoreClosedError:
             # Shut down under our feet: nobody will commit; fail the queue.
             committer = self._committer
             if committer is not None:

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from swarmlog import NO_STREAM, create_agent_started_event, create_task_created_event
+from swarmlog import (
+    NO_STREAM,
+    StoreClosedError,
+    create_agent_started_event,
+    create_task_created_event,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -256,3 +261,18 @@ def test_after_contention_callers_leave_commits_to_the_writer_for_a_while(
         store.append(create_agent_started_event(f"later{i}"))
     assert store.get_stats().caller_transactions > after.caller_transactions
     _gap_free(store, 3 + 8 + 32)
+
+
+def test_appends_after_the_writer_died_fail_instead_of_hanging(
+    store: EventStore,
+) -> None:
+    """If the writer actor is gone (white box: stopped under the store's
+    feet), queued appends fail with StoreClosedError rather than wait
+    forever, whoever would have committed them."""
+    store.append(create_agent_started_event("before"))
+    store._writer.stop()  # type: ignore[union-attr]  # on_stop closes the committer
+    with pytest.raises(StoreClosedError):
+        store.append_async(create_agent_started_event("async")).get(TIMEOUT)
+    with pytest.raises(StoreClosedError):
+        store.append(create_agent_started_event("sync"))
+    store.shutdown()  # still completes
