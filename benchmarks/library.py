@@ -304,28 +304,31 @@ def library_append_async(
 # -- codec ----------------------------------------------------------------------
 
 
-def _time_pages(
-    function: Callable[[list[Any]], list[Any]],
-    items: list[Any],
+def _time_interleaved(
+    passes: dict[str, tuple[Callable[[list[Any]], list[Any]], list[Any]]],
     page: int,
     repeats: int,
-) -> tuple[int, list[Any]]:
-    """Median ns of ``repeats`` passes of ``function`` over ``items`` a page
-    at a time (only the current page's results alive), and the last page."""
-    passes: list[int] = []
-    out: list[Any] = []
+) -> dict[str, tuple[int, list[Any]]]:
+    """Median ns of ``repeats`` passes of each function over its items, a
+    page at a time, the functions taking turns pass by pass (so a noisy
+    moment of the machine hits all of them alike), and each one's last page.
+    """
+    times: dict[str, list[int]] = {name: [] for name in passes}
+    last: dict[str, list[Any]] = {}
     for _ in range(repeats):
-        out = []
-        gc.collect()
-        t0 = perf_counter_ns()
-        for lo in range(0, len(items), page):
-            out = function(items[lo : lo + page])
-        passes.append(perf_counter_ns() - t0)
-    return round(median(passes)), out
+        for name, (function, items) in passes.items():
+            gc.collect()
+            out: list[Any] = []
+            t0 = perf_counter_ns()
+            for lo in range(0, len(items), page):
+                out = function(items[lo : lo + page])
+            times[name].append(perf_counter_ns() - t0)
+            last[name] = out
+    return {name: (round(median(times[name])), last[name]) for name in passes}
 
 
 def library_codec(
-    n: int = 100_000, *, repeats: int = 3, page: int = 1000
+    n: int = 100_000, *, repeats: int = 5, page: int = 1000
 ) -> dict[str, CodecFigures]:
     """The library's own codec over ``n`` workload events (W7).
 
@@ -337,7 +340,8 @@ def library_codec(
     current page's results alive, as ``append_many`` and catch-up hold
     them; the pre-built inputs are frozen out of the garbage collector
     (``gc.freeze``), as the bare anchor's inputs are untracked (``gc=False``
-    payloads, bytes). Median of ``repeats`` passes each.
+    payloads, bytes). Each figure is the median of ``repeats`` passes, the
+    library and the anchors taking turns pass by pass.
 
     Also times bare msgspec on the same objects and bytes: one
     ``Encoder(uuid_format="bytes")`` encode of the whole event, one typed
@@ -360,32 +364,33 @@ def library_codec(
     gc.collect()
     gc.freeze()
     try:
-        lib_enc, prepared = _time_pages(
-            lambda chunk: [prepare_event(e, limit) for e in chunk],
-            events,
-            page,
-            repeats,
-        )
-        lib_dec, decoded = _time_pages(
-            lambda chunk: [decode_row(row) for row in chunk], rows, page, repeats
-        )
-        bare_enc, _ = _time_pages(
-            lambda chunk: [bare_encode(e) for e in chunk], events, page, repeats
-        )
-        bare_val, _ = _time_pages(
-            lambda chunk: [bare_decode(bare_encode(e)) for e in chunk],
-            events,
-            page,
-            repeats,
-        )
-        bare_dec, envelopes = _time_pages(
-            lambda chunk: [bare_decode(row[DATA_COLUMN]) for row in chunk],
-            rows,
+        timed = _time_interleaved(
+            {
+                "lib_enc": (
+                    lambda chunk: [prepare_event(e, limit) for e in chunk],
+                    events,
+                ),
+                "bare_val": (
+                    lambda chunk: [bare_decode(bare_encode(e)) for e in chunk],
+                    events,
+                ),
+                "lib_dec": (lambda chunk: [decode_row(row) for row in chunk], rows),
+                "bare_dec": (
+                    lambda chunk: [bare_decode(row[DATA_COLUMN]) for row in chunk],
+                    rows,
+                ),
+                "bare_enc": (lambda chunk: [bare_encode(e) for e in chunk], events),
+            },
             page,
             repeats,
         )
     finally:
         gc.unfreeze()
+    lib_enc, prepared = timed["lib_enc"]
+    lib_dec, decoded = timed["lib_dec"]
+    bare_enc = timed["bare_enc"][0]
+    bare_val = timed["bare_val"][0]
+    bare_dec, envelopes = timed["bare_dec"]
     expected = make_payload(n - 1)
     if decoded[-1].payload != expected or envelopes[-1].payload != expected:
         msg = "a codec round trip changed a payload"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
 
 import msgspec
 
@@ -180,10 +181,10 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     checks every field's type in C (``Struct.__init__`` does not validate);
     the decoded copy is what the store returns and what reads will return.
 
-    The common case (a registered type, its payload class, a UTC
-    ``datetime.timezone.utc`` timestamp, no datetime fields in the payload)
-    takes a short path of identity checks around the encode and decode;
-    anything else, and anything the short path finds wrong, goes through
+    The common case (a registered type, its payload class, instants in
+    ``datetime.timezone.utc``) takes a short path of identity checks
+    around the encode and decode; anything else, and anything the short
+    path finds wrong, goes through
     the careful path, which names the problem.
 
     Raises:
@@ -191,31 +192,39 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
         InvalidEventError: Anything else is wrong with the event.
     """
     try:
-        info = _registered[event.type]
+        cls, aggregate_type, decode, schema_version, instants = _registered[
+            event.type
+        ].short
         timestamp = event.timestamp
         usual = (
             type(event) is Event
-            and type(event.payload) is info.cls
-            and event.aggregate_type == info.aggregate_type
+            and type(event.payload) is cls
+            and event.aggregate_type == aggregate_type
             and type(timestamp) is datetime
             and timestamp.tzinfo is UTC
-            and not info.datetime_fields
-            and type(event.id) is uuid.UUID
-            and event.position == 0
-            and event.version == 0
+            and type(event.id) is UUID
+            and not event.position
+            and not event.version
         )
+        if usual and instants:
+            for name in instants:
+                value = getattr(event.payload, name)
+                if value is not None and (
+                    type(value) is not datetime or value.tzinfo is not UTC
+                ):
+                    usual = False
     except (KeyError, TypeError, AttributeError):
         usual = False
     if usual:
         try:
             data = _encode(event)
             if len(data) <= max_payload_bytes:
-                stored: Event[Any] = info.event_decoder.decode(data)
+                stored: Event[Any] = decode(data)
                 if (
                     data.startswith(_STORED_LAYOUT)
                     and stored.aggregate_id
                     and stored.source
-                    and stored.schema_version == info.schema_version
+                    and stored.schema_version == schema_version
                 ):
                     return PreparedEvent(stored, data)
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):

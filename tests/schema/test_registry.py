@@ -387,6 +387,24 @@ def test_new_events_carry_current_schema_version(
     assert back == msgspec.structs.replace(event, version=1, position=1)
 
 
+def test_reregistering_at_a_newer_schema_version_moves_appends_on(
+    unique_type: str,
+) -> None:
+    """Registering the same class again at a higher schema version: new
+    events carry it and are accepted; events still saying the old version
+    are refused (prepare_event's short path reads the current version)."""
+    v2 = _v2_class()
+    register_event_type(v2, type=unique_type, aggregate_type="deploy")
+    old = create_event(v2(name="n", priority=1), "d1", timestamp=T0)
+    assert prepare_event(old, MAX).event.schema_version == 1
+    register_event_type(v2, type=unique_type, aggregate_type="deploy", schema_version=2)
+    new = create_event(v2(name="n", priority=1), "d1", timestamp=T0)
+    assert new.schema_version == 2
+    assert prepare_event(new, MAX).event.schema_version == 2
+    with pytest.raises(InvalidEventError, match="schema version"):
+        prepare_event(old, MAX)
+
+
 def test_missing_upcaster(unique_type: str) -> None:
     """A v1 row with no upcaster from 1 raises EventDecodeError with its position."""
     register_event_type(
