@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import psutil
 
+from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import (
     CodecFigures,
     LatencyFigures,
@@ -176,36 +177,20 @@ def library_appends_threads(
             append(event)
         timed = events[warmup:]
         shares = [timed[t::threads] for t in range(threads)]
-        barrier = threading.Barrier(threads + 1)
-        samples: list[list[int]] = [[] for _ in range(threads)]
-        spans = [[0, 0] for _ in range(threads)]  # per thread: start, end (ns)
 
-        def work(index: int) -> None:
-            out = samples[index]
+        def work(index: int, begin: Callable[[], list[int]]) -> None:
             mine = shares[index]
-            barrier.wait()
-            spans[index][0] = perf_counter_ns()
+            out = begin()
             for event in mine:
                 t0 = perf_counter_ns()
                 append(event)
                 out.append(perf_counter_ns() - t0)
-            spans[index][1] = perf_counter_ns()
 
-        workers = [
-            threading.Thread(target=work, args=(t,), name=f"lib-appender-{t}")
-            for t in range(threads)
-        ]
-        for worker in workers:
-            worker.start()
-        barrier.wait()
-        for worker in workers:
-            worker.join()
-        # First start to last end, as the workers saw them.
-        elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
+        elapsed, samples = run_closed_loop(threads, work, name="lib-appender")
         if stats is not None:
             batch = store.get_stats().mean_batch_size
             stats.setdefault("mean_batch_size", []).append(batch)
-        return txn_figures(n, elapsed, [s for out in samples for s in out])
+        return txn_figures(n, elapsed, samples)
     finally:
         store.shutdown()
 

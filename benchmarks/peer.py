@@ -15,7 +15,6 @@ stores them, against ~200 bytes of msgpack).
 
 from __future__ import annotations
 
-import threading
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -25,10 +24,13 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
 
+from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import LatencyFigures, TxnFigures, latency_figures, txn_figures
 from benchmarks.workload import N_STREAMS, make_payload
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from eventsourcing.persistence import InfrastructureFactory
     from eventsourcing.utils import Environment
 
@@ -167,43 +169,26 @@ def eventsourcing_saves(
         streams = [BenchStream() for _ in range(N_STREAMS)]
         app.save(*streams)
         shares = [n // threads + (t < n % threads) for t in range(threads)]
-        barrier = threading.Barrier(threads + 1)
-        samples: list[list[int]] = [[] for _ in range(threads)]
-        spans = [[0, 0] for _ in range(threads)]  # per thread: start, end (ns)
 
-        def work(index: int) -> None:
+        def work(index: int, begin: Callable[[], list[int]]) -> None:
             mine = streams[index::threads]
             first = index * (warmup + n)
             calls = [_record_kwargs(first + k) for k in range(warmup + shares[index])]
-            out = samples[index]
             save = app.save
             for k in range(warmup):
                 stream = mine[k % len(mine)]
                 stream.record(**calls[k])
                 save(stream)
-            barrier.wait()
-            spans[index][0] = perf_counter_ns()
+            out = begin()
             for k in range(warmup, warmup + shares[index]):
                 stream = mine[k % len(mine)]
                 t0 = perf_counter_ns()
                 stream.record(**calls[k])
                 save(stream)
                 out.append(perf_counter_ns() - t0)
-            spans[index][1] = perf_counter_ns()
 
-        workers = [
-            threading.Thread(target=work, args=(t,), name=f"es-saver-{t}")
-            for t in range(threads)
-        ]
-        for worker in workers:
-            worker.start()
-        barrier.wait()
-        for worker in workers:
-            worker.join()
-        # From the first worker's start to the last one's end, read by the
-        # workers themselves: the main thread may not get the GIL back in time.
-        elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
-        return txn_figures(n, elapsed, [s for out in samples for s in out])
+        elapsed, samples = run_closed_loop(threads, work, name="es-saver")
+        return txn_figures(n, elapsed, samples)
     finally:
         app.close()
 

@@ -26,6 +26,7 @@ import threading
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Final, Literal
 
+from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import (
     LatencyFigures,
     RateFigures,
@@ -48,7 +49,7 @@ from swarmlog.schema.sql import INSERT_EVENT, SELECT_PAGE, SELECT_STREAM
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from benchmarks.workload import Row
 
@@ -191,16 +192,11 @@ def raw_single_event_txn_threads(
         _commit_each(conn, rows[:warmup], upkeep, [])
         pending = iter(rows[warmup:])
         lock = threading.Lock()
-        barrier = threading.Barrier(threads + 1)
-        samples: list[list[int]] = [[] for _ in range(threads)]
         shares = [n // threads + (t < n % threads) for t in range(threads)]
-        spans = [[0, 0] for _ in range(threads)]  # per thread: start, end (ns)
         execute = conn.execute
 
-        def work(index: int) -> None:
-            out = samples[index]
-            barrier.wait()
-            spans[index][0] = perf_counter_ns()
+        def work(index: int, begin: Callable[[], list[int]]) -> None:
+            out = begin()
             for _ in range(shares[index]):
                 excluded_before = upkeep.excluded_ns
                 t0 = perf_counter_ns()
@@ -211,23 +207,11 @@ def raw_single_event_txn_threads(
                     execute("COMMIT")
                     out.append(perf_counter_ns() - t0 - waited_out)
                     upkeep.after_commit()
-            spans[index][1] = perf_counter_ns()
 
-        workers = [
-            threading.Thread(target=work, args=(t,), name=f"raw-writer-{t}")
-            for t in range(threads)
-        ]
-        for worker in workers:
-            worker.start()
         excluded0 = upkeep.excluded_ns
-        barrier.wait()
-        for worker in workers:
-            worker.join()
-        # First start to last end, as the workers saw them (the main thread
-        # may not get the GIL back before they are done).
-        wall = max(end for _, end in spans) - min(start for start, _ in spans)
+        wall, samples = run_closed_loop(threads, work, name="raw-writer")
         elapsed = wall - (upkeep.excluded_ns - excluded0)
-        return txn_figures(n, elapsed, [s for out in samples for s in out])
+        return txn_figures(n, elapsed, samples)
     finally:
         conn.close()
 
