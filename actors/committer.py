@@ -223,13 +223,12 @@ class Committer:
                 # are served by one commit, without waking the writer
                 # thread (a hop that costs them a wake-up and the GIL).
                 later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
-                more = self.has_work()
             finally:
                 self.turn.release()
             run_callbacks(later)
             # Whoever queued while we held the turn saw it taken and relies
             # on us: hand their requests (or a due checkpoint) to the actor.
-            if more or self._queue:
+            if self.has_work():
                 wake()
             return
         if not self.turn.locked():

@@ -14,7 +14,6 @@ a database file can never make the reader execute anything.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -293,7 +292,7 @@ def _check_routing(event: Event[Any]) -> EventTypeInfo:
     if not aggregate_id or type(aggregate_id) is not str:
         msg = f"aggregate_id must be a non-empty string, got {aggregate_id!r}"
         raise InvalidEventError(msg)
-    if type(event.id) is not uuid.UUID:
+    if type(event.id) is not UUID:
         msg = f"event id must be a uuid.UUID, got {event.id!r}"
         raise InvalidEventError(msg)
     return info

@@ -351,12 +351,10 @@ class EventStore:
         self._flush_writer()
 
     def _flush_writer(self) -> None:
-        if self._writer is None:
-            return
         future: Future[None] = Future()
         try:
-            self._writer.tell(Flush(future))
-        except pykka.ActorDeadError:  # gone already: nothing left to flush
+            self._tell_writer(Flush(future))
+        except StoreClosedError:  # gone already: nothing left to flush
             return
         future.result(_SHUTDOWN_TIMEOUT)
 
