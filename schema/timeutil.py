@@ -15,12 +15,13 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from swarmlog.schema.errors import InvalidEventError
+from swarmlog.schema.errors import InvalidEventError, InvalidQueryError
 
 __all__ = [
     "EPOCH",
     "check_utc",
     "from_micros",
+    "query_now",
     "to_micros",
     "utc_now",
     "uuid7",
@@ -33,6 +34,20 @@ _ZERO = timedelta(0)
 def utc_now() -> datetime:
     """The current instant as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def query_now(now: datetime | None) -> datetime:
+    """The instant a query asks about: ``now``, or the current instant.
+
+    Raises:
+        InvalidQueryError: ``now`` is not a timezone-aware datetime.
+    """
+    if now is None:
+        return datetime.now(UTC)
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        msg = f"now must be a timezone-aware datetime, got {now!r}"
+        raise InvalidQueryError(msg)
+    return now
 
 
 def check_utc(value: object, what: str) -> datetime:

@@ -30,7 +30,7 @@ place in that order.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -48,6 +48,7 @@ from swarmlog.schema.events import (
     TaskFailed,
     TaskStarted,
 )
+from swarmlog.schema.timeutil import query_now
 
 if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
@@ -139,15 +140,6 @@ class _AgentsSnapshot(msgspec.Struct, kw_only=True):
 
 def _later(current: datetime | None, new: datetime) -> datetime:
     return new if current is None or new > current else current
-
-
-def _resolve_now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        msg = f"now must be a timezone-aware datetime, got {now!r}"
-        raise InvalidQueryError(msg)
-    return now
 
 
 class AgentStateProjection(Projection):
@@ -333,7 +325,7 @@ class AgentStateProjection(Projection):
         Raises:
             InvalidQueryError: ``now`` is not a timezone-aware datetime.
         """
-        at = _resolve_now(now)
+        at = query_now(now)
         agent = self._agents.get(agent_id)
         return None if agent is None else _health(agent, at)
 
@@ -353,7 +345,7 @@ class AgentStateProjection(Projection):
         if not isinstance(max_idle, timedelta):
             msg = f"max_idle must be a timedelta, got {max_idle!r}"
             raise InvalidQueryError(msg)
-        at = _resolve_now(now)
+        at = query_now(now)
         unhealthy = []
         for agent in self._agents.values():
             health = _health(agent, at)

@@ -20,7 +20,7 @@ query counts active (not deleted) entries only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -33,6 +33,7 @@ from swarmlog.schema.events import (
     MemoryRetrieved,
     MemoryStored,
 )
+from swarmlog.schema.timeutil import query_now
 
 if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
@@ -88,15 +89,6 @@ class _MemorySnapshot(msgspec.Struct, kw_only=True):
     """What MemoryIndexProjection snapshots: entries in store order."""
 
     entries: list[MemoryEntry]
-
-
-def _resolve_now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        msg = f"now must be a timezone-aware datetime, got {now!r}"
-        raise InvalidQueryError(msg)
-    return now
 
 
 def _check_limit(limit: object) -> int:
@@ -262,7 +254,7 @@ class MemoryIndexProjection(Projection):
             InvalidQueryError: A wrongly typed or negative argument.
         """
         count = _check_limit(limit)
-        at = _resolve_now(now)
+        at = query_now(now)
         candidates = [e for e in self._active() if e.access_count > 0]
         if within is not None:
             since = at - _check_span(within, "within")
@@ -285,7 +277,7 @@ class MemoryIndexProjection(Projection):
         Raises:
             InvalidQueryError: A wrongly typed argument.
         """
-        since = _resolve_now(now) - _check_span(idle_for, "idle_for")
+        since = query_now(now) - _check_span(idle_for, "idle_for")
         cold = []
         for entry in self._active():
             last = entry.last_accessed_at or entry.stored_at
