@@ -583,51 +583,34 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
     threads = a.threads
     rows: list[Row] = []
 
-    def at_least(
-        id_: str,
-        metric: str,
-        library: tuple[str, str],
-        anchor: tuple[str, str],
-        must: float | None,
-        goal: float | None,
-        unit: str = "ev/s",
-    ) -> None:
-        rows.append(
-            _ratio_row(
-                id_,
-                metric,
-                results,
-                library,
-                anchor,
-                must,
-                goal,
-                higher_is_better=True,
-                unit=unit,
+    def judged(higher_is_better: bool, default_unit: str) -> Callable[..., None]:
+        def add(
+            id_: str,
+            metric: str,
+            library: tuple[str, str],
+            anchor: tuple[str, str],
+            must: float | None,
+            goal: float | None,
+            unit: str = default_unit,
+        ) -> None:
+            rows.append(
+                _ratio_row(
+                    id_,
+                    metric,
+                    results,
+                    library,
+                    anchor,
+                    must,
+                    goal,
+                    higher_is_better=higher_is_better,
+                    unit=unit,
+                )
             )
-        )
 
-    def at_most(
-        id_: str,
-        metric: str,
-        library: tuple[str, str],
-        anchor: tuple[str, str],
-        must: float | None,
-        goal: float | None,
-        unit: str = "us",
-    ) -> None:
-        rows.append(
-            _ratio_row(
-                id_,
-                metric,
-                results,
-                library,
-                anchor,
-                must,
-                goal,
-                higher_is_better=False,
-                unit=unit,
-            )
-        )
+        return add
+
+    at_least = judged(higher_is_better=True, default_unit="ev/s")
+    at_most = judged(higher_is_better=False, default_unit="us")
 
     eps = "events_per_s"
     at_least(
