@@ -455,10 +455,29 @@ class SQLiteReadStorage:
         """The highest committed position."""
         return int(self._rows(sql.SELECT_HEAD, ())[0][0])
 
-    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event[Any]]:
-        """One aggregate's events from ``from_version`` on."""
-        rows = self._rows(sql.SELECT_STREAM, (aggregate_id, from_version))
+    def read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        *,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[Event[Any]]:
+        """One aggregate's events from ``from_version`` on (see the protocol)."""
+        if backwards:
+            params = (aggregate_id, from_version, -1 if limit is None else limit)
+            rows = self._rows(sql.SELECT_STREAM_BACKWARDS, params)
+        elif limit is None:
+            rows = self._rows(sql.SELECT_STREAM, (aggregate_id, from_version))
+        else:
+            rows = self._rows(
+                sql.SELECT_STREAM_LIMITED, (aggregate_id, from_version, limit)
+            )
         return [decode_row(r) for r in rows]
+
+    def version(self, aggregate_id: str) -> int:
+        """An aggregate's current version (0 when it has no events)."""
+        return int(self._rows(sql.SELECT_VERSION, (aggregate_id,))[0][0])
 
     def read_page(
         self, after: int, limit: int, upto: int | None = None

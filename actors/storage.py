@@ -158,8 +158,22 @@ class ReadStorage(Protocol):
         """The highest committed position (0 when empty)."""
         ...
 
-    def read_stream(self, aggregate_id: str, from_version: int) -> list[Event[Any]]:
-        """One aggregate's events with ``version >= from_version``."""
+    def read_stream(
+        self,
+        aggregate_id: str,
+        from_version: int,
+        *,
+        limit: int | None = None,
+        backwards: bool = False,
+    ) -> list[Event[Any]]:
+        """One aggregate's events with ``version >= from_version``, oldest
+        first (newest first with ``backwards``); at most ``limit``, counted
+        from the end read first."""
+        ...
+
+    def version(self, aggregate_id: str) -> int:
+        """An aggregate's current version (0 when it has no events), from
+        an index: the stream itself is not read."""
         ...
 
     def read_page(

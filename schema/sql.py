@@ -117,6 +117,16 @@ SELECT_STREAM: Final = (
     f"SELECT {EVENT_COLUMNS} FROM events "
     "WHERE aggregate_id = ? AND version >= ? ORDER BY version"
 )
+# Bounded stream reads (LIMIT -1 is no limit); both walk the UNIQUE
+# (aggregate_id, version) index, backwards from the newest for tail reads.
+SELECT_STREAM_LIMITED: Final = SELECT_STREAM + " LIMIT ?"
+SELECT_STREAM_BACKWARDS: Final = (
+    f"SELECT {EVENT_COLUMNS} FROM events "
+    "WHERE aggregate_id = ? AND version >= ? ORDER BY version DESC LIMIT ?"
+)
+SELECT_VERSION: Final = (
+    "SELECT coalesce(max(version), 0) FROM events WHERE aggregate_id = ?"
+)
 SELECT_PAGE: Final = (
     f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 )

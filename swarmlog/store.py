@@ -138,6 +138,12 @@ def _count(value: object, name: str, *, minimum: int = 0) -> int | None:
     return value
 
 
+def _check_aggregate_id(aggregate_id: object) -> None:
+    if not isinstance(aggregate_id, str):
+        msg = f"aggregate_id must be a string, got {aggregate_id!r}"
+        raise InvalidQueryError(msg)
+
+
 def _instant(value: object, name: str) -> int | None:
     if value is None:
         return None
@@ -599,20 +605,51 @@ class EventStore:
     # -- reading ------------------------------------------------------------------
 
     def get_events(
-        self, aggregate_id: str, from_version: int | None = None
+        self,
+        aggregate_id: str,
+        from_version: int | None = None,
+        *,
+        limit: int | None = None,
+        backwards: bool = False,
     ) -> list[Event[Any]]:
-        """An aggregate's events in version order (``from_version``
-        inclusive); ``[]`` for an unknown aggregate. Safe from any thread.
+        """An aggregate's events in version order; ``[]`` for an unknown
+        aggregate. Safe from any thread.
+
+        Args:
+            aggregate_id: The aggregate.
+            from_version: The lowest version included (default: the first).
+            limit: At most this many events, counted from the end read
+                first: the oldest ones, or with ``backwards`` the newest.
+            backwards: Newest first. ``get_events(a, limit=10,
+                backwards=True)`` is an aggregate's last ten events, read
+                from an index without touching the rest of the stream.
 
         Raises:
             InvalidQueryError: Wrongly typed arguments.
             EventDecodeError: A stored row cannot be decoded.
         """
-        if not isinstance(aggregate_id, str):
-            msg = f"aggregate_id must be a string, got {aggregate_id!r}"
-            raise InvalidQueryError(msg)
+        _check_aggregate_id(aggregate_id)
         start = _count(from_version, "from_version") or 1
-        return self._reader_checked().read_stream(aggregate_id, start)
+        count = _count(limit, "limit")
+        if not isinstance(backwards, bool):
+            msg = f"backwards must be True or False, got {backwards!r}"
+            raise InvalidQueryError(msg)
+        if count is None and not backwards:
+            return self._reader_checked().read_stream(aggregate_id, start)
+        return self._reader_checked().read_stream(
+            aggregate_id, start, limit=count, backwards=backwards
+        )
+
+    def get_version(self, aggregate_id: str) -> int:
+        """An aggregate's current version: 0 when it has no events. Safe
+        from any thread; answered from an index, without reading the
+        stream (use it for ``expected_version``).
+
+        Raises:
+            InvalidQueryError: ``aggregate_id`` is not a string.
+        """
+        _check_aggregate_id(aggregate_id)
+        return self._reader_checked().version(aggregate_id)
 
     def get_events_by_type(self, event_type: str) -> list[Event[Any]]:
         """Every event of one type, in commit order."""
