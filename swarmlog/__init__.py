@@ -36,7 +36,22 @@ from swarmlog.actors.read_models import (
     TaskState,
 )
 from swarmlog.config import EventStoreConfig
+from swarmlog.diff import (
+    FieldChange,
+    ItemChange,
+    ModelDiff,
+    ModelItem,
+    ReadModelsDiff,
+    diff_read_models,
+)
+from swarmlog.effects import Effects
 from swarmlog.futures import AppendFuture
+from swarmlog.schema.effect_errors import (
+    EffectMismatchError,
+    EffectNotRecordedError,
+    RecordedEffectError,
+)
+from swarmlog.schema.effects import EffectRecorded, create_effect_recorded_event
 from swarmlog.schema.envelope import (
     ANY,
     NO_STREAM,
@@ -143,6 +158,10 @@ __all__ = [
     "ConcurrencyError",
     "DeadLetter",
     "DuplicateEventError",
+    "EffectMismatchError",
+    "EffectNotRecordedError",
+    "EffectRecorded",
+    "Effects",
     "EngineThreadWaitError",
     "Event",
     "EventDecodeError",
@@ -150,10 +169,12 @@ __all__ = [
     "EventStoreConfig",
     "EventStoreStats",
     "ExpectedVersion",
+    "FieldChange",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",
     "InvalidQueryError",
+    "ItemChange",
     "ListenerHandle",
     "MemoryDeleted",
     "MemoryEntry",
@@ -161,6 +182,8 @@ __all__ = [
     "MemoryIndexProjection",
     "MemoryRetrieved",
     "MemoryStored",
+    "ModelDiff",
+    "ModelItem",
     "NamespaceUsage",
     "PhaseChange",
     "Projection",
@@ -168,7 +191,9 @@ __all__ = [
     "ProjectionStateError",
     "ProjectionStatus",
     "ProjectionTimeoutError",
+    "ReadModelsDiff",
     "ReadOnlyStoreError",
+    "RecordedEffectError",
     "ScaleChange",
     "Snapshot",
     "StorageError",
@@ -204,6 +229,7 @@ __all__ = [
     "create_agent_stopped_event",
     "create_agent_task_assigned_event",
     "create_agent_task_completed_event",
+    "create_effect_recorded_event",
     "create_event",
     "create_memory_deleted_event",
     "create_memory_expired_event",
@@ -221,6 +247,7 @@ __all__ = [
     "create_task_failed_event",
     "create_task_queued_event",
     "create_task_started_event",
+    "diff_read_models",
     "handles",
     "query",
     "register_event_type",

@@ -84,6 +84,7 @@ if TYPE_CHECKING:
     from swarmlog.actors.notifier import ListenerHandle
     from swarmlog.actors.projection import Projection
     from swarmlog.actors.storage import ReadStorage
+    from swarmlog.effects import EffectMode, Effects
     from swarmlog.schema.codec import PreparedEvent
 
 __all__ = ["EventStore"]
@@ -803,6 +804,17 @@ class EventStore:
             state,
             from_micros(record.timestamp),
         )
+
+    def effects(self, run_id: str, mode: EffectMode = "record") -> Effects:
+        """Recorded effects of the run ``run_id`` (see :class:`Effects`):
+        ``"record"``, ``"replay"`` or ``"auto"``. Safe from any thread.
+
+        Raises:
+            InvalidConfigError: A bad ``run_id`` or ``mode``.
+        """
+        from swarmlog.effects import Effects
+
+        return Effects(self, run_id, mode=mode)
 
     # -- stats, listeners, persistence ----------------------------------------------
 
