@@ -3,9 +3,10 @@ positions: what was added, removed and changed, field by field.
 
 Each side is rebuilt with ``Projection.as_of`` (on the calling thread, from
 the events up to the position; live projections are not touched), read
-through the read models' public queries, and turned into plain data with
-``msgspec.to_builtins``: the result is JSON-ready (instants become ISO 8601
-strings) and holds no read-model objects.
+through the read models' public queries, and turned into plain JSON data
+(``msgspec.to_builtins``; instants become ISO 8601 strings, tuples lists):
+the result holds no read-model objects and its JSON encoding decodes back
+equal.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ __all__ = [
 # Values are compared by their canonical JSON (sorted keys), so 1 and 1.0,
 # or True and 1, differ as they would in the CLI's JSON output.
 _canonical = msgspec.json.Encoder(order="sorted")
+_plain_encoder = msgspec.json.Encoder()
+_plain = msgspec.json.Decoder(dict[str, Any])
 
 
 class ModelItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,7 +177,9 @@ def _position(store: EventStore, at: object, name: str) -> int:
 def _items(states: Iterable[Any]) -> dict[str, dict[str, Any]]:
     items: dict[str, dict[str, Any]] = {}
     for state in states:
-        value = msgspec.to_builtins(state)
+        # to_builtins, then a JSON round trip: tuples become lists, so the
+        # result is exactly what its JSON encoding decodes back to.
+        value = _plain.decode(_plain_encoder.encode(msgspec.to_builtins(state)))
         items[str(value["id"])] = value
     return items
 
