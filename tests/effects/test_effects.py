@@ -175,6 +175,20 @@ def test_record_mode_ignores_recordings_and_latest_wins(store: EventStore) -> No
     assert store.effects("run", mode="replay").call("k", fn) == "new"
 
 
+def test_clock_and_source_stamp_the_recorded_events(store: EventStore) -> None:
+    """Effects(clock=..., source=...) stamps each recorded event (a
+    simulation passes its simulated clock)."""
+    instant = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+    effects = Effects(store, "run", clock=lambda: instant, source="sim")
+    effects.call("k", Counted(1))
+    with pytest.raises(ValueError, match="x"):
+        effects.call("k", Counted(error=ValueError("x")))
+    events = store.get_events("run")
+    assert [(e.timestamp, e.source) for e in events] == [(instant, "sim")] * 2
+    assert repr(effects) == "Effects(run_id='run', mode='record')"
+    assert effects.run_id == "run"
+
+
 # -- refusals ---------------------------------------------------------------------
 
 
