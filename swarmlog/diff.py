@@ -174,13 +174,15 @@ def _position(store: EventStore, at: object, name: str) -> int:
     return at
 
 
-def _items(states: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    items: dict[str, dict[str, Any]] = {}
+def _items(states: Iterable[Any]) -> dict[str, tuple[bytes, dict[str, Any]]]:
+    """``{id: (json, value)}``: each state as JSON and as plain data."""
+    items: dict[str, tuple[bytes, dict[str, Any]]] = {}
     for state in states:
         # to_builtins, then a JSON round trip: tuples become lists, so the
         # result is exactly what its JSON encoding decodes back to.
-        value = _plain.decode(_plain_encoder.encode(msgspec.to_builtins(state)))
-        items[str(value["id"])] = value
+        data = _plain_encoder.encode(msgspec.to_builtins(state))
+        value = _plain.decode(data)
+        items[str(value["id"])] = (data, value)
     return items
 
 
@@ -200,17 +202,17 @@ def _field_changes(a: dict[str, Any], b: dict[str, Any]) -> tuple[FieldChange, .
 def _compare(name: str, a: list[Any], b: list[Any]) -> ModelDiff:
     items_a, items_b = _items(a), _items(b)
     added = tuple(
-        ModelItem(id=k, value=v) for k, v in items_b.items() if k not in items_a
+        ModelItem(id=k, value=v) for k, (_, v) in items_b.items() if k not in items_a
     )
     removed = tuple(
-        ModelItem(id=k, value=v) for k, v in items_a.items() if k not in items_b
+        ModelItem(id=k, value=v) for k, (_, v) in items_a.items() if k not in items_b
     )
     changed = []
-    for key, value in items_b.items():
+    for key, (data, value) in items_b.items():
         before = items_a.get(key)
-        if before is None:
+        if before is None or before[0] == data:  # same JSON: same item
             continue
-        changes = _field_changes(before, value)
+        changes = _field_changes(before[1], value)
         if changes:
             changed.append(ItemChange(id=key, changes=changes))
     return ModelDiff(name=name, added=added, removed=removed, changed=tuple(changed))

@@ -22,6 +22,7 @@ from swarmlog import (
     EventStore,
     InvalidConfigError,
     InvalidEventError,
+    ReadOnlyStoreError,
     RecordedEffectError,
     SwarmlogError,
     create_effect_recorded_event,
@@ -144,8 +145,13 @@ def test_replay_after_reopening_the_file(tmp_path: Path) -> None:
     with EventStore(path) as store:
         replay = store.effects("run", mode="replay")
         assert [replay.call("inc", fn, i) for i in range(5)] == recorded
+    with EventStore(path, read_only=True) as store:  # replay appends nothing
+        replay = store.effects("run", mode="replay")
+        assert replay.call("inc", fn, 0) == recorded[0]
+        with pytest.raises(ReadOnlyStoreError):
+            store.effects("run", mode="auto").call("new", fn, 9)
     assert recorded == [{"n": i + 1} for i in range(5)]
-    assert len(fn.calls) == 5
+    assert len(fn.calls) == 6  # five recorded, one refused by the read-only store
 
 
 def test_auto_replays_what_is_recorded_and_records_the_rest(store: EventStore) -> None:
