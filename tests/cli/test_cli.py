@@ -5,6 +5,7 @@ following another process."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -26,7 +27,13 @@ from swarmlog import (
     create_agent_spawned_event,
     create_task_created_event,
 )
-from swarmlog.cli import INSTALL_HINT, build_app, main
+from swarmlog.cli import (
+    INSTALL_HINT,
+    build_app,
+    main,
+    render_simulation,
+    simulation_progress,
+)
 from swarmlog.simulation import SimulationReport, run_simulation
 
 if TYPE_CHECKING:
@@ -182,6 +189,33 @@ class TestSimulate:
         assert report.fingerprint == sim.fingerprint
         assert report.rebuilt_matches
         assert report.events == sim.events
+
+    def test_render_pieces_show_a_run(self, tmp_path: Path) -> None:
+        """``simulation_progress`` and ``render_simulation`` (what
+        ``simulate`` and the example use) print every read model and the
+        engine proof around a plain ``run_simulation``."""
+        from rich.console import Console
+
+        out = io.StringIO()
+        console = Console(file=out, width=100, force_terminal=False)
+        with simulation_progress(console, 6) as show:
+            report = run_simulation(
+                tmp_path / "shown.db", agents=3, tasks=6, on_progress=show
+            )
+        render_simulation(console, report)
+        text = out.getvalue()
+        for heading in (
+            "Agents",
+            "Tasks by status",
+            "success rate",
+            "Memory by namespace",
+            "Hot entries",
+            "cold entries",
+            "Swarm timeline",
+            "events/s",
+            "identical to the live read models",
+        ):
+            assert heading in text
 
     @pytest.mark.parametrize("option", ["--agents", "--tasks"])
     def test_rejects_empty_swarm(self, run: Any, tmp_path: Path, option: str) -> None:
