@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
+    "CommandError",
     "UsageError",
     "check_count",
     "fail",
@@ -64,6 +65,10 @@ class UsageError(Exception):
     """A bad option value, reported like a store error but with exit 2."""
 
 
+class CommandError(Exception):
+    """A command could not do its work (bad input data): one line, exit 1."""
+
+
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print ``message``'s first line as ``swarmlog: error: ...``; exit."""
     first = message.strip().splitlines()[0] if message.strip() else "failed"
@@ -79,6 +84,8 @@ def user_errors() -> Iterator[None]:
         yield
     except UsageError as e:
         fail(str(e), EXIT_USAGE)
+    except CommandError as e:
+        fail(str(e))
     except SwarmlogError as e:
         fail(str(e))
     except UnicodeError as e:  # undecodable bytes in an argument (surrogates)
@@ -147,11 +154,12 @@ def write_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def make_console() -> Console:
-    """A rich console for tables (imports rich)."""
+def make_console(*, stderr: bool = False) -> Console:
+    """A rich console for tables, or for progress bars on stderr (imports
+    rich)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, stderr=stderr)
 
 
 # -- stores -------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
-from typer.testing import CliRunner
 
 from swarmlog import (
     Event,
@@ -29,17 +28,17 @@ from swarmlog import (
 )
 from swarmlog.cli import (
     INSTALL_HINT,
-    build_app,
     main,
     render_simulation,
     simulation_progress,
 )
 from swarmlog.simulation import SimulationReport, run_simulation
 
+from .support import one_error_line
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from typer.testing import Result
 
 TIMEOUT = 30.0
 """Seconds a subprocess may take before the test is declared hung."""
@@ -69,42 +68,10 @@ READ_COMMANDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    """The typer application."""
-    return build_app()
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> SimulationReport:
-    """A small simulated store shared by the read-only commands."""
-    path = tmp_path_factory.mktemp("cli") / "swarm.db"
-    return run_simulation(path, agents=3, tasks=6, seed=42)
-
-
-@pytest.fixture
-def run(app: Any) -> Any:
-    """Invoke the CLI in-process; returns the typer ``Result``."""
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 def _args(command: list[str], db: str) -> list[str]:
     if "{db}" in command:
         return [a.replace("{db}", db) for a in command]
     return [command[0], db, *command[1:]]
-
-
-def _one_error_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("swarmlog: error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _as_json(value: Any) -> Any:
@@ -171,7 +138,7 @@ class TestSimulate:
         before = _digest(sim.db_path)
         result = run("simulate", "--db", sim.db_path, "--agents", "3", "--tasks", "6")
         assert result.exit_code == 1
-        assert "already exists" in _one_error_line(result)
+        assert "already exists" in one_error_line(result)
         assert "--overwrite" in result.stderr
         assert _digest(sim.db_path) == before
 
@@ -222,7 +189,7 @@ class TestSimulate:
         """--agents 0 or --tasks 0 is a usage error (exit 2)."""
         result = run("simulate", "--db", str(tmp_path / "e.db"), option, "0")
         assert result.exit_code == 2
-        assert option in _one_error_line(result)
+        assert option in one_error_line(result)
 
 
 # -- stats --------------------------------------------------------------------
@@ -328,7 +295,7 @@ class TestEvents:
         """Bytes that are not text (a lone surrogate) are a one-line error."""
         result = run("events", sim.db_path, "--aggregate", "agent-\udc80")
         assert result.exit_code in (1, 2)  # 1 once the store types this error
-        _one_error_line(result)
+        one_error_line(result)
 
     @pytest.mark.parametrize(
         ("option", "value"),
@@ -340,7 +307,7 @@ class TestEvents:
         """A malformed value is a one-line usage error (exit 2)."""
         result = run("events", sim.db_path, option, value)
         assert result.exit_code == 2
-        assert option in _one_error_line(result)
+        assert option in one_error_line(result)
 
 
 # -- tail ---------------------------------------------------------------------
@@ -460,7 +427,7 @@ class TestReplay:
         """A position past the head is a one-line usage error."""
         result = run("replay", sim.db_path, "--at", str(sim.events + 1))
         assert result.exit_code == 2
-        assert "beyond the head" in _one_error_line(result)
+        assert "beyond the head" in one_error_line(result)
 
 
 # -- read models --------------------------------------------------------------
@@ -533,7 +500,7 @@ class TestReadModels:
         """An unknown --swarm-id is a one-line error."""
         result = run("swarm", sim.db_path, "--swarm-id", "nope")
         assert result.exit_code == 1
-        assert "no swarm 'nope'" in _one_error_line(result)
+        assert "no swarm 'nope'" in one_error_line(result)
 
 
 # -- snapshot -----------------------------------------------------------------
@@ -558,7 +525,7 @@ class TestSnapshot:
         """An aggregate without a snapshot is a one-line error."""
         result = run("snapshot", sim.db_path, "task-001")
         assert result.exit_code == 1
-        assert "no snapshot of aggregate 'task-001'" in _one_error_line(result)
+        assert "no snapshot of aggregate 'task-001'" in one_error_line(result)
 
 
 # -- bad files ----------------------------------------------------------------
@@ -613,7 +580,7 @@ class TestBadFiles:
         before = _digest(db) if os.path.exists(db) else None
         result = run(*_args(command, db))
         assert result.exit_code == 1
-        assert message in _one_error_line(result)
+        assert message in one_error_line(result)
         assert result.stdout == ""
         assert (_digest(db) if os.path.exists(db) else None) == before
 

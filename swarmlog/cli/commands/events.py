@@ -17,8 +17,9 @@ from swarmlog.cli.common import (
     write_json,
 )
 from swarmlog.cli.format import event_line
-from swarmlog.cli.options import DbArg
+from swarmlog.cli.options import DbArg, EventsJsonOpt
 from swarmlog.cli.render_store import render_events
+from swarmlog.cli.vocabulary import check_aggregate_types, check_event_types
 from swarmlog.store import EventStore
 
 __all__ = ["events", "register", "tail"]
@@ -37,7 +38,10 @@ def events(
         typer.Option(
             "--type",
             "-t",
-            help="Event type, e.g. task:failed (repeatable).",
+            help=(
+                "Event type, e.g. task:failed (repeatable; an unknown type is "
+                "an error)."
+            ),
             metavar="TYPE",
         ),
     ] = None,
@@ -45,37 +49,48 @@ def events(
         list[str] | None,
         typer.Option(
             "--aggregate-type",
-            help="agent, task, memory or swarm (repeatable).",
+            help=(
+                "agent, task, memory, swarm or a registered type (repeatable; "
+                "an unknown type is an error)."
+            ),
             metavar="TYPE",
         ),
     ] = None,
     after: Annotated[
         str | None,
         typer.Option(
-            help="Only events strictly after this ISO 8601 instant.", metavar="ISO"
+            help=(
+                "Only events strictly after this ISO 8601 instant, with a "
+                "timezone (Z or +02:00; a naive time is refused)."
+            ),
+            metavar="ISO",
         ),
     ] = None,
     before: Annotated[
         str | None,
         typer.Option(
-            help="Only events strictly before this ISO 8601 instant.", metavar="ISO"
+            help=(
+                "Only events strictly before this ISO 8601 instant, with a "
+                "timezone (Z or +02:00; a naive time is refused)."
+            ),
+            metavar="ISO",
         ),
     ] = None,
     from_position: Annotated[
         int | None, typer.Option(help="First position to show (inclusive).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
-    json: Annotated[
-        bool,
-        typer.Option("--json", help="One JSON object per line (Event fields)."),
-    ] = False,
+    json: EventsJsonOpt = False,
 ) -> None:
+    """List events, filtered, as a table or JSON lines."""
     with user_errors():
         check_count(from_position, "--from-position")
         check_count(limit, "--limit")
         after_at = parse_instant(after, "--after")
         before_at = parse_instant(before, "--before")
         with open_read_only(db) as store:
+            check_event_types(store, "--type", event_type)
+            check_aggregate_types(store, "--aggregate-type", aggregate_type)
             found = store.query(
                 aggregate_ids=aggregate or None,
                 aggregate_types=aggregate_type or None,
@@ -104,7 +119,10 @@ def tail(
     event_type: Annotated[
         list[str] | None,
         typer.Option(
-            "--type", "-t", help="Only this type (repeatable).", metavar="TYPE"
+            "--type",
+            "-t",
+            help="Only this type (repeatable; an unknown type is an error).",
+            metavar="TYPE",
         ),
     ] = None,
     count: Annotated[
@@ -114,11 +132,9 @@ def tail(
         float | None, typer.Option(help="Stop after this many seconds.")
     ] = None,
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.2,
-    json: Annotated[
-        bool,
-        typer.Option("--json", help="One JSON object per line (Event fields)."),
-    ] = False,
+    json: EventsJsonOpt = False,
 ) -> None:
+    """Follow new events as another process appends them."""
     with user_errors():
         check_count(lines, "--lines")
         check_count(from_position, "--from-position")
@@ -127,6 +143,7 @@ def tail(
             msg = "--interval must be > 0 and --timeout >= 0"
             raise UsageError(msg)
         with open_read_only(db) as store:
+            check_event_types(store, "--type", event_type)
             follow(
                 store,
                 lines,

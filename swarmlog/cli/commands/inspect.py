@@ -21,7 +21,11 @@ from swarmlog.cli.common import (
 from swarmlog.cli.format import iso_time
 from swarmlog.cli.options import DbArg, JsonOpt
 from swarmlog.cli.render import render_read_models
-from swarmlog.cli.render_store import render_stats, replay_progress
+from swarmlog.cli.render_store import (
+    busiest_aggregates,
+    render_stats,
+    replay_progress,
+)
 from swarmlog.store import EventStore
 
 __all__ = ["register", "replay", "snapshot", "stats"]
@@ -30,7 +34,15 @@ __all__ = ["register", "replay", "snapshot", "stats"]
 def stats(
     db: DbArg,
     json: JsonOpt = False,
-    top: Annotated[int, typer.Option(help="Aggregates to list in the table.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "Busiest aggregates to list, in the table and in --json's "
+                "events_by_aggregate."
+            )
+        ),
+    ] = 10,
     projections: Annotated[
         bool,
         typer.Option(
@@ -39,14 +51,20 @@ def stats(
         ),
     ] = True,
 ) -> None:
-    with user_errors(), open_read_only(db) as store:
-        if projections:
-            settle([cls(store).initialize() for cls in BUILTIN_PROJECTIONS])
-        result = store.get_stats()
-        if json:
-            write_json(result)
-            return
-        render_stats(make_console(), store.path, result, top)
+    """Store statistics, with each built-in projection's status and lag."""
+    with user_errors():
+        check_count(top, "--top")
+        with open_read_only(db) as store:
+            if projections:
+                settle([cls(store).initialize() for cls in BUILTIN_PROJECTIONS])
+            result = store.get_stats()
+            if json:
+                busiest = busiest_aggregates(result.events_by_aggregate, top)
+                write_json(
+                    msgspec.structs.replace(result, events_by_aggregate=dict(busiest))
+                )
+                return
+            render_stats(make_console(), store.path, result, top)
 
 
 def replay(

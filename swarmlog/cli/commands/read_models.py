@@ -31,6 +31,7 @@ from swarmlog.cli.render import (
     render_swarm,
     render_tasks,
 )
+from swarmlog.cli.vocabulary import AGENT_STATUSES, TASK_STATUSES, check_values
 
 __all__ = ["agents", "memory", "register", "swarm", "tasks"]
 
@@ -38,7 +39,8 @@ __all__ = ["agents", "memory", "register", "swarm", "tasks"]
 def agents(
     db: DbArg,
     status: Annotated[
-        str | None, typer.Option(help="Only agents in this status.")
+        str | None,
+        typer.Option(help="Only agents in this status (an unknown one is an error)."),
     ] = None,
     domain: Annotated[
         str | None, typer.Option(help="Only agents of this domain.")
@@ -46,9 +48,14 @@ def agents(
     now: NowOpt = None,
     json: JsonOpt = False,
 ) -> None:
+    """Agents: status, tasks, durations and health."""
     with user_errors(), open_read_only(db) as store:
         projection = AgentStateProjection(store).initialize()
         found = projection.get_all_agents()
+        present = {a.status for a in found}
+        check_values(
+            "--status", [status] if status else None, {*AGENT_STATUSES, *present}
+        )
         if status is not None:
             found = [a for a in found if a.status == status]
         if domain is not None:
@@ -75,19 +82,29 @@ def agents(
 def tasks(
     db: DbArg,
     status: Annotated[
-        str | None, typer.Option(help="Only tasks in this status.")
+        str | None,
+        typer.Option(help="Only tasks in this status (an unknown one is an error)."),
     ] = None,
     agent: Annotated[
         str | None, typer.Option(help="Only tasks assigned to this agent.")
     ] = None,
     task_type: Annotated[
-        str | None, typer.Option("--type", help="Only tasks of this type.")
+        str | None,
+        typer.Option(
+            "--type",
+            help="Only tasks of this type (one the store holds; else an error).",
+        ),
     ] = None,
     json: JsonOpt = False,
 ) -> None:
+    """Tasks: status, agent, duration, retries; success and failure rates."""
     with user_errors(), open_read_only(db) as store:
         projection = TaskHistoryProjection(store).initialize()
         found = projection.get_all_tasks()
+        statuses = {*TASK_STATUSES, *(t.status for t in found)}
+        check_values("--status", [status] if status else None, statuses)
+        if task_type is not None and found:
+            check_values("--type", [task_type], {t.type for t in found})
         if status is not None:
             found = [t for t in found if t.status == status]
         if agent is not None:
