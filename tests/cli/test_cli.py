@@ -54,6 +54,7 @@ COMMANDS = (
     "memory",
     "swarm",
     "snapshot",
+    "import",
 )
 READ_COMMANDS = (
     ["stats"],
@@ -90,7 +91,7 @@ class TestHelp:
     """Every command documents itself with examples."""
 
     def test_top_level_help_lists_every_command(self, run: Any) -> None:
-        """``swarmlog --help`` names all ten commands."""
+        """``swarmlog --help`` names all eleven commands."""
         result = run("--help")
         assert result.exit_code == 0
         for command in COMMANDS:

@@ -77,6 +77,7 @@ def replay(
     ] = None,
     json: JsonOpt = False,
 ) -> None:
+    """Replay the log into the built-in projections and print them."""
     with user_errors():
         check_count(at, "--at")
         with open_read_only(db) as store:
@@ -93,6 +94,7 @@ def snapshot(
     ],
     json: JsonOpt = False,
 ) -> None:
+    """Show an aggregate's latest snapshot."""
     with user_errors(), open_read_only(db) as store:
         found = store.get_snapshot(aggregate)
         if found is None:

@@ -153,6 +153,7 @@ def memory(
     now: NowOpt = None,
     json: JsonOpt = False,
 ) -> None:
+    """Memory: usage by namespace, hot and cold entries."""
     with user_errors():
         check_count(limit, "--limit")
         if hot_within < 0 or cold_after < 0:
@@ -207,6 +208,7 @@ def swarm(
     swarm_id: Annotated[str, typer.Option(help="The swarm's aggregate id.")] = "swarm",
     json: JsonOpt = False,
 ) -> None:
+    """The swarm: topology, scaling, phase timeline, milestones, errors."""
     with user_errors(), open_read_only(db) as store:
         state = SwarmProjection(store).initialize().get_swarm(swarm_id)
         if state is None:
