@@ -115,7 +115,8 @@ def decode_lines(
         if decoder is None:
             info = lookup_type(event_type)
             assert info is not None
-            decoder = msgspec.json.Decoder(Event[info.cls])  # type: ignore[name-defined]
+            shape: Any = Event[info.cls]  # type: ignore[name-defined]  # built at runtime
+            decoder = msgspec.json.Decoder(shape)
             decoders[event_type] = decoder
         try:
             event = decoder.decode(text)

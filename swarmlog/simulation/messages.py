@@ -2,8 +2,8 @@
 memory service they both call.
 
 Orders go from the coordinator to one agent's inbox; reports come back on
-the coordinator's outbox. All are frozen msgspec structs: they cross threads
-and pykka-style messaging never copies them.
+the coordinator's outbox (``queue.Queue``). All are frozen msgspec structs:
+they cross threads through those queues, which never copy them.
 """
 
 from __future__ import annotations
