@@ -187,6 +187,7 @@ class Coordinator:
         size: int,
         ttl: timedelta | None,
     ) -> MemoryRef:
+        """Store a memory entry of the coordinator's own; remember it."""
         self.memory_seq += 1
         memory_id = f"{COORDINATOR}-mem-{self.memory_seq:03d}"
         event = self.append(

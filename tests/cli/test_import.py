@@ -279,3 +279,23 @@ def test_keeps_every_event(run: Any, exported: Path, tmp_path: Path) -> None:
     assert [str(e.id) for e in imported] == [e["id"] for e in original]
     assert [e.type for e in imported] == [e["type"] for e in original]
     assert [e.metadata for e in imported] == [e["metadata"] for e in original]
+
+
+def test_batches_report_progress() -> None:
+    """Events go in batches of BATCH; the progress callback hears the count
+    after each, up to the total (what the progress bar shows)."""
+    from swarmlog import create_agent_spawned_event
+    from swarmlog.cli.importer import BATCH, import_events
+
+    events = [
+        (n, create_agent_spawned_event(f"agent-{n}", "coder", "core"))
+        for n in range(1, 2 * BATCH + 201)
+    ]
+    seen: list[int] = []
+    with EventStore(":memory:") as store:
+        summary = import_events(store, events, on_progress=seen.append)
+        again = import_events(store, events)
+    assert seen == [BATCH, 2 * BATCH, 2 * BATCH + 200]
+    assert summary.added == summary.read == summary.head_position == len(events)
+    assert again.added == 0
+    assert again.already_stored == len(events)
