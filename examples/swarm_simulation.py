@@ -34,24 +34,35 @@ def simulate(
     overwrite: bool = False,
     show: bool = True,
 ) -> SimulationReport:
-    """Run the simulation into ``db_path`` and return its report."""
-    console = None
+    """Run the simulation into ``db_path`` and return its report.
+
+    With ``show``, the command line's own pieces draw it: a progress bar fed
+    by ``on_progress`` (``simulation_progress``), then ``render_simulation``.
+    """
     if show:
         try:
             from rich.console import Console
-        except ImportError:  # the plain summary below still works
-            console = None
+
+            from swarmlog.cli import render_simulation, simulation_progress
+        except ImportError:  # no cli extra: the plain summary below still works
+            pass
         else:
             console = Console()
+            with simulation_progress(console, tasks) as progress:
+                report = run_simulation(
+                    db_path,
+                    agents=agents,
+                    tasks=tasks,
+                    seed=seed,
+                    overwrite=overwrite,
+                    on_progress=progress,
+                )
+            render_simulation(console, report)
+            return report
     report = run_simulation(
-        db_path,
-        agents=agents,
-        tasks=tasks,
-        seed=seed,
-        overwrite=overwrite,
-        console=console,
+        db_path, agents=agents, tasks=tasks, seed=seed, overwrite=overwrite
     )
-    if show and console is None:
+    if show:
         models = report.read_models
         print(f"{report.events} events in {report.elapsed_seconds:.2f} s")
         print(f"  {report.events_per_second:,.0f} events/s")

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -45,10 +46,42 @@ def test_bare_top_level_modules_are_not_importable() -> None:
         assert result.returncode == 0, f"bare {bare!r} is importable"
 
 
+RUNS_ON_IMPORT = {"swarmlog.cli.__main__"}
+"""Modules that run the program when imported (tested in tests/cli)."""
+
+
+def _listed_packages() -> set[str]:
+    """The ``[tool.setuptools] packages`` list of pyproject.toml."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        config = tomllib.load(f)
+    return set(config["tool"]["setuptools"]["packages"])
+
+
+def _package_folders() -> set[str]:
+    """Every folder with an ``__init__.py``, by installed package name."""
+    names = set()
+    for package, folder in SOURCE_PACKAGES.items():
+        for init in folder.rglob("__init__.py"):
+            relative = init.parent.relative_to(folder)
+            names.add(".".join([package, *relative.parts]))
+    return names
+
+
+def test_every_package_folder_is_listed() -> None:
+    """pyproject's explicit packages list names every package folder (the
+    simulation and command-line subpackages included), so none is left out
+    of the wheel."""
+    assert _listed_packages() == _package_folders()
+    assert {
+        "swarmlog.simulation",
+        "swarmlog.cli",
+        "swarmlog.cli.commands",
+    } <= _listed_packages()
+
+
 def test_every_source_module_imports_by_installed_name() -> None:
     """Each module in actors/, schema/ and swarmlog/ imports as swarmlog.*."""
-    skip = {"swarmlog.cli"}  # needs the [cli] extra; tested in tests/cli
-    for name in sorted(_source_modules() - skip):
+    for name in sorted(_source_modules() - RUNS_ON_IMPORT):
         assert importlib.import_module(name) is not None
 
 
@@ -88,7 +121,7 @@ def test_wheel_contains_every_module_and_imports_from_it(tmp_path: Path) -> None
     assert modules == _source_modules()
     assert "swarmlog/py.typed" in names
     assert not any(n.startswith(("actors/", "schema/")) for n in names)
-    imports = "; ".join(f"import {m}" for m in sorted(modules - {"swarmlog.cli"}))
+    imports = "; ".join(f"import {m}" for m in sorted(modules - RUNS_ON_IMPORT))
     check = (
         f"{imports}; import swarmlog, importlib.util as u; "
         "assert swarmlog.__file__.startswith(" + repr(str(tmp_path / "site")) + "); "

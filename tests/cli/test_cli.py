@@ -5,6 +5,7 @@ following another process."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
-from typer.testing import CliRunner
 
 from swarmlog import (
     Event,
@@ -26,13 +26,19 @@ from swarmlog import (
     create_agent_spawned_event,
     create_task_created_event,
 )
-from swarmlog.cli import INSTALL_HINT, build_app, main
+from swarmlog.cli import (
+    INSTALL_HINT,
+    main,
+    render_simulation,
+    simulation_progress,
+)
 from swarmlog.simulation import SimulationReport, run_simulation
+
+from .support import one_error_line
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from typer.testing import Result
 
 TIMEOUT = 30.0
 """Seconds a subprocess may take before the test is declared hung."""
@@ -48,6 +54,7 @@ COMMANDS = (
     "memory",
     "swarm",
     "snapshot",
+    "import",
 )
 READ_COMMANDS = (
     ["stats"],
@@ -62,42 +69,10 @@ READ_COMMANDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
-    """The typer application."""
-    return build_app()
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> SimulationReport:
-    """A small simulated store shared by the read-only commands."""
-    path = tmp_path_factory.mktemp("cli") / "swarm.db"
-    return run_simulation(path, agents=3, tasks=6, seed=42)
-
-
-@pytest.fixture
-def run(app: Any) -> Any:
-    """Invoke the CLI in-process; returns the typer ``Result``."""
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 def _args(command: list[str], db: str) -> list[str]:
     if "{db}" in command:
         return [a.replace("{db}", db) for a in command]
     return [command[0], db, *command[1:]]
-
-
-def _one_error_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("swarmlog: error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _as_json(value: Any) -> Any:
@@ -116,7 +91,7 @@ class TestHelp:
     """Every command documents itself with examples."""
 
     def test_top_level_help_lists_every_command(self, run: Any) -> None:
-        """``swarmlog --help`` names all ten commands."""
+        """``swarmlog --help`` names all eleven commands."""
         result = run("--help")
         assert result.exit_code == 0
         for command in COMMANDS:
@@ -164,7 +139,7 @@ class TestSimulate:
         before = _digest(sim.db_path)
         result = run("simulate", "--db", sim.db_path, "--agents", "3", "--tasks", "6")
         assert result.exit_code == 1
-        assert "already exists" in _one_error_line(result)
+        assert "already exists" in one_error_line(result)
         assert "--overwrite" in result.stderr
         assert _digest(sim.db_path) == before
 
@@ -183,12 +158,39 @@ class TestSimulate:
         assert report.rebuilt_matches
         assert report.events == sim.events
 
+    def test_render_pieces_show_a_run(self, tmp_path: Path) -> None:
+        """``simulation_progress`` and ``render_simulation`` (what
+        ``simulate`` and the example use) print every read model and the
+        engine proof around a plain ``run_simulation``."""
+        from rich.console import Console
+
+        out = io.StringIO()
+        console = Console(file=out, width=100, force_terminal=False)
+        with simulation_progress(console, 6) as show:
+            report = run_simulation(
+                tmp_path / "shown.db", agents=3, tasks=6, on_progress=show
+            )
+        render_simulation(console, report)
+        text = out.getvalue()
+        for heading in (
+            "Agents",
+            "Tasks by status",
+            "success rate",
+            "Memory by namespace",
+            "Hot entries",
+            "cold entries",
+            "Swarm timeline",
+            "events/s",
+            "identical to the live read models",
+        ):
+            assert heading in text
+
     @pytest.mark.parametrize("option", ["--agents", "--tasks"])
     def test_rejects_empty_swarm(self, run: Any, tmp_path: Path, option: str) -> None:
         """--agents 0 or --tasks 0 is a usage error (exit 2)."""
         result = run("simulate", "--db", str(tmp_path / "e.db"), option, "0")
         assert result.exit_code == 2
-        assert option in _one_error_line(result)
+        assert option in one_error_line(result)
 
 
 # -- stats --------------------------------------------------------------------
@@ -294,7 +296,7 @@ class TestEvents:
         """Bytes that are not text (a lone surrogate) are a one-line error."""
         result = run("events", sim.db_path, "--aggregate", "agent-\udc80")
         assert result.exit_code in (1, 2)  # 1 once the store types this error
-        _one_error_line(result)
+        one_error_line(result)
 
     @pytest.mark.parametrize(
         ("option", "value"),
@@ -306,7 +308,7 @@ class TestEvents:
         """A malformed value is a one-line usage error (exit 2)."""
         result = run("events", sim.db_path, option, value)
         assert result.exit_code == 2
-        assert option in _one_error_line(result)
+        assert option in one_error_line(result)
 
 
 # -- tail ---------------------------------------------------------------------
@@ -426,7 +428,7 @@ class TestReplay:
         """A position past the head is a one-line usage error."""
         result = run("replay", sim.db_path, "--at", str(sim.events + 1))
         assert result.exit_code == 2
-        assert "beyond the head" in _one_error_line(result)
+        assert "beyond the head" in one_error_line(result)
 
 
 # -- read models --------------------------------------------------------------
@@ -499,7 +501,7 @@ class TestReadModels:
         """An unknown --swarm-id is a one-line error."""
         result = run("swarm", sim.db_path, "--swarm-id", "nope")
         assert result.exit_code == 1
-        assert "no swarm 'nope'" in _one_error_line(result)
+        assert "no swarm 'nope'" in one_error_line(result)
 
 
 # -- snapshot -----------------------------------------------------------------
@@ -524,7 +526,7 @@ class TestSnapshot:
         """An aggregate without a snapshot is a one-line error."""
         result = run("snapshot", sim.db_path, "task-001")
         assert result.exit_code == 1
-        assert "no snapshot of aggregate 'task-001'" in _one_error_line(result)
+        assert "no snapshot of aggregate 'task-001'" in one_error_line(result)
 
 
 # -- bad files ----------------------------------------------------------------
@@ -579,7 +581,7 @@ class TestBadFiles:
         before = _digest(db) if os.path.exists(db) else None
         result = run(*_args(command, db))
         assert result.exit_code == 1
-        assert message in _one_error_line(result)
+        assert message in one_error_line(result)
         assert result.stdout == ""
         assert (_digest(db) if os.path.exists(db) else None) == before
 

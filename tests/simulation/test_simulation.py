@@ -3,8 +3,9 @@ every event type, and the refusal to overwrite an existing store."""
 
 from __future__ import annotations
 
-import io
 import random
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from swarmlog.schema.errors import (
 from swarmlog.schema.events import ALL_EVENT_TYPES
 from swarmlog.simulation import (
     DatabaseExistsError,
+    RoundProgress,
     SimulationReport,
     collect_read_models,
     fingerprint,
@@ -245,26 +247,66 @@ class TestSwarmBehaviour:
         assert events[0].timestamp.year == 2025
         assert max(e.timestamp for e in events) == report.read_models.now
 
-    def test_rich_output(self, tmp_path: Path) -> None:
-        """With a console it prints every read model and the engine proof."""
-        from rich.console import Console
+    def test_progress_callback(self, tmp_path: Path) -> None:
+        """``on_progress`` hears every phase on the calling thread, with
+        finished tasks that never go down and reach the total."""
+        steps: list[RoundProgress] = []
+        threads: set[str] = set()
 
-        out = io.StringIO()
-        console = Console(file=out, width=100, force_terminal=False)
-        run_simulation(tmp_path / "shown.db", agents=3, tasks=6, console=console)
-        text = out.getvalue()
-        for heading in (
-            "Agents",
-            "Tasks by status",
-            "success rate",
-            "Memory by namespace",
-            "Hot entries",
-            "cold entries",
-            "Swarm timeline",
-            "events/s",
-            "identical to the live read models",
-        ):
-            assert heading in text
+        def record(step: RoundProgress) -> None:
+            steps.append(step)
+            threads.add(threading.current_thread().name)
+
+        run_simulation(tmp_path / "progress.db", agents=3, tasks=6, on_progress=record)
+        phases = list(dict.fromkeys(step.phase for step in steps))
+        assert phases == [
+            "initialization",
+            "planning",
+            "execution",
+            "review",
+            "completion",
+        ]
+        finished = [step.finished for step in steps]
+        assert finished == sorted(finished)
+        assert steps[-1].finished == steps[-1].total == 6
+        assert threads == {threading.current_thread().name}
+
+    def test_a_failing_callback_stops_the_run_cleanly(self, tmp_path: Path) -> None:
+        """An exception from ``on_progress`` reaches the caller and every
+        agent thread is stopped."""
+
+        class StopError(Exception):
+            pass
+
+        def fail(step: RoundProgress) -> None:
+            if step.round == 1:
+                raise StopError
+
+        with pytest.raises(StopError):
+            run_simulation(tmp_path / "stop.db", agents=3, tasks=6, on_progress=fail)
+        alive = [
+            t.name for t in threading.enumerate() if t.name.startswith("swarmlog-sim-")
+        ]
+        assert alive == []
+
+    def test_never_imports_the_cli_or_rich(self, tmp_path: Path) -> None:
+        """Running a simulation imports neither swarmlog.cli, rich nor typer."""
+        code = (
+            "import sys; from swarmlog.simulation import run_simulation; "
+            f"run_simulation({str(tmp_path / 'alone.db')!r}, agents=2, tasks=3); "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('rich', 'typer') or m.startswith('swarmlog.cli')))"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "[]"
 
 
 class TestDatabaseFile:

@@ -1,0 +1,82 @@
+"""What the coordinator and the agents tell each other, and the shared
+memory service they both call.
+
+Orders go from the coordinator to one agent's inbox; reports come back on
+the coordinator's outbox (``queue.Queue``). All are frozen msgspec structs:
+they cross threads through those queues, which never copy them.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime  # noqa: TC003 - msgspec resolves it at runtime
+from typing import Literal
+
+import msgspec
+
+__all__ = ["MemoryBackend", "MemoryRef", "Order", "Outcome", "Report", "TaskOrder"]
+
+
+class MemoryRef(msgspec.Struct, frozen=True):
+    """A memory entry as the swarm's memory backend knows it."""
+
+    id: str
+    namespace: str
+    key: str
+    expires_at: datetime | None = None
+
+
+class TaskOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Run one attempt of a task."""
+
+    task_id: str
+    task_type: str
+    attempt: int
+    inputs: tuple[MemoryRef, ...]
+    inject: Literal["fail", "crash"] | None
+    assignment_id: str
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    """What one agent does in one round (decided by the coordinator)."""
+
+    round: int
+    at: datetime
+    start: bool = False
+    restart: bool = False
+    stop: str | None = None
+    task: TaskOrder | None = None
+    knowledge: tuple[MemoryRef, ...] = ()
+
+
+Outcome = Literal["idle", "completed", "failed", "crashed", "stopped", "error"]
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    """What one agent did in one round."""
+
+    agent_id: str
+    outcome: Outcome
+    task_id: str | None = None
+    stored: tuple[MemoryRef, ...] = ()
+    deleted: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class MemoryBackend:
+    """The swarm's shared memory service: counts retrievals per entry.
+
+    Thread-safe; the counts reach events only as the informative
+    ``access_count`` payload field (the read model counts events).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reads: dict[str, int] = {}
+
+    def read(self, memory_id: str) -> int:
+        """Count one retrieval of ``memory_id``; return its count (any thread)."""
+        with self._lock:
+            count = self._reads.get(memory_id, 0) + 1
+            self._reads[memory_id] = count
+            return count

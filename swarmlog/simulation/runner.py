@@ -1,0 +1,229 @@
+"""The entry point: prepare the file, play the phases, prove the engine.
+
+:func:`run_simulation` opens the store, starts the four projections, plays
+the coordinator's phases in order, then rebuilds every projection from the
+log and compares it with the live ones. It reports progress through a plain
+callback; showing it (a progress bar, tables) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from swarmlog.actors.read_models import (
+    AgentStateProjection,
+    MemoryIndexProjection,
+    SwarmProjection,
+    TaskHistoryProjection,
+)
+from swarmlog.actors.sqlite_storage import FileLock
+from swarmlog.schema.envelope import Snapshot
+from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
+from swarmlog.simulation.closing import complete, review
+from swarmlog.simulation.coordinator import Coordinator
+from swarmlog.simulation.execution import execute
+from swarmlog.simulation.opening import initialize, plan
+from swarmlog.simulation.results import DatabaseExistsError, SimulationReport
+from swarmlog.simulation.world import COORDINATOR, EPOCH
+from swarmlog.store import EventStore
+from swarmlog.summary import collect_read_models, fingerprint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from swarmlog.simulation.results import RoundProgress
+    from swarmlog.summary import ReadModels
+
+__all__ = ["run_simulation"]
+
+PHASES: tuple[Callable[[Coordinator], None], ...] = (
+    initialize,
+    plan,
+    execute,
+    review,
+    complete,
+)
+"""The coordinator's phases, in the order they run."""
+
+
+def _prepare_path(db_path: str, overwrite: bool) -> str:
+    """Refuse an existing file unless ``overwrite``; then remove it (only a
+    swarmlog store, or an empty file, not held by a writer)."""
+    if db_path == ":memory:":
+        return db_path
+    path = os.path.abspath(db_path)
+    if not os.path.exists(path):
+        return path
+    if not overwrite:
+        raise DatabaseExistsError(path)
+    if os.path.isdir(path):
+        raise StoreOpenError(path, "it is a directory")
+    if os.path.getsize(path) > 0:
+        # Only a swarmlog store may be replaced, and never one in use.
+        with EventStore(path, read_only=True):
+            pass
+        lock = FileLock(path)
+        lock.acquire()
+        try:
+            _remove(path)
+        finally:
+            lock.release()
+    else:
+        _remove(path)
+    return path
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+
+
+def _save_snapshots(
+    store: EventStore, models: ReadModels, agent_ids: Sequence[str]
+) -> None:
+    """Snapshot each agent (its projected state) and the swarm."""
+    states = {a.id: a for a in models.agents}
+    targets: list[tuple[str, str, Any]] = [
+        (agent_id, "agent", states.get(agent_id)) for agent_id in agent_ids
+    ]
+    targets.append(("swarm", "swarm", models.swarm))
+    for aggregate_id, aggregate_type, state in targets:
+        events = store.get_events(aggregate_id)
+        if not events or state is None:
+            continue
+        store.save_snapshot(
+            Snapshot(
+                aggregate_id,
+                aggregate_type,
+                events[-1].version,
+                msgspec.to_builtins(state),
+                models.now,
+            )
+        )
+
+
+def run_simulation(
+    db_path: str | os.PathLike[str] = "swarm.db",
+    *,
+    agents: int = 8,
+    tasks: int = 40,
+    seed: int = 42,
+    overwrite: bool = False,
+    on_progress: Callable[[RoundProgress], None] | None = None,
+) -> SimulationReport:
+    """Run the swarm simulation into ``db_path`` and prove the engine.
+
+    Runs on the calling thread (the coordinator); each agent runs on its own
+    thread. ``on_progress`` is called on the calling thread after each step
+    (``swarmlog.cli.render.simulation_progress`` turns it into a progress
+    bar); an exception it raises ends the run, after every agent thread has
+    been stopped.
+
+    Args:
+        db_path: The store file (``":memory:"`` for a throw-away store).
+        agents: Worker agents to spawn at first (>= 1).
+        tasks: Tasks to plan (>= 1).
+        seed: Seed of every random choice.
+        overwrite: Replace an existing swarmlog store at ``db_path``.
+        on_progress: Called on the calling thread after each step.
+
+    Returns:
+        Counts, throughput, the final read models and their fingerprint,
+        and whether a rebuild from the log matched the live projections.
+
+    Raises:
+        DatabaseExistsError: ``db_path`` exists and ``overwrite`` is false.
+        IncompatibleStoreError: ``overwrite`` would replace a file that is
+            not a swarmlog store.
+        StoreOpenError: ``db_path`` is a directory or cannot be opened.
+        StoreLockedError: Another process is writing to ``db_path``.
+        InvalidConfigError: ``agents`` or ``tasks`` is below 1.
+        SimulationError: An agent thread failed or hung.
+    """
+    for name, value in (("agents", agents), ("tasks", tasks), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"{name} must be an int, got {value!r}"
+            raise InvalidConfigError(msg)
+    if agents < 1 or tasks < 1:
+        msg = f"agents and tasks must be >= 1, got {agents} and {tasks}"
+        raise InvalidConfigError(msg)
+    path = _prepare_path(os.fspath(db_path), overwrite)
+    return _run(path, agents, tasks, seed, on_progress)
+
+
+def _run(
+    path: str,
+    agents: int,
+    tasks: int,
+    seed: int,
+    on_progress: Callable[[RoundProgress], None] | None,
+) -> SimulationReport:
+    started = time.perf_counter()
+    with EventStore(path) as store:
+        live = (
+            AgentStateProjection(store).initialize(),
+            TaskHistoryProjection(store).initialize(),
+            MemoryIndexProjection(store).initialize(),
+            SwarmProjection(store).initialize(),
+        )
+        coordinator = Coordinator(
+            store,
+            live[0],
+            agents=agents,
+            tasks=tasks,
+            seed=seed,
+            on_progress=on_progress,
+        )
+        try:
+            for phase in PHASES:
+                phase(coordinator)
+        finally:
+            coordinator.shutdown_agents()
+        head = store.head_position
+        for projection in live:
+            projection.wait_for(head)
+        elapsed = time.perf_counter() - started
+        now = coordinator.clock
+        models = collect_read_models(*live, now=now, memory_ids=coordinator.memory_ids)
+        rebuild_started = time.perf_counter()
+        rebuilt = collect_read_models(
+            AgentStateProjection.as_of(store, head),
+            TaskHistoryProjection.as_of(store, head),
+            MemoryIndexProjection.as_of(store, head),
+            SwarmProjection.as_of(store, head),
+            now=now,
+            memory_ids=coordinator.memory_ids,
+        )
+        rebuild_seconds = time.perf_counter() - rebuild_started
+        events_by_type = dict(sorted(store.get_stats().events_by_type.items()))
+        _save_snapshots(
+            store, models, [COORDINATOR, *(w.id for w in coordinator.workers)]
+        )
+    completed = models.tasks_by_status.get("completed", 0)
+    return SimulationReport(
+        db_path=path,
+        seed=seed,
+        agents=agents,
+        tasks=tasks,
+        agents_spawned=coordinator.spawned,
+        rounds=coordinator.round,
+        tasks_completed=completed,
+        tasks_failed=models.tasks_by_status.get("failed", 0),
+        retries=coordinator.retries,
+        agent_failures=coordinator.agent_failures,
+        events=head,
+        events_by_type=events_by_type,
+        elapsed_seconds=elapsed,
+        events_per_second=head / elapsed if elapsed > 0 else 0.0,
+        simulated_seconds=(now - EPOCH).total_seconds(),
+        fingerprint=fingerprint(models),
+        rebuilt_matches=models == rebuilt,
+        rebuild_seconds=rebuild_seconds,
+        read_models=models,
+    )
