@@ -14,12 +14,14 @@ import re
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.actors.storage import (
     CheckpointRecord,
     CommitUnknownError,
     EventQuery,
+    LineageRecord,
     RequestConflict,
     SnapshotRecord,
     StorageStats,
@@ -199,8 +201,12 @@ def check_format(conn: sqlite3.Connection, path: str, *, create: bool) -> None:
     raise IncompatibleStoreError(path, "an SQLite file of another application")
 
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""Forward migrations: from format N to N+1 (none yet: format 1 is first)."""
+MigrationStep = str | Callable[[sqlite3.Connection], None]
+"""A statement, or a function run with the migrating connection (inside the
+migration's one transaction)."""
+
+_MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {1: sql.MIGRATE_1_TO_2}
+"""Forward migrations: from format N to N+1."""
 
 
 def _migrate(conn: sqlite3.Connection, path: str, version: int) -> None:
@@ -212,8 +218,11 @@ def _migrate(conn: sqlite3.Connection, path: str, version: int) -> None:
                 conn.execute("ROLLBACK")
                 reason = f"no migration from store format {version}"
                 raise IncompatibleStoreError(path, reason)
-            for statement in steps:
-                conn.execute(statement)
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
             version += 1
             conn.execute(f"PRAGMA user_version = {version}")
         conn.execute("COMMIT")
@@ -221,6 +230,10 @@ def _migrate(conn: sqlite3.Connection, path: str, version: int) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise translate_error(e, path, "migrate") from e
+    except BaseException:  # a failing step of Python code: all or nothing
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _create_schema(conn: sqlite3.Connection, path: str) -> None:
@@ -547,6 +560,9 @@ class SQLiteReadStorage:
                     )
                 )
                 snapshots = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+                lineage = tuple(
+                    LineageRecord(*row) for row in conn.execute(sql.SELECT_LINEAGE)
+                )
                 pages = conn.execute("PRAGMA page_count").fetchone()[0]
                 page_size = conn.execute("PRAGMA page_size").fetchone()[0]
             finally:
@@ -562,6 +578,7 @@ class SQLiteReadStorage:
             snapshot_count=snapshots,
             head_position=head,
             database_size_bytes=pages * page_size + wal_size,
+            lineage=lineage,
         )
 
     def close(self) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointRecord",
     "EventQuery",
+    "LineageRecord",
     "ReadStorage",
     "RequestConflict",
     "SnapshotRecord",
@@ -85,6 +86,15 @@ class CheckpointRecord(msgspec.Struct, frozen=True):
     state: bytes
 
 
+class LineageRecord(msgspec.Struct, frozen=True):
+    """One fork in a store's ancestry: forked from ``source`` (its path)
+    at ``position``, at ``forked_at`` (micros since the epoch, UTC)."""
+
+    source: str
+    position: int
+    forked_at: int
+
+
 class StorageStats(msgspec.Struct, frozen=True):
     """Counts a store reads for ``get_stats``."""
 
@@ -96,6 +106,7 @@ class StorageStats(msgspec.Struct, frozen=True):
     snapshot_count: int
     head_position: int
     database_size_bytes: int
+    lineage: tuple[LineageRecord, ...] = ()  # oldest first; last: the parent
 
 
 class WriteStorage(Protocol):

@@ -19,7 +19,18 @@ __all__ = [
 ]
 
 APPLICATION_ID: Final = 0x53574C47  # "SWLG" in PRAGMA application_id
-FORMAT_VERSION: Final = 1  # PRAGMA user_version of a current store file
+FORMAT_VERSION: Final = 2  # PRAGMA user_version of a current store file
+
+# A fork's ancestry, oldest first: the last row is the store it was forked
+# from. A fork copies its source's rows and adds one (see sqlite_fork.py).
+LINEAGE_TABLE: Final = """
+    CREATE TABLE IF NOT EXISTS lineage (
+        generation INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        forked_at INTEGER NOT NULL
+    )
+"""
 
 # `data` holds the whole envelope (msgpack, payload included) so that one
 # typed msgspec decode rebuilds an Event; the other columns are what queries
@@ -62,6 +73,7 @@ SCHEMA: Final = (
         updated_at INTEGER NOT NULL
     )
     """,
+    LINEAGE_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {FORMAT_VERSION}",
 )
@@ -162,3 +174,45 @@ SELECT_CHECKPOINT: Final = (
     "SELECT position, state_version, state FROM projection_checkpoints WHERE name = ?"
 )
 DELETE_CHECKPOINT: Final = "DELETE FROM projection_checkpoints WHERE name = ?"
+SELECT_LINEAGE: Final = (
+    "SELECT source, position, forked_at FROM lineage ORDER BY generation"
+)
+
+MIGRATE_1_TO_2: Final = (LINEAGE_TABLE,)
+"""Format 1 -> 2: the lineage table of forks."""
+
+# Fork (sqlite_fork.py): the target is a new store file with the source
+# attached read-only as `source`; one transaction, so every read sees one
+# snapshot of the source. A snapshot is kept when its version was reached at
+# or before the fork's position; a projection checkpoint when its position is.
+FORK_HEAD: Final = "SELECT coalesce(max(position), 0) FROM source.events"
+FORK_EVENTS: Final = (
+    f"INSERT INTO main.events ({INSERT_COLUMNS}) "
+    f"SELECT {INSERT_COLUMNS} FROM source.events WHERE position <= ? "
+    "ORDER BY position"
+)
+FORK_SNAPSHOTS: Final = """
+    INSERT INTO main.snapshots
+        (aggregate_id, aggregate_type, version, state, timestamp)
+    SELECT s.aggregate_id, s.aggregate_type, s.version, s.state, s.timestamp
+    FROM source.snapshots AS s
+    WHERE s.version = 0 OR EXISTS (
+        SELECT 1 FROM source.events AS e
+        WHERE e.aggregate_id = s.aggregate_id AND e.version = s.version
+            AND e.position <= ?
+    )
+"""
+FORK_CHECKPOINTS: Final = """
+    INSERT INTO main.projection_checkpoints
+        (name, position, state_version, state, updated_at)
+    SELECT name, position, state_version, state, updated_at
+    FROM source.projection_checkpoints WHERE position <= ?
+"""
+FORK_LINEAGE: Final = """
+    INSERT INTO main.lineage (generation, source, position, forked_at)
+    SELECT generation, source, position, forked_at FROM source.lineage
+"""
+ADD_LINEAGE: Final = """
+    INSERT INTO main.lineage (generation, source, position, forked_at)
+    VALUES ((SELECT coalesce(max(generation), 0) + 1 FROM main.lineage), ?, ?, ?)
+"""

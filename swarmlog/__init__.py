@@ -135,7 +135,7 @@ from swarmlog.schema.factories import (
     create_task_started_event,
 )
 from swarmlog.schema.registry import register_event_type, register_upcaster
-from swarmlog.stats import EventStoreStats
+from swarmlog.stats import EventStoreStats, ForkOrigin
 from swarmlog.store import EventStore
 
 __version__ = "0.1.0"
@@ -170,6 +170,7 @@ __all__ = [
     "EventStoreStats",
     "ExpectedVersion",
     "FieldChange",
+    "ForkOrigin",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",

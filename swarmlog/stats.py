@@ -8,7 +8,21 @@ import msgspec
 
 from swarmlog.actors.projection import ProjectionStatus  # noqa: TC001 - msgspec reads it
 
-__all__ = ["EventStoreStats"]
+__all__ = ["EventStoreStats", "ForkOrigin"]
+
+
+class ForkOrigin(msgspec.Struct, frozen=True, kw_only=True):
+    """One fork in a store's ancestry (see ``EventStore.fork``).
+
+    Attributes:
+        source: The path of the store it was forked from.
+        position: The last position copied from it.
+        forked_at: When the fork was made (timezone-aware UTC).
+    """
+
+    source: str
+    position: int
+    forked_at: datetime
 
 
 class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +45,8 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
         failed_appends: Append requests that failed.
         appends_in_flight: Append requests queued or being committed now.
         projections: Projection name -> its status.
+        lineage: Where this store was forked from, oldest ancestor first
+            (the last entry is its direct source); empty if it is no fork.
     """
 
     total_events: int
@@ -48,3 +64,4 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     failed_appends: int = 0
     appends_in_flight: int = 0
     projections: dict[str, ProjectionStatus] = {}
+    lineage: tuple[ForkOrigin, ...] = ()

@@ -65,6 +65,7 @@ from swarmlog.schema.errors import (
     EngineThreadWaitError,
     EventDecodeError,
     IncompatibleStoreError,
+    InvalidConfigError,
     InvalidEventError,
     InvalidQueryError,
     ProjectionStateError,
@@ -75,7 +76,7 @@ from swarmlog.schema.errors import (
     SwarmlogError,
 )
 from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
-from swarmlog.stats import EventStoreStats
+from swarmlog.stats import EventStoreStats, ForkOrigin
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -816,6 +817,37 @@ class EventStore:
 
         return Effects(self, run_id, mode=mode)
 
+    def fork(
+        self, path: str | os.PathLike[str], *, at_position: int | None = None
+    ) -> EventStore:
+        """A new store at ``path`` holding this store's events up to
+        ``at_position`` (default: the head), started and writable.
+
+        Runs on the calling thread; this store keeps running and is never
+        written (a read-only store can be forked). The fork has the same
+        ids, positions, versions, timestamps and metadata, the aggregate
+        snapshots whose version was reached by then, and its lineage
+        (``get_stats().lineage``); its next append takes position
+        ``at_position + 1``. It has this store's options; shut it down
+        (or use it as a context manager) when done.
+
+        Raises:
+            InvalidQueryError: ``at_position`` is not an int from 0 to the
+                head.
+            StoreOpenError: ``path`` exists, or its folder does not.
+            InvalidConfigError: ``path`` is ``":memory:"``.
+        """
+        from swarmlog.actors.sqlite_fork import fork_file
+
+        target = _fork_target(path)
+        position = _count(at_position, "at_position")
+        self._reader_checked()
+        fork_file(self._path, target, position)
+        config = msgspec.structs.replace(
+            self.config, database_path=target, read_only=False
+        )
+        return EventStore(config).initialize()
+
     # -- stats, listeners, persistence ----------------------------------------------
 
     def get_stats(self) -> EventStoreStats:
@@ -838,6 +870,14 @@ class EventStore:
             failed_appends=metrics.failed_appends,
             appends_in_flight=self._in_flight.count,
             projections={n: p.get_status() for n, p in list(self._projections.items())},
+            lineage=tuple(
+                ForkOrigin(
+                    source=r.source,
+                    position=r.position,
+                    forked_at=from_micros(r.forked_at),
+                )
+                for r in base.lineage
+            ),
         )
 
     def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
@@ -954,6 +994,17 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _fork_target(path: object) -> str:
+    if not isinstance(path, str | os.PathLike):
+        msg = f"a fork's path must be a str or os.PathLike, got {path!r}"
+        raise InvalidConfigError(msg)
+    target = os.fspath(path)
+    if not isinstance(target, str) or target in ("", ":memory:"):
+        msg = f"a fork needs a file path, got {target!r}"
+        raise InvalidConfigError(msg)
+    return os.path.abspath(target)
 
 
 def _quiet(*_: Any) -> None:

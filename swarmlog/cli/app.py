@@ -6,11 +6,18 @@ Imports typer (and, through the commands, rich lazily); only
 
 import typer
 
-from swarmlog.cli.commands import events, inspect, read_models, simulate, transfer
+from swarmlog.cli.commands import (
+    compare,
+    events,
+    inspect,
+    read_models,
+    simulate,
+    transfer,
+)
 
 __all__ = ["build_app"]
 
-_GROUPS = (simulate, inspect, events, transfer, read_models)
+_GROUPS = (simulate, inspect, events, transfer, read_models, compare)
 """Command modules, in the order ``--help`` lists their commands."""
 
 

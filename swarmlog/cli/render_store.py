@@ -50,6 +50,13 @@ def render_stats(
         f"{result.snapshot_count:,} snapshots · {size} · "
         f"{iso_time(result.oldest_event)} → {iso_time(result.newest_event)}"
     )
+    from rich.markup import escape
+
+    for origin in reversed(result.lineage):  # the direct source first
+        console.print(
+            f"forked from [bold]{escape(origin.source)}[/] at position "
+            f"{origin.position:,} on {iso_time(origin.forked_at)}"
+        )
     by_type = new_table("Events by type")
     by_type.add_column("type")
     by_type.add_column("count", justify="right")
