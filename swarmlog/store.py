@@ -806,16 +806,24 @@ class EventStore:
             from_micros(record.timestamp),
         )
 
-    def effects(self, run_id: str, mode: EffectMode = "record") -> Effects:
+    def effects(
+        self,
+        run_id: str,
+        mode: EffectMode = "record",
+        *,
+        clock: Callable[[], datetime] | None = None,
+        source: str = "swarm",
+    ) -> Effects:
         """Recorded effects of the run ``run_id`` (see :class:`Effects`):
-        ``"record"``, ``"replay"`` or ``"auto"``. Safe from any thread.
+        ``"record"``, ``"replay"`` or ``"auto"``; ``clock`` and ``source``
+        stamp the recorded events. Safe from any thread.
 
         Raises:
             InvalidConfigError: A bad ``run_id`` or ``mode``.
         """
         from swarmlog.effects import Effects
 
-        return Effects(self, run_id, mode=mode)
+        return Effects(self, run_id, mode=mode, clock=clock, source=source)
 
     def fork(
         self, path: str | os.PathLike[str], *, at_position: int | None = None

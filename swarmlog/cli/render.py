@@ -360,6 +360,11 @@ def render_simulation(console: Console, report: SimulationReport) -> None:
         f"read-model fingerprint [bold]{report.fingerprint}[/] "
         f"(same seed → same fingerprint) · store [bold]{report.db_path}[/]"
     )
+    console.print(
+        f"{report.llm_calls} simulated model calls recorded as effects: "
+        "replay them with [bold]swarmlog simulate --replay[/] "
+        f"{report.db_path}"
+    )
 
 
 @contextlib.contextmanager

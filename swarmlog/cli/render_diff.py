@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from swarmlog.diff import ModelDiff, ReadModelsDiff
+    from swarmlog.simulation import RerunReport
 
-__all__ = ["diff_json", "render_diff", "short_value"]
+__all__ = ["diff_json", "render_diff", "render_rerun", "short_value"]
 
 _VALUE_WIDTH: Final = 60
 """Characters of a value shown in a change line before it is cut."""
@@ -78,3 +79,52 @@ def render_diff(
                 )
     verdict = "[green]equal[/]" if result.equal else "[yellow]different[/]"
     console.print(f"read models: {verdict}")
+
+
+def render_rerun(console: Console, rerun: RerunReport) -> None:
+    """Print a replay's verdict, or a what-if's fork and its diff."""
+    from rich.markup import escape
+
+    recorded, run = rerun.recorded, rerun.run
+    recordings = run.events_by_type.get("effect:recorded", 0)
+    console.print()
+    if rerun.kind == "replay":
+        console.rule(f"[bold]replay[/] of {escape(recorded.path)}")
+        verdict = (
+            "[bold green]identical ✓[/]"
+            if rerun.identical
+            else "[bold red]DIFFERENT ✗[/]"
+        )
+        console.print(
+            f"seed {recorded.seed} · {recorded.agents} agents · "
+            f"{recorded.tasks} tasks · {run.events:,} events into "
+            f"[bold]{escape(run.db_path)}[/]"
+        )
+        console.print(
+            f"model calls made: [bold]{run.llm_calls}[/] (every answer "
+            f"replayed from the recording)"
+        )
+        console.print(
+            f"fingerprint [bold]{run.fingerprint}[/] vs recorded "
+            f"[bold]{recorded.fingerprint}[/]: {verdict}"
+        )
+        return
+    console.rule(f"[bold]what-if[/] on {escape(recorded.path)}")
+    changed = ", ".join(f"{k} = {v}" for k, v in rerun.changed.items())
+    console.print(
+        f"forked at position [bold]{rerun.at_position:,}[/] (start of round "
+        f"{rerun.at_round}) into [bold]{escape(run.db_path)}[/]; continued "
+        f"with [bold]{escape(changed)}[/]"
+    )
+    console.print(
+        f"{run.rounds} rounds · {run.tasks_completed} tasks completed · "
+        f"{run.tasks_failed} failed · {run.retries} retries · "
+        f"{run.llm_calls} new model calls (recorded in the fork; "
+        f"{recordings} recordings in all)"
+    )
+    console.print(
+        f"fingerprint [bold]{run.fingerprint}[/] vs recorded "
+        f"[bold]{recorded.fingerprint}[/]"
+    )
+    if rerun.diff is not None:
+        render_diff(console, rerun.diff, recorded.path, run.db_path)

@@ -47,6 +47,13 @@ imports the command line or rich: progress goes to a plain callback.
 
 from __future__ import annotations
 
+from swarmlog.simulation.rerun import (
+    RecordedRun,
+    RerunReport,
+    recorded_run,
+    replay_simulation,
+    what_if,
+)
 from swarmlog.simulation.results import (
     DatabaseExistsError,
     RoundProgress,
@@ -67,10 +74,15 @@ __all__ = [
     "HOT_WINDOW",
     "DatabaseExistsError",
     "ReadModels",
+    "RecordedRun",
+    "RerunReport",
     "RoundProgress",
     "SimulationError",
     "SimulationReport",
     "collect_read_models",
     "fingerprint",
+    "recorded_run",
+    "replay_simulation",
     "run_simulation",
+    "what_if",
 ]

@@ -25,26 +25,19 @@ from swarmlog.schema.factories import (
     create_task_failed_event,
     create_task_started_event,
 )
+from swarmlog.simulation.llm import llm_key
 from swarmlog.simulation.messages import MemoryRef, Order, Report, TaskOrder
-from swarmlog.simulation.world import (
-    CONTEXT_TTL,
-    CRASH_ERRORS,
-    CRASH_PROBABILITY,
-    EPOCH,
-    KIND_BY_TYPE,
-    SCRATCH_TTL,
-    TASK_ERRORS,
-    ms,
-)
+from swarmlog.simulation.world import CONTEXT_TTL, EPOCH, SCRATCH_TTL, ms
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from swarmlog.schema.envelope import Event
-    from swarmlog.simulation.messages import MemoryBackend
+    from swarmlog.simulation.llm import SimulatedLLM
+    from swarmlog.simulation.messages import EffectsFactory, MemoryBackend
     from swarmlog.store import EventStore
 
-__all__ = ["Agent", "task_result"]
+__all__ = ["Agent"]
 
 
 class Agent:
@@ -59,6 +52,8 @@ class Agent:
         *,
         agent_id: str,
         seed: int,
+        effects: EffectsFactory,
+        llm: SimulatedLLM,
     ) -> None:
         self.agent_id = agent_id
         self.thread = threading.Thread(target=self.run, name=f"swarmlog-sim-{agent_id}")
@@ -67,6 +62,9 @@ class Agent:
         self._backend = backend
         self._outbox = outbox
         self._rng = random.Random(f"{seed}/{agent_id}")
+        self._seed = seed
+        self._llm = llm
+        self._effects = effects(agent_id, self._now)
         self._memory_seq = 0
         self._at = EPOCH
         self._round = 0
@@ -91,7 +89,29 @@ class Agent:
             if report.outcome == "stopped":
                 return
 
+    def move_to(self, store: EventStore) -> None:
+        """Append to ``store`` from now on (a what-if's fork). Called by
+        the coordinator between rounds, while this agent waits for orders."""
+        self._store = store
+
     # -- helpers --------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self._at
+
+    def _ask_llm(self, task: TaskOrder) -> dict[str, Any]:
+        """How this attempt goes, from the model: recorded, or replayed."""
+        return self._effects.call(
+            llm_key(self.agent_id),
+            self._llm,
+            self._seed,
+            self.agent_id,
+            task.task_id,
+            task.task_type,
+            task.attempt,
+            task.inject,
+            task.failure_rate,
+        )
 
     def _tick(self, low: int, high: int) -> datetime:
         self._at += ms(self._rng.randint(low, high))
@@ -181,7 +201,6 @@ class Agent:
         rng = self._rng
         agent_id = self.agent_id
         task_id = task.task_id
-        _, _, _, mean, fail_p = KIND_BY_TYPE[task.task_type]
         self._tick(10, 200)
         started = self._append(
             create_task_started_event(
@@ -206,20 +225,12 @@ class Agent:
             SCRATCH_TTL,
         )
         stored.append(scratch)
-        duration = int(mean * rng.uniform(0.5, 1.8))
-        roll = rng.random()
-        if task.inject is not None:
-            outcome: str = task.inject
-        elif roll < CRASH_PROBABILITY:
-            outcome = "crash"
-        elif roll < CRASH_PROBABILITY + fail_p:
-            outcome = "fail"
-        else:
-            outcome = "complete"
+        answer = self._ask_llm(task)
+        outcome = answer["outcome"]
         causation = str(started.id)
         if outcome == "crash":
-            self._at = start + ms(rng.randint(duration // 4, duration))
-            error = rng.choice(CRASH_ERRORS)
+            self._at = start + ms(answer["elapsed"])
+            error = answer["error"]
             self._append(
                 create_agent_failed_event(
                     agent_id,
@@ -244,11 +255,11 @@ class Agent:
             )
         deleted: list[str] = []
         if outcome == "fail":
-            self._at = start + ms(rng.randint(duration // 3, duration))
+            self._at = start + ms(answer["elapsed"])
             self._append(
                 create_task_failed_event(
                     task_id,
-                    rng.choice(TASK_ERRORS),
+                    answer["error"],
                     task.attempt - 1,
                     **self._envelope(causation_id=causation, correlation_id=task_id),
                 )
@@ -268,8 +279,9 @@ class Agent:
                 stored=tuple(stored),
                 deleted=tuple(deleted),
             )
+        duration = answer["elapsed"]
         self._at = start + ms(duration)
-        result = task_result(rng, task.task_type)
+        result = answer["result"]
         self._append(
             create_task_completed_event(
                 task_id,
@@ -312,20 +324,3 @@ class Agent:
             )
         )
         return ref.id
-
-
-def task_result(rng: random.Random, task_type: str) -> dict[str, Any]:
-    """A completed task's result payload, drawn from ``rng``."""
-    result: dict[str, Any] = {
-        "artifacts": rng.randint(1, 6),
-        "linesChanged": rng.randint(10, 800),
-        "quality": round(rng.uniform(0.7, 1.0), 2),
-    }
-    if task_type == "security-audit":
-        result["vulnerabilitiesFixed"] = rng.randint(0, 5)
-        result["severity"] = rng.choice(("low", "medium", "high"))
-    elif task_type == "testing":
-        result["testsPassed"] = rng.randint(20, 400)
-    elif task_type == "benchmark":
-        result["eventsPerSecond"] = rng.randint(50_000, 400_000)
-    return result

@@ -15,8 +15,14 @@ from __future__ import annotations
 import queue
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from swarmlog.actors.read_models import (
+    AgentStateProjection,
+    MemoryIndexProjection,
+    SwarmProjection,
+    TaskHistoryProjection,
+)
 from swarmlog.schema.factories import (
     create_agent_spawned_event,
     create_memory_stored_event,
@@ -25,6 +31,7 @@ from swarmlog.schema.factories import (
     create_task_queued_event,
 )
 from swarmlog.simulation.agent import Agent
+from swarmlog.simulation.llm import SimulatedLLM
 from swarmlog.simulation.messages import MemoryBackend, MemoryRef, Order, Report
 from swarmlog.simulation.results import RoundProgress, SimulationError
 from swarmlog.simulation.world import (
@@ -40,11 +47,42 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime, timedelta
 
-    from swarmlog.actors.read_models import AgentStateProjection
     from swarmlog.schema.envelope import Event
+    from swarmlog.simulation.messages import EffectsFactory
     from swarmlog.store import EventStore
 
-__all__ = ["Coordinator", "PlannedTask", "Worker"]
+__all__ = ["Coordinator", "LiveModels", "PlannedTask", "Worker"]
+
+
+class LiveModels(NamedTuple):
+    """The four built-in projections following a run's store live."""
+
+    agents: AgentStateProjection
+    tasks: TaskHistoryProjection
+    memory: MemoryIndexProjection
+    swarm: SwarmProjection
+
+    @classmethod
+    def start(cls, store: EventStore) -> LiveModels:
+        """Start the four projections on ``store`` (they catch up from its
+        first event)."""
+        return cls(
+            AgentStateProjection(store).initialize(),
+            TaskHistoryProjection(store).initialize(),
+            MemoryIndexProjection(store).initialize(),
+            SwarmProjection(store).initialize(),
+        )
+
+    @classmethod
+    def as_of(cls, store: EventStore, position: int) -> LiveModels:
+        """The four read models rebuilt from ``store`` up to ``position``
+        (on the calling thread; nothing keeps running)."""
+        return cls(
+            AgentStateProjection.as_of(store, position),
+            TaskHistoryProjection.as_of(store, position),
+            MemoryIndexProjection.as_of(store, position),
+            SwarmProjection.as_of(store, position),
+        )
 
 
 @dataclass(slots=True)
@@ -82,15 +120,23 @@ class Coordinator:
     def __init__(
         self,
         store: EventStore,
-        agents_projection: AgentStateProjection,
+        projections: LiveModels,
         *,
         agents: int,
         tasks: int,
         seed: int,
         on_progress: Callable[[RoundProgress], None] | None,
+        effects: EffectsFactory,
+        failure_rate: float | None = None,
+        before_round: Callable[[Coordinator], None] | None = None,
     ) -> None:
         self.store = store
-        self.agents_projection = agents_projection
+        self.projections = projections
+        self.agents_projection = projections.agents
+        self.effects = effects
+        self.llm = SimulatedLLM()
+        self.failure_rate = failure_rate
+        self.before_round = before_round
         self.n_agents = agents
         self.n_tasks = tasks
         self.seed = seed
@@ -230,7 +276,13 @@ class Coordinator:
                 )
             )
             agent = Agent(
-                self.store, self.backend, self.outbox, agent_id=agent_id, seed=self.seed
+                self.store,
+                self.backend,
+                self.outbox,
+                agent_id=agent_id,
+                seed=self.seed,
+                effects=self.effects,
+                llm=self.llm,
             )
             worker = Worker(agent_id, index, role, domain, agent)
             self.workers.append(worker)
@@ -268,6 +320,16 @@ class Coordinator:
             for memory_id in report.deleted:
                 self.memory.pop(memory_id, None)
         return ordered
+
+    def move_to(self, store: EventStore, projections: LiveModels) -> None:
+        """Append to ``store`` from now on, the coordinator and every agent,
+        followed by ``projections`` (a what-if switching to its fork between
+        two rounds)."""
+        self.store = store
+        self.projections = projections
+        self.agents_projection = projections.agents
+        for worker in self.workers:
+            worker.agent.move_to(store)
 
     def shutdown_agents(self) -> None:
         """Stop every agent thread still running (any outcome)."""

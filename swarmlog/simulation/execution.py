@@ -41,6 +41,8 @@ def execute(c: Coordinator) -> None:
     start = c.clock + timedelta(seconds=5)
     limit = c.n_tasks * MAX_ATTEMPTS + 10
     while c.finished() < len(c.tasks):
+        if c.before_round is not None:
+            c.before_round(c)
         c.round += 1
         if c.round > limit:
             msg = f"the swarm made no progress after {limit} rounds"
@@ -188,6 +190,7 @@ def _assign(
                 inputs=inputs,
                 inject=inject,
                 assignment_id=str(event.id),
+                failure_rate=c.failure_rate,
             ),
         )
     return assigned

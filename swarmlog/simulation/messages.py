@@ -9,12 +9,28 @@ they cross threads through those queues, which never copy them.
 from __future__ import annotations
 
 import threading
-from datetime import datetime  # noqa: TC003 - msgspec resolves it at runtime
-from typing import Literal
+from collections.abc import Callable
+from datetime import datetime  # msgspec resolves it at runtime
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-__all__ = ["MemoryBackend", "MemoryRef", "Order", "Outcome", "Report", "TaskOrder"]
+if TYPE_CHECKING:
+    from swarmlog.effects import Effects
+
+__all__ = [
+    "EffectsFactory",
+    "MemoryBackend",
+    "MemoryRef",
+    "Order",
+    "Outcome",
+    "Report",
+    "TaskOrder",
+]
+
+EffectsFactory = Callable[[str, Callable[[], datetime]], "Effects"]
+"""Makes an agent's recorded effects: ``(agent_id, clock) -> Effects``
+(record, replay or auto, on whichever store the run reads them from)."""
 
 
 class MemoryRef(msgspec.Struct, frozen=True):
@@ -35,6 +51,7 @@ class TaskOrder(msgspec.Struct, frozen=True, kw_only=True):
     inputs: tuple[MemoryRef, ...]
     inject: Literal["fail", "crash"] | None
     assignment_id: str
+    failure_rate: float | None = None
 
 
 class Order(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,7 @@ def initialize(c: Coordinator) -> None:
         "seed": c.seed,
         "agents": c.n_agents,
         "tasks": c.n_tasks,
+        "failureRate": c.failure_rate,
         "maxAttempts": MAX_ATTEMPTS,
         "memory": {"backend": "swarmlog"},
     }

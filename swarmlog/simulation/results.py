@@ -63,6 +63,12 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
             live ones.
         rebuild_seconds: Wall-clock time of that rebuild.
         read_models: The final read models.
+        failure_rate: The failure probability every task type was run
+            with (None: each type's own).
+        llm_calls: Simulated model calls really made (0 in a replay: every
+            answer came from the recording).
+        replayed_from: The recorded store a replay or what-if read its
+            model answers from (None for a plain run).
     """
 
     db_path: str
@@ -84,6 +90,9 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
     rebuilt_matches: bool
     rebuild_seconds: float
     read_models: ReadModels
+    failure_rate: float | None = None
+    llm_calls: int = 0
+    replayed_from: str | None = None
 
 
 class RoundProgress(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,18 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from swarmlog.actors.read_models import (
-    AgentStateProjection,
-    MemoryIndexProjection,
-    SwarmProjection,
-    TaskHistoryProjection,
-)
 from swarmlog.actors.sqlite_storage import FileLock
 from swarmlog.schema.envelope import Snapshot
 from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
 from swarmlog.simulation.closing import complete, review
-from swarmlog.simulation.coordinator import Coordinator
+from swarmlog.simulation.coordinator import Coordinator, LiveModels
 from swarmlog.simulation.execution import execute
+from swarmlog.simulation.llm import RUN_ID
 from swarmlog.simulation.opening import initialize, plan
 from swarmlog.simulation.results import DatabaseExistsError, SimulationReport
 from swarmlog.simulation.world import COORDINATOR, EPOCH
@@ -35,11 +30,14 @@ from swarmlog.summary import collect_read_models, fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
+    from swarmlog.effects import Effects
+    from swarmlog.simulation.messages import EffectsFactory
     from swarmlog.simulation.results import RoundProgress
     from swarmlog.summary import ReadModels
 
-__all__ = ["run_simulation"]
+__all__ = ["check_parameters", "play", "prepare_path", "run_simulation"]
 
 PHASES: tuple[Callable[[Coordinator], None], ...] = (
     initialize,
@@ -51,7 +49,7 @@ PHASES: tuple[Callable[[Coordinator], None], ...] = (
 """The coordinator's phases, in the order they run."""
 
 
-def _prepare_path(db_path: str, overwrite: bool) -> str:
+def prepare_path(db_path: str, overwrite: bool) -> str:
     """Refuse an existing file unless ``overwrite``; then remove it (only a
     swarmlog store, or an empty file, not held by a writer)."""
     if db_path == ":memory:":
@@ -114,6 +112,7 @@ def run_simulation(
     agents: int = 8,
     tasks: int = 40,
     seed: int = 42,
+    failure_rate: float | None = None,
     overwrite: bool = False,
     on_progress: Callable[[RoundProgress], None] | None = None,
 ) -> SimulationReport:
@@ -123,13 +122,18 @@ def run_simulation(
     thread. ``on_progress`` is called on the calling thread after each step
     (``swarmlog.cli.render.simulation_progress`` turns it into a progress
     bar); an exception it raises ends the run, after every agent thread has
-    been stopped.
+    been stopped. Every simulated model call is recorded in the store
+    (``store.effects``, run ``"simulation"``), so the run can be replayed
+    (:func:`~swarmlog.simulation.replay_simulation`) or continued with a
+    parameter changed (:func:`~swarmlog.simulation.what_if`).
 
     Args:
         db_path: The store file (``":memory:"`` for a throw-away store).
         agents: Worker agents to spawn at first (>= 1).
         tasks: Tasks to plan (>= 1).
         seed: Seed of every random choice.
+        failure_rate: Probability that a task attempt fails, for every task
+            type (default: each type's own, 8% to 20%).
         overwrite: Replace an existing swarmlog store at ``db_path``.
         on_progress: Called on the calling thread after each step.
 
@@ -143,8 +147,36 @@ def run_simulation(
             not a swarmlog store.
         StoreOpenError: ``db_path`` is a directory or cannot be opened.
         StoreLockedError: Another process is writing to ``db_path``.
-        InvalidConfigError: ``agents`` or ``tasks`` is below 1.
+        InvalidConfigError: ``agents`` or ``tasks`` is below 1, or
+            ``failure_rate`` is not a probability.
         SimulationError: An agent thread failed or hung.
+    """
+    check_parameters(agents, tasks, seed, failure_rate)
+    path = prepare_path(os.fspath(db_path), overwrite)
+    with EventStore(path) as store:
+
+        def effects(agent_id: str, clock: Callable[[], datetime]) -> Effects:
+            return store.effects(RUN_ID, "record", clock=clock, source=agent_id)
+
+        return play(
+            store,
+            agents=agents,
+            tasks=tasks,
+            seed=seed,
+            failure_rate=failure_rate,
+            effects=effects,
+            on_progress=on_progress,
+        )
+
+
+def check_parameters(
+    agents: int, tasks: int, seed: int, failure_rate: float | None
+) -> None:
+    """Refuse parameters a simulation cannot run with.
+
+    Raises:
+        InvalidConfigError: A count below 1, a seed that is no int, a
+            failure rate that is not a probability.
     """
     for name, value in (("agents", agents), ("tasks", tasks), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -153,61 +185,68 @@ def run_simulation(
     if agents < 1 or tasks < 1:
         msg = f"agents and tasks must be >= 1, got {agents} and {tasks}"
         raise InvalidConfigError(msg)
-    path = _prepare_path(os.fspath(db_path), overwrite)
-    return _run(path, agents, tasks, seed, on_progress)
+    if failure_rate is not None and (
+        isinstance(failure_rate, bool)
+        or not isinstance(failure_rate, int | float)
+        or not 0.0 <= failure_rate <= 1.0
+    ):
+        msg = f"failure_rate must be a probability from 0 to 1, got {failure_rate!r}"
+        raise InvalidConfigError(msg)
 
 
-def _run(
-    path: str,
+def play(
+    store: EventStore,
+    *,
     agents: int,
     tasks: int,
     seed: int,
+    failure_rate: float | None,
+    effects: EffectsFactory,
     on_progress: Callable[[RoundProgress], None] | None,
+    before_round: Callable[[Coordinator], None] | None = None,
 ) -> SimulationReport:
+    """Play every phase into ``store`` and report (calling thread).
+
+    ``before_round`` may move the coordinator to another store between two
+    rounds (a what-if): the report is then of the store the run ended in.
+    """
     started = time.perf_counter()
-    with EventStore(path) as store:
-        live = (
-            AgentStateProjection(store).initialize(),
-            TaskHistoryProjection(store).initialize(),
-            MemoryIndexProjection(store).initialize(),
-            SwarmProjection(store).initialize(),
-        )
-        coordinator = Coordinator(
-            store,
-            live[0],
-            agents=agents,
-            tasks=tasks,
-            seed=seed,
-            on_progress=on_progress,
-        )
-        try:
-            for phase in PHASES:
-                phase(coordinator)
-        finally:
-            coordinator.shutdown_agents()
-        head = store.head_position
-        for projection in live:
-            projection.wait_for(head)
-        elapsed = time.perf_counter() - started
-        now = coordinator.clock
-        models = collect_read_models(*live, now=now, memory_ids=coordinator.memory_ids)
-        rebuild_started = time.perf_counter()
-        rebuilt = collect_read_models(
-            AgentStateProjection.as_of(store, head),
-            TaskHistoryProjection.as_of(store, head),
-            MemoryIndexProjection.as_of(store, head),
-            SwarmProjection.as_of(store, head),
-            now=now,
-            memory_ids=coordinator.memory_ids,
-        )
-        rebuild_seconds = time.perf_counter() - rebuild_started
-        events_by_type = dict(sorted(store.get_stats().events_by_type.items()))
-        _save_snapshots(
-            store, models, [COORDINATOR, *(w.id for w in coordinator.workers)]
-        )
+    coordinator = Coordinator(
+        store,
+        LiveModels.start(store),
+        agents=agents,
+        tasks=tasks,
+        seed=seed,
+        on_progress=on_progress,
+        effects=effects,
+        failure_rate=None if failure_rate is None else float(failure_rate),
+        before_round=before_round,
+    )
+    try:
+        for phase in PHASES:
+            phase(coordinator)
+    finally:
+        coordinator.shutdown_agents()
+    store = coordinator.store
+    live = coordinator.projections
+    head = store.head_position
+    for projection in live:
+        projection.wait_for(head)
+    elapsed = time.perf_counter() - started
+    now = coordinator.clock
+    models = collect_read_models(*live, now=now, memory_ids=coordinator.memory_ids)
+    rebuild_started = time.perf_counter()
+    rebuilt = collect_read_models(
+        *LiveModels.as_of(store, head),
+        now=now,
+        memory_ids=coordinator.memory_ids,
+    )
+    rebuild_seconds = time.perf_counter() - rebuild_started
+    events_by_type = dict(sorted(store.get_stats().events_by_type.items()))
+    _save_snapshots(store, models, [COORDINATOR, *(w.id for w in coordinator.workers)])
     completed = models.tasks_by_status.get("completed", 0)
     return SimulationReport(
-        db_path=path,
+        db_path=store.path,
         seed=seed,
         agents=agents,
         tasks=tasks,
@@ -226,4 +265,6 @@ def _run(
         rebuilt_matches=models == rebuilt,
         rebuild_seconds=rebuild_seconds,
         read_models=models,
+        failure_rate=failure_rate,
+        llm_calls=coordinator.llm.calls,
     )

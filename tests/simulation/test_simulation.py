@@ -167,8 +167,9 @@ class TestSwarmBehaviour:
     """What the simulated swarm does."""
 
     def test_every_event_type_occurs(self, report: SimulationReport) -> None:
-        """All 23 built-in event types appear in a run."""
-        assert set(report.events_by_type) == EVENT_TYPES
+        """All 23 built-in event types appear in a run, and the recorded
+        model answers (effect:recorded)."""
+        assert set(report.events_by_type) == EVENT_TYPES | {"effect:recorded"}
         assert len(EVENT_TYPES) == 23
 
     def test_every_event_type_occurs_in_a_default_run(
@@ -176,7 +177,7 @@ class TestSwarmBehaviour:
     ) -> None:
         """The default sizes (8 agents, 40 tasks) cover every type too."""
         default = simulate(agents=8, tasks=40)
-        assert set(default.events_by_type) == EVENT_TYPES
+        assert set(default.events_by_type) == EVENT_TYPES | {"effect:recorded"}
 
     def test_every_task_finishes(self, report: SimulationReport) -> None:
         """Each task ends completed or failed; the counts add up."""

@@ -1,10 +1,13 @@
-"""``swarmlog simulate``: run the seeded swarm simulation into a new store."""
+"""``swarmlog simulate``: run the seeded swarm simulation into a new store,
+replay a recorded one, or fork one and continue it with a parameter changed."""
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from swarmlog.cli.common import (
+    UsageError,
     check_count,
     fail,
     help_text,
@@ -14,39 +17,128 @@ from swarmlog.cli.common import (
 )
 from swarmlog.cli.options import JsonOpt
 from swarmlog.cli.render import render_simulation, simulation_progress
-from swarmlog.simulation import run_simulation
+from swarmlog.cli.render_diff import render_rerun
+from swarmlog.simulation import (
+    RerunReport,
+    RoundProgress,
+    replay_simulation,
+    run_simulation,
+    what_if,
+)
 
 __all__ = ["register", "simulate"]
+
+
+def _check_rate(failure_rate: float | None) -> None:
+    if failure_rate is not None and not 0.0 <= failure_rate <= 1.0:
+        msg = f"--failure-rate must be from 0 to 1, got {failure_rate}"
+        raise UsageError(msg)
+
+
+def _check_modes(replay: str | None, what: str | None, at: int | None) -> None:
+    if replay is not None and what is not None:
+        msg = "--replay and --what-if cannot be combined"
+        raise UsageError(msg)
+    if what is not None and at is None:
+        msg = "--what-if needs --at N (the position to fork at)"
+        raise UsageError(msg)
+    if what is None and at is not None:
+        msg = "--at goes with --what-if"
+        raise UsageError(msg)
+    check_count(at, "--at")
 
 
 def simulate(
     agents: Annotated[int, typer.Option(help="Worker agents to spawn at first.")] = 8,
     tasks: Annotated[int, typer.Option(help="Tasks to plan.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 42,
-    db: Annotated[str, typer.Option(help="Store file to create.")] = "swarm.db",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Store file to create (default: swarm.db; with --replay an "
+                "in-memory store; with --what-if what-if.db, the fork)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="Replace an existing swarmlog store at --db."),
     ] = False,
+    failure_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--failure-rate",
+            help=(
+                "Probability that a task attempt fails, for every task type "
+                "(default: each type's own). With --what-if: the changed "
+                "parameter."
+            ),
+            metavar="P",
+        ),
+    ] = None,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            "--replay",
+            help=(
+                "Run the simulation recorded in this store again, every model "
+                "answer replayed from its recording; check the fingerprint."
+            ),
+            metavar="DB",
+        ),
+    ] = None,
+    what_if_db: Annotated[
+        str | None,
+        typer.Option(
+            "--what-if",
+            help=(
+                "Fork the simulation recorded in this store at --at, continue "
+                "it with --failure-rate, and diff the read models."
+            ),
+            metavar="DB",
+        ),
+    ] = None,
+    at: Annotated[
+        int | None,
+        typer.Option(
+            "--at",
+            help="With --what-if: the position to fork at (a round's start).",
+            metavar="N",
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Run the simulation: a progress bar and the final tables, or JSON."""
     with user_errors():
         check_count(agents, "--agents", 1)
         check_count(tasks, "--tasks", 1)
+        _check_rate(failure_rate)
+        _check_modes(replay, what_if_db, at)
+        if replay is not None or what_if_db is not None:
+            _rerun(replay, what_if_db, at, db, failure_rate, overwrite, json)
+            return
+        path = "swarm.db" if db is None else db
         if json:
             report = run_simulation(
-                db, agents=agents, tasks=tasks, seed=seed, overwrite=overwrite
+                path,
+                agents=agents,
+                tasks=tasks,
+                seed=seed,
+                failure_rate=failure_rate,
+                overwrite=overwrite,
             )
             write_json(report)
         else:
             console = make_console()
             with simulation_progress(console, tasks) as show:
                 report = run_simulation(
-                    db,
+                    path,
                     agents=agents,
                     tasks=tasks,
                     seed=seed,
+                    failure_rate=failure_rate,
                     overwrite=overwrite,
                     on_progress=show,
                 )
@@ -55,14 +147,62 @@ def simulate(
             fail("projections rebuilt from the log differ from the live ones")
 
 
+def _rerun(
+    replay: str | None,
+    what_if_db: str | None,
+    at: int | None,
+    db: str | None,
+    failure_rate: float | None,
+    overwrite: bool,
+    json: bool,
+) -> None:
+    """``--replay`` or ``--what-if``: run, print, and fail a replay whose
+    fingerprint differs from the recording's."""
+
+    def run(show: Callable[[RoundProgress], None] | None = None) -> RerunReport:
+        if replay is not None:
+            return replay_simulation(
+                replay,
+                ":memory:" if db is None else db,
+                overwrite=overwrite,
+                on_progress=show,
+            )
+        assert what_if_db is not None
+        assert at is not None
+        return what_if(
+            what_if_db,
+            "what-if.db" if db is None else db,
+            at_position=at,
+            failure_rate=failure_rate,
+            overwrite=overwrite,
+            on_progress=show,
+        )
+
+    if json:
+        result = run()
+        write_json(result)
+    else:
+        console = make_console()
+        with simulation_progress(console, 1) as show:
+            result = run(show)
+        render_rerun(console, result)
+    if result.kind == "replay" and not result.identical:
+        fail("the replayed run's fingerprint differs from the recorded one")
+    if not result.run.rebuilt_matches:
+        fail("projections rebuilt from the log differ from the live ones")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command(
         **help_text(
-            "Run the seeded, deterministic swarm simulation into a new store.",
+            "Run the seeded, deterministic swarm simulation into a new store; "
+            "replay a recorded one; or fork one and continue it (what-if).",
             "swarmlog simulate",
             "swarmlog simulate --agents 16 --tasks 100 --seed 7 --db big.db",
             "swarmlog simulate --overwrite",
             "swarmlog simulate --db run.db --json | jq .fingerprint",
+            "swarmlog simulate --replay run.db",
+            "swarmlog simulate --what-if run.db --at 150 --failure-rate 0.4",
         )
     )(simulate)
