@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from swarmlog.actors.sqlite_backfill import backfill_links
 from swarmlog.actors.storage import (
     CheckpointRecord,
     CommitUnknownError,
@@ -205,7 +206,9 @@ MigrationStep = str | Callable[[sqlite3.Connection], None]
 """A statement, or a function run with the migrating connection (inside the
 migration's one transaction)."""
 
-_MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {1: sql.MIGRATE_1_TO_2}
+_MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
+    1: (*sql.MIGRATE_1_TO_2_COLUMNS, backfill_links, *sql.LINK_INDEXES),
+}
 """Forward migrations: from format N to N+1."""
 
 
@@ -530,6 +533,26 @@ class SQLiteReadStorage:
         statement = f"{sql.SELECT_EVENTS}{where} ORDER BY position LIMIT ? OFFSET ?"
         params.extend((-1 if spec.limit is None else spec.limit, spec.offset))
         return [decode_row(r) for r in self._rows(statement, params)]
+
+    def event(self, event_id: bytes) -> Event[Any] | None:
+        """The event with this id (see the protocol)."""
+        rows = self._rows(sql.SELECT_EVENT_BY_ID, (event_id,))
+        return decode_row(rows[0]) if rows else None
+
+    def causal_chain(self, event_id: bytes) -> list[Event[Any]]:
+        """The event and its causes, root first (see the protocol)."""
+        rows = self._rows(sql.SELECT_CAUSAL_CHAIN, (event_id,))
+        return [decode_row(r) for r in rows]
+
+    def consequences(self, cause: bytes | str) -> list[Event[Any]]:
+        """What ``cause`` led to, in commit order (see the protocol)."""
+        rows = self._rows(sql.SELECT_CONSEQUENCES, (cause,))
+        return [decode_row(r) for r in rows]
+
+    def correlated(self, correlation_id: str) -> list[Event[Any]]:
+        """Events with this correlation id, in commit order."""
+        rows = self._rows(sql.SELECT_CORRELATED, (correlation_id,))
+        return [decode_row(r) for r in rows]
 
     def load_snapshot(self, aggregate_id: str) -> SnapshotRecord | None:
         """The stored snapshot of an aggregate."""

@@ -197,6 +197,25 @@ class ReadStorage(Protocol):
         """Events matching ``spec``, in commit order."""
         ...
 
+    def event(self, event_id: bytes) -> Event[Any] | None:
+        """The event with this id (16 bytes), or None."""
+        ...
+
+    def causal_chain(self, event_id: bytes) -> list[Event[Any]]:
+        """The event with this id and its stored causes, root first (each
+        cause committed before what it caused); [] for an unknown id."""
+        ...
+
+    def consequences(self, cause: bytes | str) -> list[Event[Any]]:
+        """Every event caused, directly or transitively, by ``cause`` (an
+        event id's 16 bytes or an outside id's text), in commit order, each
+        committed after its cause; the event itself excluded."""
+        ...
+
+    def correlated(self, correlation_id: str) -> list[Event[Any]]:
+        """Every event with this correlation id, in commit order."""
+        ...
+
     def load_snapshot(self, aggregate_id: str) -> SnapshotRecord | None:
         """The stored snapshot of an aggregate, or None."""
         ...

@@ -63,18 +63,21 @@ from swarmlog.schema.codec import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import uuid
+    from collections.abc import Callable, Sequence
 
     from swarmlog import Event
 
 __all__ = [
     "MemoryFigures",
     "NoOpProjection",
+    "add_causal_chains",
     "library_append_async",
     "library_append_many",
     "library_appends",
     "library_appends_threads",
     "library_catch_up",
+    "library_causal_chain",
     "library_codec",
     "library_commit_to_handler",
     "library_memory",
@@ -436,6 +439,66 @@ def library_stream_read(
             t1 = perf_counter_ns()
             if len(events) != stream_len:
                 msg = f"read {len(events)} events of {aggregate_id}, not {stream_len}"
+                raise AssertionError(msg)
+            if k >= warmup:
+                timings.append(t1 - t0)
+        return latency_figures(timings)
+    finally:
+        store.shutdown()
+
+
+def add_causal_chains(
+    path: str, *, depth: int = 50, chains: int = 50
+) -> list[uuid.UUID]:
+    """Append ``chains`` causal chains ``depth`` events deep to the store at
+    ``path`` (untimed; R5's setup), interleaved round-robin: the links of
+    one chain lie ``chains`` positions apart. Returns each chain's last id.
+    """
+    store = _open(path, "normal")
+    try:
+        last: list[Event | None] = [None] * chains
+        for level in range(depth):
+            for k in range(chains):
+                cause = last[k]
+                last[k] = store.append(
+                    create_event(
+                        make_payload(level * chains + k),
+                        stream_id(k),
+                        source=SOURCE,
+                        causation_id=None if cause is None else str(cause.id),
+                    )
+                )
+        return [event.id for event in last if event is not None]
+    finally:
+        store.shutdown()
+
+
+def library_causal_chain(
+    path: str,
+    ends: Sequence[uuid.UUID],
+    depth: int,
+    samples: int = 200,
+    *,
+    warmup: int = 20,
+) -> LatencyFigures:
+    """``get_causal_chain()`` of a chain's last event (R5): the causes,
+    root first, ``depth`` events, typed, read by one indexed query.
+
+    Returns:
+        Latency of one call (µs).
+    """
+    rng = random.Random(20240601)
+    picks = [rng.choice(ends) for _ in range(warmup + samples)]
+    store = _open(path, "normal")
+    try:
+        get_causal_chain = store.get_causal_chain
+        timings: list[int] = []
+        for k, event_id in enumerate(picks):
+            t0 = perf_counter_ns()
+            chain = get_causal_chain(event_id)
+            t1 = perf_counter_ns()
+            if len(chain) != depth or chain[-1].id != event_id:
+                msg = f"a chain of {len(chain)} events, not {depth}"
                 raise AssertionError(msg)
             if k >= warmup:
                 timings.append(t1 - t0)

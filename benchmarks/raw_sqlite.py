@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import threading
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import (
@@ -49,6 +49,7 @@ from swarmlog.schema.sql import INSERT_EVENT, SELECT_PAGE, SELECT_STREAM
 
 if TYPE_CHECKING:
     import sqlite3
+    import uuid
     from collections.abc import Callable, Sequence
 
     from benchmarks.workload import Row
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpointing",
     "raw_batch_txn",
+    "raw_causal_chain",
     "raw_paged_scan_decode",
     "raw_single_event_txn",
     "raw_single_event_txn_threads",
@@ -356,6 +358,50 @@ def raw_stream_read(
             t1 = perf_counter_ns()
             if len(events) != stream_len:
                 msg = f"read {len(events)} events of {params[0]}, not {stream_len}"
+                raise AssertionError(msg)
+            if k >= warmup:
+                timings.append(t1 - t0)
+        return latency_figures(timings)
+    finally:
+        conn.close()
+
+
+def raw_causal_chain(
+    path: str,
+    ends: Sequence[uuid.UUID],
+    depth: int,
+    samples: int = 200,
+    *,
+    warmup: int = 20,
+) -> LatencyFigures:
+    """The naive walk up a causal chain (R5's anchor): one indexed lookup by
+    id per link (``cause`` names the next), then a bare typed decode of each
+    stored envelope.
+
+    Returns:
+        Latency of one walk of ``depth`` links (µs).
+    """
+    conn = open_reader(path)
+    decode = envelope_decoder().decode
+    rng = random.Random(20240601)
+    picks = [rng.choice(ends) for _ in range(warmup + samples)]
+    lookup = "SELECT cause, data FROM events WHERE id = ?"
+    try:
+        timings: list[int] = []
+        for k, event_id in enumerate(picks):
+            t0 = perf_counter_ns()
+            found = []
+            key: Any = event_id.bytes
+            while isinstance(key, bytes):
+                row = conn.execute(lookup, (key,)).fetchone()
+                if row is None:
+                    break
+                found.append(decode(row[1]))
+                key = row[0]
+            found.reverse()
+            t1 = perf_counter_ns()
+            if len(found) != depth:
+                msg = f"walked {len(found)} links, not {depth}"
                 raise AssertionError(msg)
             if k >= warmup:
                 timings.append(t1 - t0)

@@ -11,7 +11,7 @@ as its anchor (:mod:`benchmarks.anchors`), on the same table sizes, right
 next to it; the write figures that move most on a shared VM are measured
 ``rounds`` times, anchor and library alternating, and the median counts.
 The run prints one table (id, metric, library, anchor, ratio, must, goal,
-result) for the targets W1-W8, R1-R4, M1 of
+result) for the targets W1-W8, R1-R5, M1 of
 ``shared/reference/performance-targets.md`` and writes the same as JSON,
 with machine notes, to ``benchmarks/results/latest.json`` (full runs) or to
 ``--json``. Only M1 (no anchor) runs elsewhere: in fresh child processes,
@@ -55,11 +55,13 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.anchors import FULL, QUICK, Sizes
 from benchmarks.figures import TxnFigures
 from benchmarks.library import (
+    add_causal_chains,
     library_append_async,
     library_append_many,
     library_appends,
     library_appends_threads,
     library_catch_up,
+    library_causal_chain,
     library_codec,
     library_commit_to_handler,
     library_memory,
@@ -72,6 +74,7 @@ from benchmarks.peer import (
 )
 from benchmarks.raw_sqlite import (
     raw_batch_txn,
+    raw_causal_chain,
     raw_paged_scan_decode,
     raw_single_event_txn,
     raw_single_event_txn_threads,
@@ -95,9 +98,12 @@ __all__ = [
 
 METRIC_IDS = (
     "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8",
-    "R1", "R2", "R3", "R4", "M1",
+    "R1", "R2", "R3", "R4", "R5", "M1",
 )  # fmt: skip
 """Every target id; the table has at least one row for each."""
+
+R5_DEPTH = 50  # links of each causal chain (R5)
+R5_CHAINS = 50  # chains, appended interleaved: one chain's links lie 50 apart
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 ANCHOR_CHECKPOINT = "inline"
@@ -516,6 +522,11 @@ def run(
     say("memory (M1): replay and catch-up, in a fresh child process")
     keep("library", "lib_replay_rss", _in_child(library_memory, grown, "replay"))
     keep("library", "lib_catch_up_rss", _in_child(library_memory, grown, "catch_up"))
+
+    say(f"causal chains (R5): {R5_DEPTH} deep, {sizes.m1_events:,}-event store")
+    ends = add_causal_chains(grown, depth=R5_DEPTH, chains=R5_CHAINS)
+    keep("anchor", "raw_causal_chain", raw_causal_chain(grown, ends, R5_DEPTH))
+    keep("library", "lib_causal_chain", library_causal_chain(grown, ends, R5_DEPTH))
     work.remove(grown)
 
     return _rows(sizes, results), results.as_json()
@@ -808,6 +819,29 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
         ("thread_rt_queue_r4", "p50_us"),
         2.0,
         1.0,
+    )
+    chain = results.get("lib_causal_chain")
+    walk = results.get("raw_causal_chain")
+    rows.append(
+        Row(
+            id="R5",
+            metric=(
+                f"get_causal_chain, {R5_DEPTH} deep, {sizes.m1_events:,}-event "
+                "store, p50 (anchor: one lookup per link)"
+            ),
+            library=chain.p50_us,
+            anchor=walk.p50_us,
+            value=chain.p50_us,
+            must="<=10 ms",
+            goal="<=3 ms",
+            must_ok=chain.p50_us <= 10_000,
+            goal_ok=chain.p50_us <= 3_000,
+            unit="us",
+            anchor_unit="us",
+            value_unit="us",
+            anchor_name="raw_causal_chain",
+            library_name="lib_causal_chain.p50_us",
+        )
     )
     for name, what in (("lib_replay_rss", "replay"), ("lib_catch_up_rss", "catch-up")):
         m = results.get(name)

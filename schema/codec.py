@@ -20,6 +20,7 @@ from uuid import UUID
 
 import msgspec
 
+from swarmlog.schema.causation import cause_key
 from swarmlog.schema.envelope import Event
 from swarmlog.schema.errors import (
     EventDecodeError,
@@ -56,7 +57,7 @@ EVENT_COLUMNS: Final = "position, type, schema_version, data"
 
 INSERT_COLUMNS: Final = (
     "position, id, type, aggregate_id, aggregate_type, version, timestamp, "
-    "schema_version, data"
+    "schema_version, data, cause, correlation_id"
 )
 """The columns of a stored row, in :meth:`PreparedEvent.row`'s order. The
 envelope lives whole in ``data``; the other columns exist to be indexed and
@@ -97,10 +98,14 @@ class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
             ``data``: lists in tuple fields are tuples, metadata is plain
             JSON-like data), with position and version 0.
         data: The encoded envelope, with position and version still 0.
+        cause: The ``cause`` column: the causation id as the why-queries
+            look it up (:func:`~swarmlog.schema.causation.cause_key`),
+            decided here, on the appending thread.
     """
 
     event: Event[Any]
     data: bytes
+    cause: bytes | str | None = None
 
     @property
     def id_bytes(self) -> bytes:
@@ -145,6 +150,8 @@ class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
             to_micros(event.timestamp),
             event.schema_version,
             stamped,
+            self.cause,
+            event.correlation_id,
         )
 
 
@@ -225,7 +232,7 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
                     and stored.source
                     and stored.schema_version == schema_version
                 ):
-                    return PreparedEvent(stored, data)
+                    return PreparedEvent(stored, data, cause_key(stored.causation_id))
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
             pass
     return _prepare_carefully(event, max_payload_bytes)
@@ -262,7 +269,7 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
         msg = "the event envelope did not encode in the stored layout"
         raise InvalidEventError(msg)
     _check_decoded(stored, info)
-    return PreparedEvent(stored, data)
+    return PreparedEvent(stored, data, cause_key(stored.causation_id))
 
 
 def _check_routing(event: Event[Any]) -> EventTypeInfo:

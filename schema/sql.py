@@ -32,6 +32,17 @@ LINEAGE_TABLE: Final = """
     )
 """
 
+# Why-queries (format 2): `cause` is the causing event's 16 id bytes when the
+# causation_id is a UUID, the text otherwise (schema/causation.py);
+# `correlation_id` is the envelope's, as text. Partial indexes: events
+# without a cause or correlation (most, in many workloads) cost nothing.
+LINK_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS events_by_cause ON events (cause) "
+    "WHERE cause IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id) "
+    "WHERE correlation_id IS NOT NULL",
+)
+
 # `data` holds the whole envelope (msgpack, payload included) so that one
 # typed msgspec decode rebuilds an Event; the other columns are what queries
 # filter and index on. The reference design also indexes `version` alone;
@@ -49,12 +60,15 @@ SCHEMA: Final = (
         timestamp INTEGER NOT NULL,
         schema_version INTEGER NOT NULL,
         data BLOB NOT NULL,
+        cause BLOB,
+        correlation_id TEXT,
         UNIQUE (aggregate_id, version)
     )
     """,
     "CREATE INDEX IF NOT EXISTS events_by_aggregate_type ON events (aggregate_type)",
     "CREATE INDEX IF NOT EXISTS events_by_type ON events (type)",
     "CREATE INDEX IF NOT EXISTS events_by_timestamp ON events (timestamp)",
+    *LINK_INDEXES,
     """
     CREATE TABLE IF NOT EXISTS snapshots (
         aggregate_id TEXT PRIMARY KEY,
@@ -103,9 +117,10 @@ READER_PRAGMAS: Final = (
     "PRAGMA busy_timeout = 5000",
 )
 
-_ROW_MARKS: Final = f"({', '.join('?' * 9)})"
+_ROW_COLUMNS: Final = len(INSERT_COLUMNS.split(","))
+_ROW_MARKS: Final = f"({', '.join('?' * _ROW_COLUMNS)})"
 INSERT_EVENT: Final = f"INSERT INTO events ({INSERT_COLUMNS}) VALUES {_ROW_MARKS}"
-MAX_ROWS_PER_INSERT: Final = 3000  # 9 columns each: under SQLite's 32766 variables
+MAX_ROWS_PER_INSERT: Final = 2900  # 11 columns each: under SQLite's 32766 variables
 
 
 def insert_events(rows: int) -> str:
@@ -178,8 +193,54 @@ SELECT_LINEAGE: Final = (
     "SELECT source, position, forked_at FROM lineage ORDER BY generation"
 )
 
-MIGRATE_1_TO_2: Final = (LINEAGE_TABLE,)
-"""Format 1 -> 2: the lineage table of forks."""
+MIGRATE_1_TO_2_COLUMNS: Final = (
+    LINEAGE_TABLE,
+    "ALTER TABLE events ADD COLUMN cause BLOB",
+    "ALTER TABLE events ADD COLUMN correlation_id TEXT",
+)
+"""Format 1 -> 2, before the backfill: the lineage table of forks and the
+two columns of the why-queries (appended, as in a new file's table)."""
+
+BACKFILL_PAGE: Final = (
+    "SELECT position, data FROM events WHERE position > ? ORDER BY position LIMIT ?"
+)
+BACKFILL_LINKS: Final = (
+    "UPDATE events SET cause = ?, correlation_id = ? WHERE position = ?"
+)
+
+# Why-queries. A cause is followed only to an event committed before the one
+# it caused (e.position < chain.position), and a consequence only to an event
+# committed after its cause: positions strictly fall up a chain and rise down
+# a tree, so a walk ends even if stored causation ids form a cycle (ids are
+# the caller's: two events may name each other, or one itself); such a
+# "cause" committed later is not a cause. Each event has one cause, so the
+# consequences form a tree: no event is reached twice.
+SELECT_EVENT_BY_ID: Final = f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"
+SELECT_CAUSAL_CHAIN: Final = f"""
+    WITH RECURSIVE chain(position, cause) AS (
+        SELECT position, cause FROM events WHERE id = ?
+        UNION ALL
+        SELECT e.position, e.cause FROM events AS e, chain AS c
+        WHERE e.id = c.cause AND e.position < c.position
+    )
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE position IN (SELECT position FROM chain) ORDER BY position
+"""
+SELECT_CONSEQUENCES: Final = f"""
+    WITH RECURSIVE tree(position, id) AS (
+        SELECT position, id FROM events WHERE cause = ?1 AND position > coalesce(
+            (SELECT position FROM events WHERE id = ?1), 0
+        )
+        UNION ALL
+        SELECT e.position, e.id FROM events AS e, tree AS t
+        WHERE e.cause = t.id AND e.position > t.position
+    )
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE position IN (SELECT position FROM tree) ORDER BY position
+"""
+SELECT_CORRELATED: Final = (
+    f"SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ? ORDER BY position"
+)
 
 # Fork (sqlite_fork.py): the target is a new store file with the source
 # attached read-only as `source`; one transaction, so every read sees one

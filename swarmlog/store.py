@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
+from uuid import UUID
 
 import msgspec
 import pykka
@@ -58,6 +59,7 @@ from swarmlog.actors.storage import EventQuery, SnapshotRecord
 from swarmlog.actors.writer import WriterActor
 from swarmlog.config import EventStoreConfig
 from swarmlog.futures import AppendFuture
+from swarmlog.schema.causation import event_key
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
 from swarmlog.schema.errors import (
@@ -856,6 +858,70 @@ class EventStore:
         )
         return EventStore(config).initialize()
 
+    # -- why: causation and correlation ------------------------------------------------
+
+    def get_event(self, event_id: UUID | str) -> Event[Any] | None:
+        """The event with this id (a ``UUID`` or its string), or None.
+        Safe from any thread; one index lookup.
+
+        Raises:
+            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
+        """
+        key = _why_key(event_id, "event_id")
+        if not isinstance(key, bytes):
+            return None
+        return self._reader_checked().event(key)
+
+    def get_causal_chain(self, event_id: UUID | str) -> list[Event[Any]]:
+        """Why did this happen: the event's causes, root first, ending with
+        the event itself; ``[]`` for an unknown id. Safe from any thread.
+
+        Follows ``causation_id`` while it names a stored event committed
+        before the one it caused: a cause outside the store (a command, a
+        request, a pruned event) ends the chain, and so does one that names
+        a later event (ids are the caller's; this is what makes cycles
+        impossible to walk). One indexed query, whatever the depth.
+
+        Raises:
+            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
+        """
+        key = _why_key(event_id, "event_id")
+        if not isinstance(key, bytes):
+            return []
+        return self._reader_checked().causal_chain(key)
+
+    def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]:
+        """What did this lead to: every event caused by it, directly or
+        transitively, in commit order, the event itself excluded. Safe from
+        any thread; one indexed query.
+
+        ``event_id`` may also be an outside id (a command's, as the events
+        it caused name it in ``causation_id``). A consequence counts only if
+        it was committed after its cause (see :meth:`get_causal_chain`).
+
+        Raises:
+            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
+        """
+        key = _why_key(event_id, "event_id")
+        if key is None:
+            return []
+        return self._reader_checked().consequences(key)
+
+    def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]:
+        """Every event with this ``correlation_id``, in commit order. Safe
+        from any thread; one indexed query.
+
+        Raises:
+            InvalidQueryError: ``correlation_id`` is neither a UUID nor a
+                string.
+        """
+        if isinstance(correlation_id, UUID):
+            correlation_id = str(correlation_id)
+        if not isinstance(correlation_id, str):
+            msg = f"correlation_id must be a UUID or a string, got {correlation_id!r}"
+            raise InvalidQueryError(msg)
+        return self._reader_checked().correlated(correlation_id)
+
     # -- stats, listeners, persistence ----------------------------------------------
 
     def get_stats(self) -> EventStoreStats:
@@ -1002,6 +1068,13 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _why_key(event_id: object, name: str) -> bytes | str | None:
+    if not isinstance(event_id, UUID | str):
+        msg = f"{name} must be a UUID or a string, got {event_id!r}"
+        raise InvalidQueryError(msg)
+    return event_key(event_id)
 
 
 def _fork_target(path: object) -> str:

@@ -13,11 +13,12 @@ from swarmlog.cli.commands import (
     read_models,
     simulate,
     transfer,
+    why,
 )
 
 __all__ = ["build_app"]
 
-_GROUPS = (simulate, inspect, events, transfer, read_models, compare)
+_GROUPS = (simulate, inspect, events, why, transfer, read_models, compare)
 """Command modules, in the order ``--help`` lists their commands."""
 
 

@@ -54,6 +54,7 @@ Row = tuple[Any, ...]
 
 T0 = datetime(2024, 3, 4, 5, 6, 7, 891_011, tzinfo=UTC)
 MAX = DEFAULT_MAX_PAYLOAD_BYTES
+T_ID = uuid.UUID("0190c3d2-7b1e-7c4a-9f3e-2b8d5c1a0e47")
 
 # -- strategies --------------------------------------------------------------
 
@@ -197,6 +198,8 @@ def test_event_columns_order() -> None:
         "timestamp",
         "schema_version",
         "data",
+        "cause",
+        "correlation_id",
     ]
 
 
@@ -246,7 +249,9 @@ def test_prepared_event_row() -> None:
     for version, position in ((2, 7), (1, 1), (2**63 - 1, 2**63 - 1)):
         row = prepared.row(version, position)
         columns = [c.strip() for c in INSERT_COLUMNS.split(",")]
-        assert dict(zip(columns, row[:-1], strict=False)) == {
+        values = dict(zip(columns, row, strict=True))
+        stamped = values.pop("data")
+        assert values == {
             "position": position,
             "id": event.id.bytes,
             "type": "task:completed",
@@ -255,12 +260,37 @@ def test_prepared_event_row() -> None:
             "version": version,
             "timestamp": to_micros(T0),
             "schema_version": 1,
+            "cause": None,
+            "correlation_id": None,
         }
-        stored = msgspec.msgpack.decode(row[-1], type=Event[TaskCompleted])
+        stored = msgspec.msgpack.decode(stamped, type=Event[TaskCompleted])
         assert stored == msgspec.structs.replace(
             event, version=version, position=position
         )
         assert prepared.data == data
+
+
+@pytest.mark.parametrize(
+    ("causation_id", "cause"),
+    [
+        (None, None),
+        (str(T_ID), T_ID.bytes),
+        (str(T_ID).upper(), T_ID.bytes),
+        (T_ID.hex, T_ID.bytes),
+        ("command-1", "command-1"),
+    ],
+)
+def test_prepared_event_cause_column(causation_id: str | None, cause: object) -> None:
+    """The cause column holds the causing event's id bytes when the
+    causation id is a UUID (any spelling), the text otherwise; the
+    correlation id goes to its column as is."""
+    event = create_task_completed_event(
+        "t1", {}, 5, causation_id=causation_id, correlation_id="task-1"
+    )
+    row = prepare_event(event, MAX).row(1, 1)
+    columns = [c.strip() for c in INSERT_COLUMNS.split(",")]
+    values = dict(zip(columns, row, strict=True))
+    assert (values["cause"], values["correlation_id"]) == (cause, "task-1")
 
 
 def test_prepared_event_empty_metadata(make_row: Callable[..., Row]) -> None:

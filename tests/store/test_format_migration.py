@@ -21,19 +21,36 @@ if TYPE_CHECKING:
 
     from swarmlog import Event
 
-_DOWNGRADE_2_TO_1 = ("DROP TABLE lineage",)
+_DOWNGRADE_2_TO_1 = (
+    "DROP TABLE lineage",
+    "DROP INDEX events_by_cause",
+    "DROP INDEX events_by_correlation",
+    "ALTER TABLE events DROP COLUMN cause",
+    "ALTER TABLE events DROP COLUMN correlation_id",
+)
 """Undo what format 2 added to format 1."""
 
 
 def _format_1(path: Path) -> list[Event]:
-    """A store file as format 1 wrote it: no lineage table (built from a
-    current file by undoing what format 2 added)."""
+    """A store file as format 1 wrote it: no lineage table, no why-query
+    columns or indexes (built from a current file by undoing what format 2
+    added). Its events: a2 spawned, a1 spawned, then a1 started, caused by
+    its spawn (under an upper-case spelling of its id) in conversation
+    "c-1", and a2 started, caused by an outside command."""
     with EventStore(path) as store:
-        spawned = store.append(create_agent_spawned_event("a1", "coder", "core"))
-        started = store.append(
-            create_agent_started_event("a1", causation_id=str(spawned.id))
+        other = store.append(create_agent_spawned_event("a2", "coder", "core"))
+        spawned = store.append(
+            create_agent_spawned_event("a1", "coder", "core", correlation_id="c-1")
         )
-        events = [spawned, started]
+        started = store.append(
+            create_agent_started_event(
+                "a1", causation_id=str(spawned.id).upper(), correlation_id="c-1"
+            )
+        )
+        by_command = store.append(
+            create_agent_started_event("a2", causation_id="command-1")
+        )
+        events = [other, spawned, started, by_command]
     conn = sqlite3.connect(path)
     try:
         for statement in _DOWNGRADE_2_TO_1:
@@ -67,7 +84,20 @@ def test_a_format_1_file_is_migrated_once(tmp_path: Path) -> None:
             assert store.get_stats().lineage == ()
         version, names = _layout(path)
         assert version == sql.FORMAT_VERSION
-        assert "lineage" in names
+        assert {"lineage", "events_by_cause", "events_by_correlation"} <= names
+
+
+def test_the_migration_fills_the_why_query_columns(tmp_path: Path) -> None:
+    """Causes and correlations of events stored before format 2 are found
+    by the why-queries after the migration."""
+    path = tmp_path / "old.db"
+    other, spawned, started, by_command = _format_1(path)
+    with EventStore(path) as store:
+        assert store.get_causal_chain(started.id) == [spawned, started]
+        assert store.get_consequences(spawned.id) == [started]
+        assert store.get_consequences("command-1") == [by_command]
+        assert store.get_correlated("c-1") == [spawned, started]
+        assert store.get_causal_chain(other.id) == [other]
 
 
 def test_a_read_only_store_refuses_a_format_1_file(tmp_path: Path) -> None:
@@ -101,7 +131,7 @@ def test_a_failing_migration_changes_nothing(
         store.shutdown()
     version, names = _layout(path)
     assert version == 1
-    assert "lineage" not in names
+    assert not {"lineage", "events_by_cause"} & names
     monkeypatch.undo()
     with EventStore(path) as store:
         assert list(store.replay()) == events

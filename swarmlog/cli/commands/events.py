@@ -2,7 +2,8 @@
 
 import sys
 import time
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +21,7 @@ from swarmlog.cli.format import event_line
 from swarmlog.cli.options import DbArg, EventsJsonOpt
 from swarmlog.cli.render_store import render_events
 from swarmlog.cli.vocabulary import check_aggregate_types, check_event_types
+from swarmlog.schema.envelope import Event
 from swarmlog.store import EventStore
 
 __all__ = ["events", "register", "tail"]
@@ -80,6 +82,15 @@ def events(
         int | None, typer.Option(help="First position to show (inclusive).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
+    correlation: Annotated[
+        str | None,
+        typer.Option(
+            "--correlation",
+            "-c",
+            help="Only events with this correlation id (indexed).",
+            metavar="ID",
+        ),
+    ] = None,
     json: EventsJsonOpt = False,
 ) -> None:
     """List events, filtered, as a table or JSON lines."""
@@ -91,20 +102,54 @@ def events(
         with open_read_only(db) as store:
             check_event_types(store, "--type", event_type)
             check_aggregate_types(store, "--aggregate-type", aggregate_type)
-            found = store.query(
-                aggregate_ids=aggregate or None,
-                aggregate_types=aggregate_type or None,
-                event_types=event_type or None,
-                after_timestamp=after_at,
-                before_timestamp=before_at,
-                from_position=from_position,
-                limit=limit,
-            )
+            if correlation is not None:
+                found = _filtered(
+                    store.get_correlated(correlation),
+                    aggregate,
+                    event_type,
+                    aggregate_type,
+                    after_at,
+                    before_at,
+                    from_position,
+                )[:limit]
+            else:
+                found = store.query(
+                    aggregate_ids=aggregate or None,
+                    aggregate_types=aggregate_type or None,
+                    event_types=event_type or None,
+                    after_timestamp=after_at,
+                    before_timestamp=before_at,
+                    from_position=from_position,
+                    limit=limit,
+                )
             if json:
                 for event in found:
                     write_json(event)
                 return
             render_events(make_console(), found)
+
+
+def _filtered(
+    found: list[Event[Any]],
+    aggregates: list[str] | None,
+    event_types: list[str] | None,
+    aggregate_types: list[str] | None,
+    after: datetime | None,
+    before: datetime | None,
+    from_position: int | None,
+) -> list[Event[Any]]:
+    """The other filters of ``events``, applied to a correlation's events
+    (few: they are read by the correlation index first)."""
+    return [
+        e
+        for e in found
+        if (not aggregates or e.aggregate_id in aggregates)
+        and (not event_types or e.type in event_types)
+        and (not aggregate_types or e.aggregate_type in aggregate_types)
+        and (after is None or e.timestamp > after)
+        and (before is None or e.timestamp < before)
+        and (from_position is None or e.position >= from_position)
+    ]
 
 
 def tail(
@@ -210,6 +255,7 @@ def register(app: typer.Typer) -> None:
             "swarmlog events swarm.db --type task:failed --type agent:failed",
             "swarmlog events swarm.db --aggregate task-007 --json",
             "swarmlog events swarm.db --aggregate-type swarm --after 2025-01-06T09:01Z",
+            "swarmlog events swarm.db --correlation task-007 --json",
         )
     )(events)
     app.command(
