@@ -4,8 +4,11 @@ errors, each read off the event loop's thread."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -203,3 +206,20 @@ def test_abandoned_replay_can_be_closed(filled: EventStore) -> None:
 async def _zip_range(replay: Any, n: int) -> Any:
     for i in range(n):
         yield await replay.__anext__(), i
+
+
+def test_readme_asyncio_example_runs(tmp_path: Path) -> None:
+    """The README's "Reading from asyncio" example runs as printed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("### Reading from asyncio", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["1 task:created", "pending 1 1 1"]
