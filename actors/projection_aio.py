@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import weakref
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -269,7 +270,9 @@ def _async_form(
     return call
 
 
-_classes: dict[type, type[AsyncQueries]] = {}
+_classes: weakref.WeakKeyDictionary[type, type[AsyncQueries]] = (
+    weakref.WeakKeyDictionary()
+)  # a projection class made at run time (benchmarks do) may go away
 
 
 def async_queries_for(projection_class: type) -> type[AsyncQueries]:

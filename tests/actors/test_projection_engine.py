@@ -563,6 +563,30 @@ def test_projections_querying_each_other_both_keep_up(store: EventStore) -> None
     assert a.count() == b.count() == 20
 
 
+class _PeerC(_Peer):
+    name = "peer-c"
+
+
+def test_three_projections_querying_in_a_ring(store: EventStore) -> None:
+    """A asks B, B asks C, C asks A, all three inside a handler at once:
+    all keep up (guard: 10 s of a 60 s query timeout)."""
+    barrier = threading.Barrier(3, timeout=10)
+    ring = [
+        kind(store, consistency="eventual", query_timeout=60)
+        for kind in (_PeerA, _PeerB, _PeerC)
+    ]
+    for k, projection in enumerate(ring):
+        projection.ask_peer = ring[(k + 1) % 3].count
+        projection.barrier = barrier
+        projection.initialize()
+    for i in range(10):
+        store.append(_created(i))
+    for projection in ring:
+        projection.wait_for(10, timeout=10)
+        assert projection.errors == []
+        assert len(projection.answers) == 10
+
+
 def test_eventual_query_of_a_failed_projection_from_a_handler(
     store: EventStore,
 ) -> None:
