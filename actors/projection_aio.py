@@ -95,6 +95,9 @@ def _bridge(source: Future[T], loop: asyncio.AbstractEventLoop) -> asyncio.Futur
     def settle() -> None:  # the loop's thread
         if target.done():
             return
+        if source.cancelled():
+            target.cancel()
+            return
         error = source.exception()
         if error is not None:
             target.set_exception(error)

@@ -197,6 +197,7 @@ def query_from_engine(
 def _wait(engine: TargetEngine, request: _DirectQuery, mine: _SideInbox) -> None:
     """Wait for ``request``'s answer, serving this thread's side inbox."""
     deadline = time.monotonic() + engine.query_timeout
+    extended = False
     while True:
         mine.wake.clear()
         mine.serve()
@@ -205,8 +206,11 @@ def _wait(engine: TargetEngine, request: _DirectQuery, mine: _SideInbox) -> None
         left = deadline - time.monotonic()
         if left > 0:
             mine.wake.wait(left)
-        elif request.claim.acquire(blocking=False):  # abandon it
+            continue
+        if request.claim.acquire(blocking=False) or extended:  # give up
             raise ProjectionTimeoutError(engine.projection.name, 0, engine.position)
-        else:  # its body is running on the target's thread right now
-            deadline = time.monotonic() + engine.query_timeout
+        # Its body is running on the target's thread right now: one more
+        # timeout for it to finish, then its answer is dropped.
+        deadline = time.monotonic() + engine.query_timeout
+        extended = True
     mine.serve()  # a query that arrived with the answer is not left behind

@@ -516,6 +516,7 @@ class _Peer(Projection):
         self._count = 0
         self.answers: list[int] = []
         self.errors: list[BaseException] = []
+        self.failed = threading.Event()
 
     @handles(TaskCreated)
     def _on_created(self, event: Event) -> None:
@@ -527,6 +528,7 @@ class _Peer(Projection):
             self.answers.append(self.ask_peer())
         except BaseException as e:  # the test reads it
             self.errors.append(e)
+            self.failed.set()
 
     @query
     def count(self) -> int:
@@ -585,6 +587,35 @@ def test_three_projections_querying_in_a_ring(store: EventStore) -> None:
         projection.wait_for(10, timeout=10)
         assert projection.errors == []
         assert len(projection.answers) == 10
+
+
+def test_query_from_a_handler_of_a_stuck_projection_times_out(
+    store: EventStore,
+) -> None:
+    """A handler's query of a projection stuck in its own handler raises
+    ProjectionTimeoutError after that projection's query_timeout; both go
+    on afterwards."""
+
+    class Stuck(_Gated):
+        name = "stuck"
+        gate = threading.Event()
+
+    stuck = Stuck(store, consistency="eventual", query_timeout=0.05)
+    asker = _PeerA(store, consistency="eventual")
+    asker.ask_peer = stuck.count
+    stuck.initialize()
+    asker.initialize()
+    try:
+        store.append(_created(1))  # stuck's first handler waits for the gate
+        assert asker.failed.wait(10)
+    finally:
+        Stuck.gate.set()
+    store.append(_created(2))
+    asker.wait_for(2, timeout=10)
+    stuck.wait_for(2, timeout=10)
+    assert isinstance(asker.errors[0], ProjectionTimeoutError)
+    assert asker.answers == [2]
+    assert stuck.count() == 2
 
 
 def test_eventual_query_of_a_failed_projection_from_a_handler(
