@@ -614,7 +614,7 @@ def test_query_from_a_handler_of_a_stuck_projection_times_out(
     asker.wait_for(2, timeout=10)
     stuck.wait_for(2, timeout=10)
     assert isinstance(asker.errors[0], ProjectionTimeoutError)
-    assert asker.answers == [2]
+    assert asker.answers in ([1], [2])  # eventual: before or after event 2
     assert stuck.count() == 2
 
 
@@ -640,7 +640,6 @@ def test_eventual_query_of_a_failed_projection_from_a_handler(
 def test_engine_wait_errors_recommend_what_works(store: EventStore) -> None:
     """The strong-query message recommends eventual consistency (which
     works from a handler); the wait_for message does not (it cannot help)."""
-    journal = Journal(store).initialize()
     gate = threading.Event()
     errors: list[BaseException] = []
 
@@ -663,10 +662,10 @@ def test_engine_wait_errors_recommend_what_works(store: EventStore) -> None:
             gate.wait(10)
 
     slow = Slow(store).initialize()
-    Asker(store).initialize()
+    asker = Asker(store).initialize()
     store.append(_created(1))  # slow's handler blocks on the gate
     store.append(create_task_completed_event("t1", None))
-    journal.wait_for(2, timeout=10)
+    asker.wait_for(2, timeout=10)  # before the gate opens
     gate.set()
     slow.wait_for(2, timeout=10)
     assert len(errors) == 2
