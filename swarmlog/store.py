@@ -56,6 +56,7 @@ from swarmlog.actors.sqlite_storage import (
 )
 from swarmlog.actors.storage import EventQuery, SnapshotRecord
 from swarmlog.actors.writer import WriterActor
+from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
 from swarmlog.futures import AppendFuture
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
@@ -728,6 +729,12 @@ class EventStore:
         if self._follower is not None:
             self._follower.poll()
         return self._head.position
+
+    @property
+    def aio(self) -> AsyncStoreReads:
+        """Awaitable forms of the reads (``await store.aio.get_events(...)``,
+        ``async for event in store.aio.replay()``); see :mod:`swarmlog.aio`."""
+        return AsyncStoreReads(self)
 
     # -- snapshots ----------------------------------------------------------------
 
