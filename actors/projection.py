@@ -58,6 +58,7 @@ from typing import (
 import msgspec
 import pykka
 
+from swarmlog.actors import engine_queries
 from swarmlog.actors.projection_messages import (
     Rebuild,
     RetryDeadLetters,
@@ -250,12 +251,12 @@ class _Engine:
     def ask(self, message: Any, future: Future[Any], timeout: float | None) -> Any:
         actor = self.check_usable()
         try:
-            actor.tell(message)
+            engine_queries.send(actor, message)  # side inbox from an engine thread
         except pykka.ActorDeadError as e:
             msg = f"projection {self.projection.name!r} is stopped"
             raise ProjectionStateError(msg) from e
         try:
-            return future.result(timeout)
+            return engine_queries.wait(future, timeout)  # serves our own side inbox
         except FutureTimeout as e:
             target = getattr(message, "position", 0)
             raise ProjectionTimeoutError(

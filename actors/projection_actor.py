@@ -12,7 +12,9 @@ Every ``snapshot_every`` live events it encodes its model on its own thread
 and tells the writer to store it (one-way; the acknowledgement comes back as
 a :class:`CheckpointSaved` message). Queries and waits that need a position
 it has not reached are parked and answered as soon as it gets there: its
-thread never blocks on anyone.
+thread never blocks on anyone, except a handler's own query of another
+projection, during which it keeps answering queries sent to it from other
+engine threads (``swarmlog.actors.engine_queries``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pykka
 
+from swarmlog.actors.engine_queries import ServeSide, close_inbox, open_inbox
 from swarmlog.actors.messages import (
     CheckpointSaved,
     DeliverPage,
@@ -129,6 +132,7 @@ class ProjectionActor(FastInboxActor):
     def on_start(self) -> None:
         """Restore the snapshot, subscribe, start catching up."""
         mark_engine_thread()
+        self._side_inbox = open_inbox(self.actor_urn, self.on_receive)
         engine = self._engine
         engine.thread = threading.current_thread()
         engine.head = self._head
@@ -149,7 +153,7 @@ class ProjectionActor(FastInboxActor):
             state = msgspec.msgpack.decode(record.state, type=projection.state_type)
             projection.reset_state()
             projection.restore_state(state)
-        except Exception:
+        except BaseException:  # user code: a guard for everything
             logger.exception(
                 "projection %r: cannot restore its snapshot; rebuilding",
                 projection.name,
@@ -166,6 +170,9 @@ class ProjectionActor(FastInboxActor):
         if engine.status != "failed":
             engine.status = "stopped"
         error = ProjectionStateError(f"projection {self._projection.name!r} stopped")
+        for message in close_inbox(self.actor_urn):
+            if not message.future.done():
+                message.future.set_exception(error)
         for _, _, message in self._waiters:
             if not message.future.done():
                 message.future.set_exception(error)
@@ -186,7 +193,7 @@ class ProjectionActor(FastInboxActor):
         """
         try:
             self._handle(message)
-        except Exception as error:
+        except BaseException as error:  # nothing leaves this actor
             position = getattr(error, "position", self._engine.position + 1)
             logger.exception("projection %r failed", self._projection.name)
             self._stop_at(position, error)
@@ -222,6 +229,8 @@ class ProjectionActor(FastInboxActor):
             self._deliver(message.events)
         elif isinstance(message, RunQuery | WaitFor | Finalize):
             self._park(message)
+        elif isinstance(message, ServeSide):
+            self._side_inbox.serve_pending()
         elif isinstance(message, CatchUpStep):
             self._catch_up_step()
         elif isinstance(message, CheckpointSaved):
@@ -279,7 +288,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in handlers:
                     handler(projection, event)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 if not self._apply_failure_policy(event, handlers, error):
                     return False
         engine.position = page[-1].position
@@ -303,7 +312,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in handlers:
                     handler(projection, event)
-            except Exception as again:
+            except BaseException as again:  # user code: a guard for everything
                 error = again
             else:
                 return True
@@ -347,7 +356,7 @@ class ProjectionActor(FastInboxActor):
         if isinstance(message, RunQuery):
             try:
                 result = message.method(*message.args, **message.kwargs)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 message.future.set_exception(error)
             else:
                 message.future.set_result(result)
@@ -383,7 +392,7 @@ class ProjectionActor(FastInboxActor):
             if state is None:
                 return False
             blob = msgspec.msgpack.encode(state)
-        except Exception:
+        except BaseException:  # user code: a guard for everything
             logger.exception("projection %r: snapshot failed", projection.name)
             return False
         record = CheckpointRecord(engine.position, projection.state_version, blob)
@@ -450,7 +459,7 @@ class ProjectionActor(FastInboxActor):
         if run.on_progress is not None:
             try:
                 run.on_progress(run.position, target)
-            except Exception:
+            except BaseException:  # user code: a guard for everything
                 logger.exception("rebuild progress callback raised")
         if page and run.position < target:
             self.actor_ref.tell(RebuildStep())
@@ -464,7 +473,7 @@ class ProjectionActor(FastInboxActor):
         try:
             for handler in handlers:
                 handler(run.fresh, event)
-        except Exception as error:
+        except BaseException as error:  # user code: a guard for everything
             name = self._projection.name
             if self._engine.on_failure == "retry-then-stop":
                 raise ProjectionFailedError(
@@ -493,7 +502,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in self._table.get(event.type, ()):
                     handler(self._projection, event)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 remaining.append((letter, event))
                 logger.warning("dead letter %d still fails: %s", letter.position, error)
             else:

@@ -37,6 +37,7 @@ from swarmlog.actors.read_models import (
 )
 from swarmlog.config import EventStoreConfig
 from swarmlog.futures import AppendFuture
+from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.schema.envelope import (
     ANY,
     NO_STREAM,
@@ -150,6 +151,7 @@ __all__ = [
     "EventStoreConfig",
     "EventStoreStats",
     "ExpectedVersion",
+    "ForkedStoreError",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",
