@@ -433,7 +433,7 @@ class EventStore:
         for attr in ("_dispatcher", "_writer", "_notifier"):
             ref = getattr(self, attr)
             if ref is not None:
-                ref.stop()
+                _stop_bounded(ref)
                 setattr(self, attr, None)
         committer, self._committer = self._committer, None
         if committer is not None:  # closed by the writer's on_stop, unless
@@ -914,7 +914,7 @@ class EventStore:
         engine.actor = None
         self._audience.projections -= 1
         if actor.is_alive():
-            actor.stop()
+            _stop_bounded(actor)
 
     def _stop_projection(self, projection: Projection) -> None:
         if in_engine_thread():
@@ -949,6 +949,15 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
+    """Stop an actor, waiting at most ``_SHUTDOWN_TIMEOUT`` (a handler stuck
+    forever must not hold the process: the thread is a daemon)."""
+    try:
+        actor.stop(timeout=_SHUTDOWN_TIMEOUT)
+    except pykka.Timeout:
+        logger.warning("swarmlog: %s did not stop in %ss", actor, _SHUTDOWN_TIMEOUT)
 
 
 def _quiet(*_: Any) -> None:

@@ -12,7 +12,9 @@ prints one JSON line ``{"path": ..., "pid": ...}`` and then, by MODE:
 - ``sigterm-shutdown``: waits for SIGTERM; the handler calls
   ``store.shutdown()`` and exits;
 - ``read-only``: also opens a read-only store on PATH (its follower thread
-  running), then returns from the script.
+  running), then returns from the script;
+- ``stuck``: also runs a projection whose handler never returns (with the
+  store's internal shutdown waits cut to 0.5 s), then returns.
 
 It never calls ``shutdown()`` itself (except in ``sigterm-shutdown``).
 """
@@ -21,11 +23,20 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from typing import Any
 
 import msgspec
 
-from swarmlog import EventStore, TaskHistoryProjection, create_task_created_event
+import swarmlog.store
+from swarmlog import (
+    EventStore,
+    Projection,
+    TaskCreated,
+    TaskHistoryProjection,
+    create_task_created_event,
+    handles,
+)
 
 COMMITTED = 20
 QUEUED = 200
@@ -35,10 +46,24 @@ def _event(i: int) -> Any:
     return create_task_created_event(f"t{i}", "exit", f"T{i}", "", "low")
 
 
+class _Stuck(Projection):
+    name = "stuck"
+
+    def reset_state(self) -> None:
+        self.never = threading.Event()
+
+    @handles(TaskCreated)
+    def _on_created(self, event: Any) -> None:
+        self.never.wait()
+
+
 def main(mode: str, path: str) -> None:
     store = EventStore(path, auto_persist_interval=0.5).initialize()
     store.on("event:appended", lambda event: None)
     TaskHistoryProjection(store).initialize()
+    if mode == "stuck":
+        swarmlog.store._SHUTDOWN_TIMEOUT = 0.5  # every wait stays bounded
+        _Stuck(store).initialize()
     for i in range(COMMITTED):
         store.append(_event(i))
     for i in range(COMMITTED, COMMITTED + QUEUED):

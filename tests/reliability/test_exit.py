@@ -62,6 +62,7 @@ def _assert_all_stored(path: str) -> None:
         ("raise", None, {1}),
         ("end", None, {0}),
         ("read-only", None, {0}),
+        ("stuck", None, {0}),
         ("sigint", signal.SIGINT, {-signal.SIGINT, 1, 130}),
         ("sigterm-exit", signal.SIGTERM, {128 + signal.SIGTERM}),
         ("sigterm-shutdown", signal.SIGTERM, {128 + signal.SIGTERM}),
