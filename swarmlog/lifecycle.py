@@ -69,7 +69,9 @@ class _Registry:
     """The open stores of this process, held weakly, in opening order."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        # Reentrant: a store collected by a GC run inside a locked section
+        # calls forget() on the same thread.
+        self.lock = threading.RLock()
         self.stores: dict[int, weakref.ref[ProcessBound]] = {}
 
     def forget(self, key: int) -> None:
@@ -115,7 +117,7 @@ def _shutdown_all() -> None:
 
 def _after_fork_in_child() -> None:
     """Fence the parent's stores (the child's only thread, right after fork)."""
-    _registry.lock = threading.Lock()  # another parent thread may have held it
+    _registry.lock = threading.RLock()  # another parent thread may have held it
     stores = [ref() for ref in _registry.stores.values()]
     _registry.stores.clear()
     for store in stores:
