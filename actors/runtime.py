@@ -147,28 +147,49 @@ ESCAPED = _Escaped()
 
 
 def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    if method.__name__ == "on_receive":  # the hot one: no *args packing
+
+        @functools.wraps(method)
+        def guarded_receive(self: pykka.Actor, message: Any) -> Any:
+            try:
+                return method(self, message)
+            except Exception:
+                raise  # pykka's own handling: the caller's reply, or a log
+            except BaseException as error:
+                _stopped_at_edge(self, method, error, message)
+                return None
+
+        guarded_receive._guarded = True  # type: ignore[attr-defined]
+        return guarded_receive
+
     @functools.wraps(method)
-    def guarded(self: pykka.Actor, *args: Any) -> Any:
+    def guarded(self: pykka.Actor) -> Any:
         try:
-            return method(self, *args)
+            return method(self)
         except Exception:
-            raise  # pykka's own handling: the caller's reply, or a log
+            raise
         except BaseException as error:
-            ESCAPED.count += 1
-            logger.error(
-                "%s: %s in %s stopped at the actor's edge",
-                self,
-                type(error).__name__,
-                method.__name__,
-                exc_info=error,
-            )
-            future = getattr(args[0], "future", None) if args else None
-            if isinstance(future, Future) and not future.done():
-                try:
-                    future.set_exception(error)
-                except Exception:  # settled meanwhile
-                    logger.debug("future settled meanwhile", exc_info=True)
+            _stopped_at_edge(self, method, error, None)
             return None
 
     guarded._guarded = True  # type: ignore[attr-defined]
     return guarded
+
+
+def _stopped_at_edge(
+    actor: pykka.Actor, method: Callable[..., Any], error: BaseException, message: Any
+) -> None:
+    ESCAPED.count += 1
+    logger.error(
+        "%s: %s in %s stopped at the actor's edge",
+        actor,
+        type(error).__name__,
+        method.__name__,
+        exc_info=error,
+    )
+    future = getattr(message, "future", None)
+    if isinstance(future, Future) and not future.done():
+        try:
+            future.set_exception(error)
+        except Exception:  # settled meanwhile
+            logger.debug("future settled meanwhile", exc_info=True)
