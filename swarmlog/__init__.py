@@ -46,6 +46,7 @@ from swarmlog.diff import (
 )
 from swarmlog.effects import Effects
 from swarmlog.futures import AppendFuture
+from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.schema.effect_errors import (
     EffectMismatchError,
     EffectNotRecordedError,
@@ -170,6 +171,7 @@ __all__ = [
     "EventStoreStats",
     "ExpectedVersion",
     "FieldChange",
+    "ForkedStoreError",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",
