@@ -26,10 +26,12 @@ from swarmlog.schema.errors import (
     InvalidEventError,
     UnknownEventTypeError,
 )
+from swarmlog.schema.frozen import EMPTY_DICT, freeze_json, freeze_stored
 from swarmlog.schema.registry import (
     EventTypeInfo,
     info_for_class,
     lookup_type,
+    replaced_type,
 )
 from swarmlog.schema.registry import _by_type as _registered
 from swarmlog.schema.timeutil import check_utc, to_micros
@@ -82,6 +84,7 @@ _UNSTORED_HEAD_SIZE: Final = len(_UNSTORED_HEAD)
 _STORED_LAYOUT: Final = _UNSTORED_HEAD + _ID_HEAD  # every prepared envelope's start
 _plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 _metadata_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_force_setattr = msgspec.structs.force_setattr
 
 
 class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
@@ -191,7 +194,7 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
         InvalidEventError: Anything else is wrong with the event.
     """
     try:
-        cls, aggregate_type, decode, schema_version, instants = _registered[
+        cls, aggregate_type, decode, schema_version, instants, free = _registered[
             event.type
         ].short
         timestamp = event.timestamp
@@ -215,6 +218,21 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     except (KeyError, TypeError, AttributeError):
         usual = False
     if usual:
+        # The free-form values are checked (JSON-like) and their read-only
+        # copies built in one walk before encoding; they replace the
+        # decoded copy's plain containers, which they equal.
+        metadata = event.metadata
+        frozen_metadata = (
+            EMPTY_DICT
+            if type(metadata) is dict and not metadata
+            else freeze_json(metadata, "metadata")
+        )
+        payload = event.payload
+        frozen = [
+            (name, freeze_json(getattr(payload, name), f"payload.{name}"))
+            for name, checked in free
+            if checked
+        ]
         try:
             data = _encode(event)
             if len(data) <= max_payload_bytes:
@@ -225,10 +243,27 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
                     and stored.source
                     and stored.schema_version == schema_version
                 ):
+                    _force_setattr(stored, "metadata", frozen_metadata)
+                    if free:
+                        _install(stored.payload, free, frozen)
                     return PreparedEvent(stored, data)
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
             pass
     return _prepare_carefully(event, max_payload_bytes)
+
+
+def _install(
+    payload: Any,
+    free: tuple[tuple[str, bool], ...],
+    frozen: list[tuple[str, Any]],
+) -> None:
+    """Put read-only values into a freshly decoded payload: the checked
+    copies for JSON-like fields, the decoded values wrapped for others."""
+    for name, value in frozen:
+        _force_setattr(payload, name, value)
+    for name, checked in free:
+        if not checked:
+            _force_setattr(payload, name, freeze_stored(getattr(payload, name)))
 
 
 def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
@@ -242,6 +277,22 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
             check_utc(original, f"{event.type} {name}")
     if event.position != 0 or event.version != 0:
         event = msgspec.structs.replace(event, position=0, version=0)
+    ids = {}
+    for name in ("causation_id", "correlation_id"):
+        value = getattr(event, name)
+        if isinstance(value, UUID):
+            ids[name] = str(value)
+    if ids:
+        event = msgspec.structs.replace(event, **ids)
+    frozen_metadata = freeze_json(event.metadata, "metadata")
+    if type(frozen_metadata) is not type(EMPTY_DICT):
+        msg = f"metadata must be a dict, got {type(event.metadata).__name__}"
+        raise InvalidEventError(msg)
+    frozen = [
+        (name, freeze_json(getattr(payload, name), f"payload.{name}"))
+        for name, checked in info.free_fields
+        if checked
+    ]
     try:
         data = _encoder.encode(event)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as e:
@@ -262,6 +313,8 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
         msg = "the event envelope did not encode in the stored layout"
         raise InvalidEventError(msg)
     _check_decoded(stored, info)
+    _force_setattr(stored, "metadata", frozen_metadata or EMPTY_DICT)
+    _install(stored.payload, info.free_fields, frozen)
     return PreparedEvent(stored, data)
 
 
@@ -276,6 +329,13 @@ def _check_routing(event: Event[Any]) -> EventTypeInfo:
     if info is None:
         raise UnknownEventTypeError(event_type)
     if type(event.payload) is not info.cls:
+        if replaced_type(type(event.payload)) == event_type:
+            msg = (
+                f"event type {event_type!r} was registered again with a new "
+                f"{info.cls.__name__} class; build the payload from that class "
+                "(this one is the replaced class)"
+            )
+            raise InvalidEventError(msg)
         by_class = info_for_class(type(event.payload))
         got = by_class.type if by_class is not None else type(event.payload).__name__
         msg = (
@@ -351,6 +411,7 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
             event: Event[Any] = info.event_decoder.decode(data)
         else:
             event = _decode_other(event_type, schema_version, data, position)
+        _freeze_decoded(event, info)
     except EventDecodeError:
         raise
     except Exception as e:  # damaged bytes, a failing upcaster
@@ -359,6 +420,26 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
         reason = f"the envelope says position {event.position}"
         raise EventDecodeError(position, reason)
     return event
+
+
+def _freeze_decoded(event: Event[Any], info: EventTypeInfo | None) -> None:
+    """Make a decoded event's containers read-only (in place: it is new
+    and nobody else has seen it yet)."""
+    metadata = event.metadata
+    _force_setattr(
+        event, "metadata", freeze_stored(metadata) if metadata else EMPTY_DICT
+    )
+    payload = event.payload
+    if info is None or type(payload) is not info.cls:  # unregistered: plain data
+        frozen = freeze_stored(payload)
+        if frozen is not payload:
+            _force_setattr(event, "payload", frozen)
+        return
+    for name, _ in info.free_fields:
+        value = getattr(payload, name)
+        frozen = freeze_stored(value)
+        if frozen is not value:
+            _force_setattr(payload, name, frozen)
 
 
 def _decode_other(
