@@ -399,7 +399,9 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
 
     This is the read hot path (every get_events, query, replay and
     projection catch-up): the whole envelope, payload included, is decoded
-    by one typed msgspec decoder in C.
+    by one typed msgspec decoder in C. Its containers (metadata, free-form
+    payload fields) are then made read-only: the event is shared by every
+    projection that handles it.
 
     Raises:
         EventDecodeError: The row is damaged; the error names its position.
@@ -409,9 +411,16 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
     try:
         if info is not None and info.schema_version == schema_version:
             event: Event[Any] = info.event_decoder.decode(data)
+            # _freeze_decoded inlined for the common case (the read hot path)
+            metadata = event.metadata
+            _force_setattr(
+                event, "metadata", freeze_stored(metadata) if metadata else EMPTY_DICT
+            )
+            if info.free_fields:
+                _freeze_payload(event.payload, info.free_fields)
         else:
             event = _decode_other(event_type, schema_version, data, position)
-        _freeze_decoded(event, info)
+            _freeze_decoded(event, info)
     except EventDecodeError:
         raise
     except Exception as e:  # damaged bytes, a failing upcaster
@@ -435,7 +444,11 @@ def _freeze_decoded(event: Event[Any], info: EventTypeInfo | None) -> None:
         if frozen is not payload:
             _force_setattr(event, "payload", frozen)
         return
-    for name, _ in info.free_fields:
+    _freeze_payload(payload, info.free_fields)
+
+
+def _freeze_payload(payload: Any, free: tuple[tuple[str, bool], ...]) -> None:
+    for name, _ in free:
         value = getattr(payload, name)
         frozen = freeze_stored(value)
         if frozen is not value:
