@@ -120,7 +120,7 @@ class InvalidValueError(InvalidEventError):
         self._init_args = (path, reason)
         self.path = path
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{path} cannot be encoded: {reason}")
 
 
 class ReadOnlyDataError(SwarmlogError, TypeError):

@@ -123,7 +123,7 @@ class TestRefused:
         with pytest.raises(InvalidValueError) as info:
             prepare_event(make(nested), MAX)
         assert info.value.path == f"{path}.items[3]"
-        assert str(info.value).startswith(f"{path}.items[3]: ")
+        assert str(info.value).startswith(f"{path}.items[3] cannot be encoded: ")
         assert isinstance(info.value, InvalidEventError)
 
     def test_odd_keys_are_quoted_in_the_path(self) -> None:
