@@ -97,8 +97,9 @@ class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
 
     Attributes:
         event: The event exactly as it will read back (decoded from
-            ``data``: lists in tuple fields are tuples, metadata is plain
-            JSON-like data), with position and version 0.
+            ``data``: lists in tuple fields are tuples, metadata and
+            free-form payload fields are read-only JSON-like data), with
+            position and version 0.
         data: The encoded envelope, with position and version still 0.
     """
 
@@ -187,7 +188,12 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     ``datetime.timezone.utc``) takes a short path of identity checks
     around the encode and decode; anything else, and anything the short
     path finds wrong, goes through
-    the careful path, which names the problem.
+    the careful path, which names the problem. On both, the free-form
+    values (metadata, ``Any`` fields) are checked JSON-like and copied
+    read-only in one walk (:func:`~swarmlog.schema.frozen.freeze_json`)
+    before encoding; the copies replace the decoded plain containers.
+    ``causation_id``/``correlation_id`` given as UUIDs are stored as their
+    strings.
 
     Raises:
         UnknownEventTypeError: ``event.type`` is not registered.

@@ -274,7 +274,18 @@ def _too_deep() -> str:
     return f"containers nest deeper than {MAX_DEPTH} levels"
 
 
-def freeze_stored(value: Any) -> Any:
+_STORED_DEPTH: Final = 2 * MAX_DEPTH
+"""How deep :func:`freeze_stored` goes: events stored before the depth
+limit existed may nest deeper; what lies below stays as decoded rather than
+making the event unreadable."""
+
+
+def _nested(value: Any) -> bool:
+    t = type(value)
+    return t is dict or t is list or t is tuple
+
+
+def freeze_stored(value: Any, depth: int = 1) -> Any:
     """The read-only copy of a decoded value (containers wrapped, nothing
     checked).
 
@@ -284,17 +295,15 @@ def freeze_stored(value: Any) -> Any:
     it holds a container.
     """
     t = type(value)
+    if depth > _STORED_DEPTH or not (t is dict or t is list or t is tuple):
+        return value
     if t is dict:
-        for v in value.values():
-            tv = type(v)
-            if tv is dict or tv is list or tv is tuple:
-                return FrozenDict({k: freeze_stored(v) for k, v in value.items()})
-        return FrozenDict(value) if value else EMPTY_DICT
-    if t is list:
-        return FrozenList([freeze_stored(v) for v in value])
-    if t is tuple:
-        items = tuple(freeze_stored(v) for v in value)
-        return (
-            value if all(a is b for a, b in zip(items, value, strict=True)) else items
-        )
-    return value
+        if not value:
+            return EMPTY_DICT
+        if not any(map(_nested, value.values())):
+            return FrozenDict(value)
+        return FrozenDict({k: freeze_stored(v, depth + 1) for k, v in value.items()})
+    if not any(map(_nested, value)):
+        return FrozenList(value) if t is list else value
+    items = [freeze_stored(v, depth + 1) for v in value]
+    return FrozenList(items) if t is list else tuple(items)

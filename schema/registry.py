@@ -219,6 +219,7 @@ def _same_definition(a: type[msgspec.Struct], b: type[msgspec.Struct]) -> bool:
     )
 
 
+_BUILTIN_MODULE = "swarmlog.schema.events"  # built-in types are never replaced
 _lock = threading.Lock()
 _by_type: dict[str, EventTypeInfo] = {}
 _by_class: dict[type[Any], EventTypeInfo] = {}
@@ -284,7 +285,8 @@ def register_event_type(
                 existing.refresh_short()
                 return cls
             if not (
-                existing.aggregate_type == aggregate_type
+                existing.cls.__module__ != _BUILTIN_MODULE
+                and existing.aggregate_type == aggregate_type
                 and existing.schema_version == schema_version
                 and _same_definition(existing.cls, cls)
             ):

@@ -140,12 +140,7 @@ class SwarmState(msgspec.Struct, frozen=True, kw_only=True):
 
 def _frozen(swarm: SwarmState) -> SwarmState:
     """``swarm`` with its free-form data in read-only containers."""
-    errors = tuple(
-        _replace(e, context=freeze_stored(e.context))
-        if freeze_stored(e.context) is not e.context
-        else e
-        for e in swarm.errors
-    )
+    errors = tuple(_replace(e, context=freeze_stored(e.context)) for e in swarm.errors)
     return _replace(
         swarm,
         config=freeze_stored(swarm.config),

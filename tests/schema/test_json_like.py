@@ -251,3 +251,38 @@ def test_freeze_json_copies_frozen_input() -> None:
     """Read-only input (an event read back, appended again) passes too."""
     value = freeze_json({"a": [1, {"b": 2}]}, "x")
     assert freeze_json(value, "x") == value
+
+
+def test_deep_legacy_rows_still_decode() -> None:
+    """A row stored before the depth limit, nested far deeper, still reads:
+    its top levels read-only, the rest as decoded."""
+    deep: Any = [1]
+    for _ in range(600):
+        deep = [deep]
+    event = _task(None)
+    envelope = msgspec.to_builtins(event)
+    envelope["position"] = envelope["version"] = 1
+    envelope["id"] = event.id.bytes
+    envelope["payload"]["result"] = deep
+    data = msgspec.msgpack.encode(envelope)
+    back = decode_row((1, "task:completed", 1, data))
+    assert type(back.payload.result) is FrozenList
+    assert back.payload.result == deep
+
+
+def test_builtin_types_cannot_be_replaced() -> None:
+    """An identical copy of a built-in payload class is refused: the
+    built-in factories and read models keep their classes."""
+    from swarmlog.schema.events import TaskQueued
+    from swarmlog.schema.registry import info_for_type, register_event_type
+
+    copy = msgspec.defstruct(
+        "TaskQueued",
+        [("task_id", str), ("priority", str), ("queued_at", datetime)],
+        frozen=True,
+        kw_only=True,
+        tag="task:queued",
+    )
+    with pytest.raises(InvalidEventError, match="different definition"):
+        register_event_type(copy, aggregate_type="task")
+    assert info_for_type("task:queued").cls is TaskQueued
