@@ -233,12 +233,7 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
             if type(metadata) is dict and not metadata
             else freeze_json(metadata, "metadata")
         )
-        payload = event.payload
-        frozen = [
-            (name, freeze_json(getattr(payload, name), f"payload.{name}"))
-            for name, checked in free
-            if checked
-        ]
+        frozen = _freeze_fields(event.payload, free) if free else None
         try:
             data = _encode(event)
             if len(data) <= max_payload_bytes:
@@ -250,7 +245,7 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
                     and stored.schema_version == schema_version
                 ):
                     _force_setattr(stored, "metadata", frozen_metadata)
-                    if free:
+                    if frozen is not None:
                         _install(stored.payload, free, frozen)
                     return PreparedEvent(stored, data)
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
@@ -258,18 +253,24 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     return _prepare_carefully(event, max_payload_bytes)
 
 
+def _freeze_fields(payload: Any, free: tuple[tuple[str, str | None], ...]) -> list[Any]:
+    """The checked read-only copies of the JSON-like free-form fields of the
+    payload to append (None for the fields only frozen after decoding)."""
+    return [
+        None if path is None else freeze_json(getattr(payload, name), path)
+        for name, path in free
+    ]
+
+
 def _install(
-    payload: Any,
-    free: tuple[tuple[str, bool], ...],
-    frozen: list[tuple[str, Any]],
+    payload: Any, free: tuple[tuple[str, str | None], ...], frozen: list[Any]
 ) -> None:
     """Put read-only values into a freshly decoded payload: the checked
     copies for JSON-like fields, the decoded values wrapped for others."""
-    for name, value in frozen:
+    for (name, path), value in zip(free, frozen, strict=True):
+        if path is None:
+            value = freeze_stored(getattr(payload, name))  # noqa: PLW2901
         _force_setattr(payload, name, value)
-    for name, checked in free:
-        if not checked:
-            _force_setattr(payload, name, freeze_stored(getattr(payload, name)))
 
 
 def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
@@ -294,11 +295,7 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
     if type(frozen_metadata) is not type(EMPTY_DICT):
         msg = f"metadata must be a dict, got {type(event.metadata).__name__}"
         raise InvalidEventError(msg)
-    frozen = [
-        (name, freeze_json(getattr(payload, name), f"payload.{name}"))
-        for name, checked in info.free_fields
-        if checked
-    ]
+    frozen = _freeze_fields(payload, info.free_fields)
     try:
         data = _encoder.encode(event)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as e:
@@ -453,7 +450,7 @@ def _freeze_decoded(event: Event[Any], info: EventTypeInfo | None) -> None:
     _freeze_payload(payload, info.free_fields)
 
 
-def _freeze_payload(payload: Any, free: tuple[tuple[str, bool], ...]) -> None:
+def _freeze_payload(payload: Any, free: tuple[tuple[str, str | None], ...]) -> None:
     for name, _ in free:
         value = getattr(payload, name)
         frozen = freeze_stored(value)

@@ -48,10 +48,11 @@ class EventTypeInfo:
         decoder: A typed msgpack decoder for ``cls``, built once.
         event_decoder: A typed decoder of a whole stored ``Event[cls]``.
         datetime_fields: Names of fields that hold datetimes (checked UTC).
-        free_fields: ``(name, checked)`` of the fields holding free-form
-            data: ``checked`` for JSON-like ones (``Any``, ``dict[str,
-            Any]``, ...: checked and frozen on append), not for other
-            containers (typed by msgspec, only frozen).
+        free_fields: ``(name, path)`` of the fields that may hold a dict
+            or a list: ``path`` (``"payload.<name>"``, for error messages)
+            for JSON-like ones (``Any``, ``dict[str, Any]``, ...: checked
+            and frozen on append), None for other containers (typed by
+            msgspec, only frozen).
         upcasters: ``{from_version: function}`` turning an older stored
             payload (plain data) into the next version's shape.
         short: ``(cls, aggregate_type, decode, schema_version,
@@ -166,15 +167,17 @@ def _holds_container(t: msgspec.inspect.Type) -> bool:
     return False
 
 
-def free_fields(cls: type[msgspec.Struct]) -> tuple[tuple[str, bool], ...]:
-    """``(name, checked)`` of the fields of ``cls`` that may hold a dict or a
-    list (decided once, at registration): ``checked`` when the field is
-    JSON-like free-form data (``Any``, ``dict[str, Any]``, ``list[int]``,
-    ...)."""
+def free_fields(cls: type[msgspec.Struct]) -> tuple[tuple[str, str | None], ...]:
+    """``(name, path)`` of the fields of ``cls`` that may hold a dict or a
+    list (decided once, at registration): ``path`` is ``"payload.<name>"``
+    when the field is JSON-like free-form data (``Any``, ``dict[str,
+    Any]``, ``list[int]``, ...), else None."""
     info = msgspec.inspect.type_info(cls)
     assert isinstance(info, msgspec.inspect.StructType)
     return tuple(
-        (f.name, _json_like(f.type)) for f in info.fields if _holds_container(f.type)
+        (f.name, f"payload.{f.name}" if _json_like(f.type) else None)
+        for f in info.fields
+        if _holds_container(f.type)
     )
 
 
