@@ -29,8 +29,8 @@ class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True, gc=False):
     ``create_*_event`` factories; :meth:`swarmlog.EventStore.append` returns
     the stored copy with ``version`` and ``position`` set. Events are frozen:
     the store never mutates the object you pass in, and the events it hands
-    out keep their free-form data in read-only containers. ``Event[TaskCompleted]``
-    types an event by its payload.
+    out keep their free-form data in read-only containers.
+    ``Event[TaskCompleted]`` types an event by its payload.
 
     Attributes:
         position: Global commit order, 1-based and gap-free; 0 until stored.
