@@ -227,12 +227,10 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
         # The free-form values are checked (JSON-like) and their read-only
         # copies built in one walk before encoding; they replace the
         # decoded copy's plain containers, which they equal.
+        # (A falsy non-dict metadata fails the typed decode below and goes
+        # the careful way, which refuses it: EMPTY_DICT is never installed.)
         metadata = event.metadata
-        frozen_metadata = (
-            EMPTY_DICT
-            if type(metadata) is dict and not metadata
-            else freeze_json(metadata, "metadata")
-        )
+        frozen_metadata = freeze_json(metadata, "metadata") if metadata else EMPTY_DICT
         frozen = _freeze_fields(event.payload, free) if free else None
         try:
             data = _encode(event)

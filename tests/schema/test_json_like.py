@@ -156,9 +156,10 @@ class TestRefused:
         value = [-(2**63), 2**63 - 1]
         assert prepare_event(_task(value), MAX).event.payload.result == value
 
-    def test_metadata_must_be_a_dict(self) -> None:
-        """Metadata that is not a dict is refused."""
-        event = msgspec.structs.replace(_task(None), metadata=[1])  # type: ignore[arg-type]
+    @pytest.mark.parametrize("metadata", [[1], [], None, "", 0, ()])
+    def test_metadata_must_be_a_dict(self, metadata: Any) -> None:
+        """Metadata that is not a dict is refused, empty or not."""
+        event = msgspec.structs.replace(_task(None), metadata=metadata)
         with pytest.raises(InvalidEventError, match="metadata"):
             prepare_event(event, MAX)
 
