@@ -4,7 +4,7 @@ The writer's connection runs with ``wal_autocheckpoint = 0``, so commits
 never stall on a checkpoint. This thread runs PASSIVE checkpoints from its
 own connection every ``interval`` seconds, when the WAL grows past
 ``size_threshold`` (the writer nudges it every few commits), and on
-``persist()``.
+``persist()``. Its thread is a daemon thread: it never holds the process.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = ["Checkpointer"]
 logger = logging.getLogger("swarmlog.checkpointer")
 
 _NUDGE_EVERY = 64  # commits between WAL size checks
+_STOP_TIMEOUT = 30.0  # seconds stop() waits for a checkpoint in progress
 
 
 class Checkpointer:
@@ -58,7 +59,7 @@ class Checkpointer:
         self._lock = threading.Lock()
         self._commits = 0
         self._thread = threading.Thread(
-            target=self._loop, name="swarmlog-checkpointer", daemon=False
+            target=self._loop, name="swarmlog-checkpointer", daemon=True
         )
 
     def start(self) -> None:
@@ -94,11 +95,17 @@ class Checkpointer:
             except SwarmlogError as error:
                 logger.warning("checkpoint failed: %s", error)
                 self._on_error(error)
+            except Exception:  # a bug: log it, keep checkpointing
+                logger.exception("checkpoint failed unexpectedly")
 
     def stop(self) -> None:
-        """Stop the thread and close its connection."""
+        """Stop the thread and close its connection (bounded: a thread still
+        inside a checkpoint after the timeout keeps its connection open)."""
         self._stopping = True
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(_STOP_TIMEOUT)
+            if self._thread.is_alive():
+                logger.warning("checkpointer did not stop in %ss", _STOP_TIMEOUT)
+                return
         self._runner.close()

@@ -4,7 +4,8 @@ A read-only store has no writer to publish commits, so this thread polls the
 file for events past the head it knows (one short read each time), publishes
 the new head and hands the page to the dispatcher exactly as the writer
 would after a commit. Projections on a read-only store therefore stay live
-while another process writes.
+while another process writes. Its thread is a daemon thread: it never
+holds the process.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["Follower"]
 logger = logging.getLogger("swarmlog.follower")
 
 _PAGE = 1000
+_STOP_TIMEOUT = 30.0  # seconds stop() waits for a poll in progress
 
 
 class Follower:
@@ -54,7 +56,7 @@ class Follower:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # head_position may poll from any thread
         self._thread = threading.Thread(
-            target=self._loop, name="swarmlog-follower", daemon=False
+            target=self._loop, name="swarmlog-follower", daemon=True
         )
 
     def start(self) -> None:
@@ -91,7 +93,9 @@ class Follower:
                 return
 
     def stop(self) -> None:
-        """Stop polling and wait for the thread."""
+        """Stop polling and wait (bounded) for the thread."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(_STOP_TIMEOUT)
+            if self._thread.is_alive():
+                logger.warning("read-only follower did not stop in %ss", _STOP_TIMEOUT)

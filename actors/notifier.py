@@ -2,7 +2,10 @@
 
 ``EventStore.on(name, callback)`` registers a listener. Callbacks run on the
 notifier's own thread, never on the writer, in commit order; a slow callback
-delays only later callbacks, and a raising one is logged and ignored.
+delays only later callbacks, and a raising one is logged, counted
+(``Listeners.errors``, shown as ``listener_errors`` in the store's stats)
+and ignored, whatever it raises: ``asyncio.CancelledError``,
+``KeyboardInterrupt`` and ``SystemExit`` included.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Listeners:
         self._lock = threading.Lock()
         self._by_name: dict[str, tuple[Callable[..., Any], ...]] = {}
         self.wants_events = False
+        self.errors = 0  # callbacks that raised (written by the notifier only)
 
     def add(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
         """Register ``callback`` for ``name``.
@@ -134,9 +138,11 @@ class NotifierActor(FastInboxActor):
                 self._call(callback, message.name, message.args)
         return None
 
-    @staticmethod
-    def _call(callback: Callable[..., Any], name: str, args: tuple[Any, ...]) -> None:
+    def _call(
+        self, callback: Callable[..., Any], name: str, args: tuple[Any, ...]
+    ) -> None:
         try:
             callback(*args)
-        except Exception:
+        except BaseException:  # user code: never stops this actor (or pykka's)
+            self._listeners.errors += 1
             logger.exception("listener %r for %r raised", callback, name)

@@ -58,6 +58,8 @@ from typing import (
 import msgspec
 import pykka
 
+from swarmlog.actors.projection_aio import AsyncQueries, async_queries_for
+from swarmlog.actors.projection_direct import query_from_engine
 from swarmlog.actors.projection_messages import (
     Rebuild,
     RetryDeadLetters,
@@ -270,8 +272,12 @@ class _Engine:
         target = 0
         if self.consistency == "strong" and self.head is not None:
             target = self.head.position
-            if target > self.position and in_engine_thread():
-                raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
+        if in_engine_thread():
+            self.check_usable()  # a failed projection says so, whatever its lag
+            if target > self.position:
+                raise EngineThreadWaitError(_ENGINE_QUERY_MESSAGE)
+            # No round trip that could wait on a thread waiting on us.
+            return query_from_engine(self, method, args, kwargs)  # type: ignore[no-any-return]
         future: Future[R] = Future()
         return self.ask(  # type: ignore[no-any-return]
             RunQuery(method, args, kwargs, target, future), future, self.query_timeout
@@ -288,10 +294,17 @@ class _Engine:
         self.ask(WaitFor(position, future), future, timeout)
 
 
+_ENGINE_QUERY_MESSAGE = (
+    "a strong query of a projection that is behind was made inside the "
+    "engine (a handler or a listener callback), where waiting for it could "
+    "deadlock; build that projection with consistency='eventual' (its "
+    "queries then answer at once, from handlers too) or query it outside "
+    "the engine"
+)
 _ENGINE_WAIT_MESSAGE = (
-    "a projection wait was called from inside the engine (a handler or a "
-    "listener callback), where it could deadlock; use consistency='eventual' "
-    "or query outside the engine"
+    "a projection wait (wait_for, rebuild, retry_dead_letters) was called "
+    "inside the engine (a handler or a listener callback), where it could "
+    "deadlock; call it outside the engine, e.g. after the append returns"
 )
 
 
@@ -307,7 +320,8 @@ class Projection:
         store: The :class:`~swarmlog.EventStore` to follow.
         consistency: ``"strong"`` (default): a query reflects every event
             whose append returned before the query was made, also across
-            threads. ``"eventual"``: answer at once with what it has.
+            threads. ``"eventual"``: answer at once with what it has
+            (also when asked from another projection's handler).
         on_failure: What a failing handler does, after ``max_retries``
             retries ``retry_backoff`` seconds apart: ``"retry-then-stop"``
             (the projection enters ``failed``), ``"retry-then-skip"`` (the
@@ -413,7 +427,10 @@ class Projection:
         """Start the projection's actor: restore its latest snapshot, catch
         up from the store, then follow live appends.
 
-        Idempotent; returns the projection. Safe from any thread.
+        Idempotent; returns the projection. Safe from any thread. Returns
+        at once, without waiting for the catch-up (which runs on the
+        projection's thread), so it is safe on an event loop; a strong query
+        or ``wait_for(store.head_position)`` waits for the catch-up.
 
         Raises:
             StoreNotInitializedError: The store is not initialised.
@@ -493,10 +510,23 @@ class Projection:
     def retry_dead_letters(self, timeout: float | None = 30.0) -> int:
         """Re-apply the skipped events (after a fix); return how many now
         succeeded (those are removed from the dead letters)."""
+        if in_engine_thread():
+            raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
         future: Future[int] = Future()
         return int(self._engine.ask(RetryDeadLetters(future), future, timeout))
 
     # -- introspection ----------------------------------------------------------
+
+    @property
+    def aio(self) -> AsyncQueries:
+        """Awaitable forms of this projection's queries and ``wait_for``.
+
+        ``await projection.aio.get_agent("a1")``: same arguments, results
+        and errors as the blocking form, but the event loop never blocks
+        (see :class:`~swarmlog.actors.projection_aio.AsyncQueries`). Use on
+        a thread that runs an asyncio loop.
+        """
+        return async_queries_for(type(self))(self._engine)
 
     @property
     def status(self) -> str:

@@ -149,7 +149,7 @@ class ProjectionActor(FastInboxActor):
             state = msgspec.msgpack.decode(record.state, type=projection.state_type)
             projection.reset_state()
             projection.restore_state(state)
-        except Exception:
+        except BaseException:  # user code: a guard for everything
             logger.exception(
                 "projection %r: cannot restore its snapshot; rebuilding",
                 projection.name,
@@ -186,7 +186,7 @@ class ProjectionActor(FastInboxActor):
         """
         try:
             self._handle(message)
-        except Exception as error:
+        except BaseException as error:  # nothing leaves this actor
             position = getattr(error, "position", self._engine.position + 1)
             logger.exception("projection %r failed", self._projection.name)
             self._stop_at(position, error)
@@ -279,7 +279,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in handlers:
                     handler(projection, event)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 if not self._apply_failure_policy(event, handlers, error):
                     return False
         engine.position = page[-1].position
@@ -303,7 +303,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in handlers:
                     handler(projection, event)
-            except Exception as again:
+            except BaseException as again:  # user code: a guard for everything
                 error = again
             else:
                 return True
@@ -347,7 +347,7 @@ class ProjectionActor(FastInboxActor):
         if isinstance(message, RunQuery):
             try:
                 result = message.method(*message.args, **message.kwargs)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 message.future.set_exception(error)
             else:
                 message.future.set_result(result)
@@ -383,7 +383,7 @@ class ProjectionActor(FastInboxActor):
             if state is None:
                 return False
             blob = msgspec.msgpack.encode(state)
-        except Exception:
+        except BaseException:  # user code: a guard for everything
             logger.exception("projection %r: snapshot failed", projection.name)
             return False
         record = CheckpointRecord(engine.position, projection.state_version, blob)
@@ -450,7 +450,7 @@ class ProjectionActor(FastInboxActor):
         if run.on_progress is not None:
             try:
                 run.on_progress(run.position, target)
-            except Exception:
+            except BaseException:  # user code: a guard for everything
                 logger.exception("rebuild progress callback raised")
         if page and run.position < target:
             self.actor_ref.tell(RebuildStep())
@@ -464,7 +464,7 @@ class ProjectionActor(FastInboxActor):
         try:
             for handler in handlers:
                 handler(run.fresh, event)
-        except Exception as error:
+        except BaseException as error:  # user code: a guard for everything
             name = self._projection.name
             if self._engine.on_failure == "retry-then-stop":
                 raise ProjectionFailedError(
@@ -493,7 +493,7 @@ class ProjectionActor(FastInboxActor):
             try:
                 for handler in self._table.get(event.type, ()):
                     handler(self._projection, event)
-            except Exception as error:
+            except BaseException as error:  # user code: a guard for everything
                 remaining.append((letter, event))
                 logger.warning("dead letter %d still fails: %s", letter.position, error)
             else:

@@ -7,16 +7,22 @@ read plain ints, which CPython reads and writes atomically.
 
 from __future__ import annotations
 
+import functools
+import logging
 import queue
 import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from swarmlog.actors.notifier import Listeners
 
 __all__ = [
+    "ESCAPED",
     "Audience",
     "CommitHead",
     "FastInboxActor",
@@ -24,6 +30,8 @@ __all__ = [
     "in_engine_thread",
     "mark_engine_thread",
 ]
+
+logger = logging.getLogger("swarmlog.actors")
 
 _local = threading.local()
 
@@ -98,8 +106,90 @@ class FastInboxActor(pykka.ThreadingActor):
     pykka's default ``queue.Queue`` takes a Python-level Condition on every
     put; the hot paths (append hand-off, page delivery) put once per commit
     and per projection, so the cheaper put and wake-up show in latency.
+
+    Its thread is a daemon thread: a store nobody shut down must not hold
+    the process (the exit hook in ``swarmlog.lifecycle`` shuts it down).
+
+    ``on_start``, ``on_receive`` and ``on_stop`` of every subclass are
+    wrapped, once, when the class is made: a ``BaseException`` that is not
+    an ``Exception`` (``KeyboardInterrupt``, ``SystemExit``,
+    ``asyncio.CancelledError`` raised by user code) never leaves them. pykka
+    would otherwise stop this actor and then every actor in the process
+    (``ActorRegistry.stop_all``), other stores' included. It is logged and
+    counted in :data:`ESCAPED`; the message's ``future``, if any, gets it.
     """
+
+    use_daemon_thread = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("on_start", "on_receive", "on_stop"):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_guarded", False):
+                setattr(cls, name, _guarded(method))
 
     @staticmethod
     def _create_actor_inbox() -> Any:
         return queue.SimpleQueue()
+
+
+class _Escaped:
+    """Counts BaseExceptions stopped at an actor's edge (read by tests and
+    stats; written by actor threads, one int add under the GIL)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+ESCAPED = _Escaped()
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    if method.__name__ == "on_receive":  # the hot one: no *args packing
+
+        @functools.wraps(method)
+        def guarded_receive(self: pykka.Actor, message: Any) -> Any:
+            try:
+                return method(self, message)
+            except Exception:
+                raise  # pykka's own handling: the caller's reply, or a log
+            except BaseException as error:
+                _stopped_at_edge(self, method, error, message)
+                return None
+
+        guarded_receive._guarded = True  # type: ignore[attr-defined]
+        return guarded_receive
+
+    @functools.wraps(method)
+    def guarded(self: pykka.Actor) -> Any:
+        try:
+            return method(self)
+        except Exception:
+            raise
+        except BaseException as error:
+            _stopped_at_edge(self, method, error, None)
+            return None
+
+    guarded._guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def _stopped_at_edge(
+    actor: pykka.Actor, method: Callable[..., Any], error: BaseException, message: Any
+) -> None:
+    ESCAPED.count += 1
+    logger.error(
+        "%s: %s in %s stopped at the actor's edge",
+        actor,
+        type(error).__name__,
+        method.__name__,
+        exc_info=error,
+    )
+    future = getattr(message, "future", None)
+    if isinstance(future, Future) and not future.done():
+        try:
+            future.set_exception(error)
+        except Exception:  # settled meanwhile
+            logger.debug("future settled meanwhile", exc_info=True)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
 
 __all__ = [
+    "RESERVED_PRAGMAS",
     "FileLock",
     "SQLiteCheckpointRunner",
     "SQLiteReadStorage",
@@ -68,6 +69,25 @@ _SQLITE_NOMEM: Final = 7
 _UNKNOWN_OUTCOME: Final = frozenset({_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_NOMEM})
 
 _PRAGMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+RESERVED_PRAGMAS: Final = {
+    "synchronous": "durability is EventStoreConfig.synchronous",
+    "journal_mode": "the store runs in WAL mode (readers never block the writer)",
+    "locking_mode": "readers and read-only stores need NORMAL locking",
+    "query_only": "the writing connection writes",
+    "wal_autocheckpoint": (
+        "checkpoints run off the commit path (auto_persist_interval, "
+        "wal_checkpoint_bytes)"
+    ),
+    "foreign_keys": "the schema's integrity rules are swarmlog's",
+    "ignore_check_constraints": "the schema's integrity rules are swarmlog's",
+    "writable_schema": "the schema is swarmlog's",
+    "application_id": "it marks the file as a swarmlog store",
+    "user_version": "it records the store format",
+    "schema_version": "it guards every prepared statement",
+}
+"""Pragmas the store relies on, with the reason: user ``pragmas`` may not
+set them (``check_pragmas`` raises ``InvalidConfigError``)."""
 _PRAGMA_VALUE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
@@ -92,12 +112,17 @@ def check_pragmas(pragmas: Mapping[str, Any] | None) -> tuple[str, ...]:
     """Validate user pragmas and render them as statements.
 
     Raises:
-        InvalidConfigError: A name or value is not a plain identifier/number.
+        InvalidConfigError: A name or value is not a plain identifier/number,
+            or the pragma is one the store relies on (``RESERVED_PRAGMAS``).
     """
     statements = []
     for name, value in (pragmas or {}).items():
         if not isinstance(name, str) or not _PRAGMA_NAME.match(name):
             msg = f"pragma name {name!r} is not a plain identifier"
+            raise InvalidConfigError(msg)
+        reason = RESERVED_PRAGMAS.get(name.lower())
+        if reason is not None:
+            msg = f"pragma {name} cannot be set: {reason}"
             raise InvalidConfigError(msg)
         if isinstance(value, bool) or not isinstance(value, int | str):
             msg = f"pragma {name} value must be an int or a word, got {value!r}"
@@ -141,6 +166,17 @@ class FileLock:
         """Drop the lock (closing the descriptor releases it)."""
         if self._fd is not None:
             os.close(self._fd)
+            self._fd = None
+
+    def abandon(self) -> None:
+        """Close this process's copy of an inherited descriptor without
+        unlocking (a forked child): the lock belongs to the open file
+        description shared with the parent, which keeps holding it until it
+        releases its own copy. Never ``flock(LOCK_UN)`` here: that would
+        free the parent's lock."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
             self._fd = None
 
 
@@ -395,6 +431,18 @@ class SQLiteWriteStorage:
     def delete_checkpoint(self, name: str) -> None:
         """Forget a projection checkpoint."""
         self._write_one(sql.DELETE_CHECKPOINT, (name,), "delete projection checkpoint")
+
+    def effective_pragmas(self, names: Sequence[str]) -> dict[str, Any]:
+        """The writing connection's current value of each pragma in
+        ``names`` (plain identifiers; used by tests and diagnostics)."""
+        values: dict[str, Any] = {}
+        for name in names:
+            if not _PRAGMA_NAME.match(name):
+                msg = f"pragma name {name!r} is not a plain identifier"
+                raise InvalidConfigError(msg)
+            row = self._conn.execute(f"PRAGMA {name}").fetchone()
+            values[name] = None if row is None else row[0]
+        return values
 
     def checkpoint_passive(self) -> None:
         """Fold the WAL into the database without waiting on readers."""

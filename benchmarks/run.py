@@ -67,6 +67,7 @@ from benchmarks.library import (
     library_memory,
     library_stream_read,
 )
+from benchmarks.loop_lag import loop_lag, loop_lag_rows
 from benchmarks.peer import (
     eventsourcing_load,
     eventsourcing_pragmas,
@@ -98,7 +99,7 @@ __all__ = [
 
 METRIC_IDS = (
     "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8",
-    "R1", "R2", "R3", "R4", "R5", "M1",
+    "R1", "R2", "R3", "R4", "R5", "M1", "A1",
 )  # fmt: skip
 """Every target id; the table has at least one row for each."""
 
@@ -125,6 +126,7 @@ class RunSizes:
         r4_samples: Sequential appends timed for R4.
         m1_events: Events replayed and caught up for M1.
         scan_repeats: Passes of the raw scan and the library catch-up (R3).
+        a1_events: Events a new projection catches up over during A1.
     """
 
     anchors: Sizes
@@ -134,6 +136,7 @@ class RunSizes:
     r4_samples: int
     m1_events: int
     scan_repeats: int
+    a1_events: int = 100_000
 
 
 QUICK_RUN = RunSizes(
@@ -144,6 +147,7 @@ QUICK_RUN = RunSizes(
     r4_samples=200,
     m1_events=50_000,
     scan_repeats=3,
+    a1_events=10_000,
 )
 """Seconds: every measurement path, small sizes (figures are rough)."""
 
@@ -529,6 +533,10 @@ def run(
     keep("library", "lib_causal_chain", library_causal_chain(grown, ends, R5_DEPTH))
     work.remove(grown)
 
+    say(f"event-loop lag (A1): {sizes.a1_events:,} events, in a fresh child process")
+    keep(
+        "library", "lib_loop_lag", _in_child(loop_lag, work.path("a1"), sizes.a1_events)
+    )
     return _rows(sizes, results), results.as_json()
 
 
@@ -867,6 +875,7 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
                 library_name=f"{name}.peak_growth_mb",
             )
         )
+    rows.extend(loop_lag_rows(results.get("lib_loop_lag"), Row))
     return rows
 
 

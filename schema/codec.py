@@ -27,10 +27,12 @@ from swarmlog.schema.errors import (
     InvalidEventError,
     UnknownEventTypeError,
 )
+from swarmlog.schema.frozen import EMPTY_DICT, freeze_json, freeze_stored
 from swarmlog.schema.registry import (
     EventTypeInfo,
     info_for_class,
     lookup_type,
+    replaced_type,
 )
 from swarmlog.schema.registry import _by_type as _registered
 from swarmlog.schema.timeutil import check_utc, to_micros
@@ -83,6 +85,7 @@ _UNSTORED_HEAD_SIZE: Final = len(_UNSTORED_HEAD)
 _STORED_LAYOUT: Final = _UNSTORED_HEAD + _ID_HEAD  # every prepared envelope's start
 _plain_decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
 _metadata_decoder = msgspec.msgpack.Decoder(dict[str, Any])
+_force_setattr = msgspec.structs.force_setattr
 
 
 class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
@@ -95,8 +98,9 @@ class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
 
     Attributes:
         event: The event exactly as it will read back (decoded from
-            ``data``: lists in tuple fields are tuples, metadata is plain
-            JSON-like data), with position and version 0.
+            ``data``: lists in tuple fields are tuples, metadata and
+            free-form payload fields are read-only JSON-like data), with
+            position and version 0.
         data: The encoded envelope, with position and version still 0.
         cause: The ``cause`` column: the causation id as the why-queries
             look it up (:func:`~swarmlog.schema.causation.cause_key`),
@@ -191,14 +195,19 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     ``datetime.timezone.utc``) takes a short path of identity checks
     around the encode and decode; anything else, and anything the short
     path finds wrong, goes through
-    the careful path, which names the problem.
+    the careful path, which names the problem. On both, the free-form
+    values (metadata, ``Any`` fields) are checked JSON-like and copied
+    read-only in one walk (:func:`~swarmlog.schema.frozen.freeze_json`)
+    before encoding; the copies replace the decoded plain containers.
+    ``causation_id``/``correlation_id`` given as UUIDs are stored as their
+    strings.
 
     Raises:
         UnknownEventTypeError: ``event.type`` is not registered.
         InvalidEventError: Anything else is wrong with the event.
     """
     try:
-        cls, aggregate_type, decode, schema_version, instants = _registered[
+        cls, aggregate_type, decode, schema_version, instants, free = _registered[
             event.type
         ].short
         timestamp = event.timestamp
@@ -222,6 +231,14 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
     except (KeyError, TypeError, AttributeError):
         usual = False
     if usual:
+        # The free-form values are checked (JSON-like) and their read-only
+        # copies built in one walk before encoding; they replace the
+        # decoded copy's plain containers, which they equal.
+        # (A falsy non-dict metadata fails the typed decode below and goes
+        # the careful way, which refuses it: EMPTY_DICT is never installed.)
+        metadata = event.metadata
+        frozen_metadata = freeze_json(metadata, "metadata") if metadata else EMPTY_DICT
+        frozen = _freeze_fields(event.payload, free) if free else None
         try:
             data = _encode(event)
             if len(data) <= max_payload_bytes:
@@ -232,10 +249,33 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
                     and stored.source
                     and stored.schema_version == schema_version
                 ):
+                    _force_setattr(stored, "metadata", frozen_metadata)
+                    if frozen is not None:
+                        _install(stored.payload, free, frozen)
                     return PreparedEvent(stored, data, cause_key(stored.causation_id))
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
             pass
     return _prepare_carefully(event, max_payload_bytes)
+
+
+def _freeze_fields(payload: Any, free: tuple[tuple[str, str | None], ...]) -> list[Any]:
+    """The checked read-only copies of the JSON-like free-form fields of the
+    payload to append (None for the fields only frozen after decoding)."""
+    return [
+        None if path is None else freeze_json(getattr(payload, name), path)
+        for name, path in free
+    ]
+
+
+def _install(
+    payload: Any, free: tuple[tuple[str, str | None], ...], frozen: list[Any]
+) -> None:
+    """Put read-only values into a freshly decoded payload: the checked
+    copies for JSON-like fields, the decoded values wrapped for others."""
+    for (name, path), value in zip(free, frozen, strict=True):
+        if path is None:
+            value = freeze_stored(getattr(payload, name))  # noqa: PLW2901
+        _force_setattr(payload, name, value)
 
 
 def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
@@ -249,6 +289,18 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
             check_utc(original, f"{event.type} {name}")
     if event.position != 0 or event.version != 0:
         event = msgspec.structs.replace(event, position=0, version=0)
+    ids = {}
+    for name in ("causation_id", "correlation_id"):
+        value = getattr(event, name)
+        if isinstance(value, UUID):
+            ids[name] = str(value)
+    if ids:
+        event = msgspec.structs.replace(event, **ids)
+    frozen_metadata = freeze_json(event.metadata, "metadata")
+    if type(frozen_metadata) is not type(EMPTY_DICT):
+        msg = f"metadata must be a dict, got {type(event.metadata).__name__}"
+        raise InvalidEventError(msg)
+    frozen = _freeze_fields(payload, info.free_fields)
     try:
         data = _encoder.encode(event)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as e:
@@ -269,6 +321,8 @@ def _prepare_carefully(event: Event[Any], max_payload_bytes: int) -> PreparedEve
         msg = "the event envelope did not encode in the stored layout"
         raise InvalidEventError(msg)
     _check_decoded(stored, info)
+    _force_setattr(stored, "metadata", frozen_metadata or EMPTY_DICT)
+    _install(stored.payload, info.free_fields, frozen)
     return PreparedEvent(stored, data, cause_key(stored.causation_id))
 
 
@@ -283,6 +337,13 @@ def _check_routing(event: Event[Any]) -> EventTypeInfo:
     if info is None:
         raise UnknownEventTypeError(event_type)
     if type(event.payload) is not info.cls:
+        if replaced_type(type(event.payload)) == event_type:
+            msg = (
+                f"event type {event_type!r} was registered again with a new "
+                f"{info.cls.__name__} class; build the payload from that class "
+                "(this one is the replaced class)"
+            )
+            raise InvalidEventError(msg)
         by_class = info_for_class(type(event.payload))
         got = by_class.type if by_class is not None else type(event.payload).__name__
         msg = (
@@ -346,7 +407,9 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
 
     This is the read hot path (every get_events, query, replay and
     projection catch-up): the whole envelope, payload included, is decoded
-    by one typed msgspec decoder in C.
+    by one typed msgspec decoder in C. Its containers (metadata, free-form
+    payload fields) are then made read-only: the event is shared by every
+    projection that handles it.
 
     Raises:
         EventDecodeError: The row is damaged; the error names its position.
@@ -356,8 +419,16 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
     try:
         if info is not None and info.schema_version == schema_version:
             event: Event[Any] = info.event_decoder.decode(data)
+            # _freeze_decoded inlined for the common case (the read hot path)
+            metadata = event.metadata
+            _force_setattr(
+                event, "metadata", freeze_stored(metadata) if metadata else EMPTY_DICT
+            )
+            if info.free_fields:
+                _freeze_payload(event.payload, info.free_fields)
         else:
             event = _decode_other(event_type, schema_version, data, position)
+            _freeze_decoded(event, info)
     except EventDecodeError:
         raise
     except Exception as e:  # damaged bytes, a failing upcaster
@@ -366,6 +437,30 @@ def decode_row(row: Sequence[Any]) -> Event[Any]:
         reason = f"the envelope says position {event.position}"
         raise EventDecodeError(position, reason)
     return event
+
+
+def _freeze_decoded(event: Event[Any], info: EventTypeInfo | None) -> None:
+    """Make a decoded event's containers read-only (in place: it is new
+    and nobody else has seen it yet)."""
+    metadata = event.metadata
+    _force_setattr(
+        event, "metadata", freeze_stored(metadata) if metadata else EMPTY_DICT
+    )
+    payload = event.payload
+    if info is None or type(payload) is not info.cls:  # unregistered: plain data
+        frozen = freeze_stored(payload)
+        if frozen is not payload:
+            _force_setattr(event, "payload", frozen)
+        return
+    _freeze_payload(payload, info.free_fields)
+
+
+def _freeze_payload(payload: Any, free: tuple[tuple[str, str | None], ...]) -> None:
+    for name, _ in free:
+        value = getattr(payload, name)
+        frozen = freeze_stored(value)
+        if frozen is not value:
+            _force_setattr(payload, name, frozen)
 
 
 def _decode_other(

@@ -28,8 +28,9 @@ class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True, gc=False):
     Build events with :func:`swarmlog.create_event` or one of the 23
     ``create_*_event`` factories; :meth:`swarmlog.EventStore.append` returns
     the stored copy with ``version`` and ``position`` set. Events are frozen:
-    the store never mutates the object you pass in. ``Event[TaskCompleted]``
-    types an event by its payload.
+    the store never mutates the object you pass in, and the events it hands
+    out keep their free-form data in read-only containers.
+    ``Event[TaskCompleted]`` types an event by its payload.
 
     Attributes:
         position: Global commit order, 1-based and gap-free; 0 until stored.
@@ -44,8 +45,12 @@ class Event(msgspec.Struct, Generic[P], frozen=True, kw_only=True, gc=False):
             registered in this process).
         timestamp: When the event was made (timezone-aware UTC).
         source: Who emitted the event.
-        metadata: JSON-like extra data.
-        causation_id: Id of the event or command that caused this one.
+        metadata: JSON-like extra data; read-only (a
+            :class:`~swarmlog.schema.frozen.FrozenDict`) in every event the
+            store hands out, which projections and listeners share.
+        causation_id: Id of the event or command that caused this one (a
+            UUID given is stored as its string; see ``caused_by=`` of the
+            factories).
         correlation_id: Id shared by a whole conversation of events.
         schema_version: Version of the payload's shape when it was written.
     """

@@ -106,6 +106,48 @@ class InvalidEventError(SwarmlogError):
     non-UTC timestamp, an aggregate type mismatch, an oversize payload."""
 
 
+class InvalidValueError(InvalidEventError):
+    """A free-form field (``result``, ``config``, ``metrics``, ``context``,
+    ``metadata``, any ``Any`` field of a payload) holds something that is
+    not JSON-like, or is nested too deep.
+
+    Attributes:
+        path: Where, e.g. ``payload.result.items[3]``.
+        reason: What is wrong there.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self._init_args = (path, reason)
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} cannot be encoded: {reason}")
+
+
+class ReadOnlyDataError(SwarmlogError, TypeError):
+    """An attempt to change an event's or a read model's data in place.
+
+    Events handed to projections, listeners and appenders, and query results
+    of the built-in read models, share their containers: they are read-only
+    ``dict``/``list`` subclasses. Copy first (``dict(value)``,
+    ``list(value)``, ``copy.deepcopy(value)`` keeps them read-only). A
+    ``TypeError``, like changing a tuple.
+
+    Attributes:
+        kind: ``"dict"`` or ``"list"``.
+        operation: The refused method, e.g. ``"__setitem__"``.
+    """
+
+    def __init__(self, kind: str, operation: str) -> None:
+        self._init_args = (kind, operation)
+        self.kind = kind
+        self.operation = operation
+        msg = (
+            f"this {kind} is read-only event or read-model data ({operation} "
+            f"refused); make a copy to change it, e.g. {kind}(value)"
+        )
+        super().__init__(msg)
+
+
 class InvalidQueryError(SwarmlogError):
     """A read was given a filter of the wrong type or range."""
 

@@ -4,7 +4,8 @@ Each payload is a frozen Struct tagged with its reference type string
 (``"task:completed"``) and named as the past-tense fact (``TaskCompleted``).
 Instants are timezone-aware UTC datetimes, ``duration`` is integer
 milliseconds, sequences are tuples, and ``result``/``config``/``metrics``/
-``context`` hold JSON-like data. Add new fields only with defaults, so that
+``context`` hold JSON-like data (checked and made read-only on append, see
+:mod:`swarmlog.schema.frozen`). Add new fields only with defaults, so that
 events stored earlier still decode (msgspec schema evolution).
 
 Types whose fields cannot hold containers are ``gc=False``: the garbage
@@ -199,13 +200,18 @@ class MemoryStored(_Payload, frozen=True, tag="memory:stored", kw_only=True, gc=
 class MemoryRetrieved(
     _Payload, frozen=True, tag="memory:retrieved", kw_only=True, gc=False
 ):
-    """A memory entry was read (``access_count`` as the caller counted it)."""
+    """A memory entry was read.
+
+    ``access_count`` is optional: the caller's own count of reads of the
+    entry, if it keeps one, stored for auditing; the memory read model
+    counts ``memory:retrieved`` events itself and does not use it.
+    """
 
     memory_id: str
     namespace: str
     key: str
     retrieved_at: datetime
-    access_count: int
+    access_count: int | None = None
 
 
 class MemoryDeleted(

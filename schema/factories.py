@@ -5,13 +5,19 @@ snake_case. Each builds the payload, stamps the instant fields with
 ``timestamp`` (default: now, UTC) and wraps the payload in an :class:`Event`
 envelope with a fresh time-ordered id. Every factory also takes the
 keyword-only envelope options ``metadata``, ``causation_id``,
-``correlation_id``, ``source`` and ``timestamp`` (a simulation passes its
-simulated clock there).
+``correlation_id``, ``caused_by``, ``source`` and ``timestamp`` (a
+simulation passes its simulated clock there).
+
+The factories check what the payload types cannot: a ``str`` where a
+sequence of ids is expected (``capabilities="coding"`` would become
+``("c", "o", ...)``) and negative durations, sizes and counts raise
+:class:`~swarmlog.schema.errors.InvalidEventError`.
 """
 
 from __future__ import annotations
 
 import traceback
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from swarmlog.schema.envelope import Event
@@ -45,7 +51,6 @@ from swarmlog.schema.registry import info_for_class
 from swarmlog.schema.timeutil import check_utc, utc_now, uuid7
 
 if TYPE_CHECKING:
-    import uuid
     from collections.abc import Iterable
     from datetime import datetime
 
@@ -88,8 +93,9 @@ def create_event(
     aggregate_id: str,
     *,
     metadata: dict[str, Any] | None = None,
-    causation_id: str | None = None,
-    correlation_id: str | None = None,
+    causation_id: str | uuid.UUID | None = None,
+    correlation_id: str | uuid.UUID | None = None,
+    caused_by: Event[Any] | None = None,
     source: str = "swarm",
     timestamp: datetime | None = None,
     event_id: uuid.UUID | None = None,
@@ -103,8 +109,12 @@ def create_event(
         payload: An instance of a registered payload class.
         aggregate_id: The aggregate (stream) the event belongs to.
         metadata: JSON-like extra data.
-        causation_id: Id of what caused this event.
-        correlation_id: Id shared by related events.
+        causation_id: Id of what caused this event (a UUID or a string;
+            stored and read back as the string).
+        correlation_id: Id shared by related events (likewise).
+        caused_by: The event that caused this one: ``causation_id``
+            becomes its id and ``correlation_id`` its correlation id (its
+            id when it has none), unless given explicitly.
         source: Who emitted it.
         timestamp: The event's instant (timezone-aware UTC); default now.
         event_id: A caller-chosen id (for idempotent retries); default a new
@@ -112,11 +122,20 @@ def create_event(
 
     Raises:
         UnknownEventTypeError: The payload's class is not registered.
-        InvalidEventError: ``timestamp`` is naive or not UTC.
+        InvalidEventError: ``timestamp`` is naive or not UTC, an id is
+            neither a UUID nor a string, or ``caused_by`` is not an Event.
     """
     info = info_for_class(type(payload))
     if info is None:
         raise UnknownEventTypeError(type(payload).__name__)
+    if caused_by is not None:
+        if not isinstance(caused_by, Event):
+            msg = f"caused_by must be an Event, got {type(caused_by).__name__}"
+            raise InvalidEventError(msg)
+        if causation_id is None:
+            causation_id = caused_by.id
+        if correlation_id is None:
+            correlation_id = caused_by.correlation_id or caused_by.id
     if timestamp is None:
         timestamp = utc_now()
     else:
@@ -130,10 +149,46 @@ def create_event(
         timestamp=timestamp,
         source=source,
         metadata={} if metadata is None else metadata,
-        causation_id=causation_id,
-        correlation_id=correlation_id,
+        causation_id=_id_text(causation_id, "causation_id"),
+        correlation_id=_id_text(correlation_id, "correlation_id"),
         schema_version=info.schema_version,
     )
+
+
+def _id_text(value: object, name: str) -> str | None:
+    """A causation or correlation id as stored: the canonical string."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    msg = f"{name} must be a UUID or a string, got {type(value).__name__}"
+    raise InvalidEventError(msg)
+
+
+def _ids(values: Iterable[str], name: str) -> tuple[str, ...]:
+    """A sequence of ids as a tuple; a lone string is refused (it would
+    become one id per character)."""
+    if isinstance(values, (str, bytes, bytearray)):
+        msg = (
+            f"{name} must be a sequence of strings, got the string {values!r} "
+            f"(write [{values!r}] for one)"
+        )
+        raise InvalidEventError(msg)
+    try:
+        return tuple(values)
+    except TypeError as e:
+        msg = f"{name} must be a sequence of strings, got {type(values).__name__}"
+        raise InvalidEventError(msg) from e
+
+
+def _not_negative(value: Any, name: str) -> Any:
+    """``value`` unless it is a negative number (a duration, size or count)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        msg = f"{name} must not be negative, got {value!r}"
+        raise InvalidEventError(msg)
+    return value
 
 
 def _error_text(error: BaseException | str) -> tuple[str, str | None]:
@@ -164,7 +219,10 @@ def create_agent_spawned_event(
 ) -> Event[Any]:
     """``agent:spawned``: an agent was created."""
     payload = AgentSpawned(
-        agent_id=agent_id, role=role, domain=domain, capabilities=tuple(capabilities)
+        agent_id=agent_id,
+        role=role,
+        domain=domain,
+        capabilities=_ids(capabilities, "capabilities"),
     )
     return create_event(payload, agent_id, **envelope)
 
@@ -231,7 +289,7 @@ def create_agent_task_completed_event(
         task_id=task_id,
         result=result,
         completed_at=completed_at,
-        duration=duration,
+        duration=_not_negative(duration, "duration"),
     )
     return create_event(payload, agent_id, **envelope)
 
@@ -255,7 +313,7 @@ def create_task_created_event(
         title=title,
         description=description,
         priority=priority,
-        dependencies=tuple(dependencies),
+        dependencies=_ids(dependencies, "dependencies"),
     )
     return create_event(payload, task_id, **envelope)
 
@@ -275,7 +333,10 @@ def create_task_completed_event(
     """``task:completed``: the task succeeded (``duration`` in ms, optional)."""
     at = _now(envelope.pop("timestamp", None))
     payload = TaskCompleted(
-        task_id=task_id, result=result, completed_at=at, duration=duration
+        task_id=task_id,
+        result=result,
+        completed_at=at,
+        duration=_not_negative(duration, "duration"),
     )
     return create_event(payload, task_id, timestamp=at, **envelope)
 
@@ -292,7 +353,7 @@ def create_task_failed_event(
         error=message,
         stack=stack,
         failed_at=at,
-        retry_count=retry_count,
+        retry_count=_not_negative(retry_count, "retry_count"),
     )
     return create_event(payload, task_id, timestamp=at, **envelope)
 
@@ -302,7 +363,9 @@ def create_task_blocked_event(
 ) -> Event[Any]:
     """``task:blocked``: the task waits on ``blocked_by``."""
     at = _now(envelope.pop("timestamp", None))
-    payload = TaskBlocked(task_id=task_id, blocked_by=tuple(blocked_by), blocked_at=at)
+    payload = TaskBlocked(
+        task_id=task_id, blocked_by=_ids(blocked_by, "blocked_by"), blocked_at=at
+    )
     return create_event(payload, task_id, timestamp=at, **envelope)
 
 
@@ -333,23 +396,32 @@ def create_memory_stored_event(
         namespace=namespace,
         key=key,
         memory_type=memory_type,
-        size=size,
+        size=_not_negative(size, "size"),
         stored_at=at,
     )
     return create_event(payload, memory_id, timestamp=at, **envelope)
 
 
 def create_memory_retrieved_event(
-    memory_id: str, namespace: str, key: str, access_count: int, **envelope: Any
+    memory_id: str,
+    namespace: str,
+    key: str,
+    access_count: int | None = None,
+    **envelope: Any,
 ) -> Event[Any]:
-    """``memory:retrieved``: the entry was read."""
+    """``memory:retrieved``: the entry was read.
+
+    ``access_count`` (optional) is the caller's own count of reads of the
+    entry, stored for auditing; the memory read model counts the
+    ``memory:retrieved`` events itself.
+    """
     at = _now(envelope.pop("timestamp", None))
     payload = MemoryRetrieved(
         memory_id=memory_id,
         namespace=namespace,
         key=key,
         retrieved_at=at,
-        access_count=access_count,
+        access_count=_not_negative(access_count, "access_count"),
     )
     return create_event(payload, memory_id, timestamp=at, **envelope)
 
@@ -394,7 +466,10 @@ def create_swarm_initialized_event(
     """``swarm:initialized``: the swarm started."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmInitialized(
-        topology=topology, max_agents=max_agents, config=config, initialized_at=at
+        topology=topology,
+        max_agents=_not_negative(max_agents, "max_agents"),
+        config=config,
+        initialized_at=at,
     )
     return _swarm_event(payload, {"timestamp": at, **envelope})
 
@@ -405,8 +480,10 @@ def create_swarm_scaled_event(
     """``swarm:scaled``: the agent count changed."""
     at = _now(envelope.pop("timestamp", None))
     payload = SwarmScaled(
-        previous_agent_count=previous_agent_count,
-        new_agent_count=new_agent_count,
+        previous_agent_count=_not_negative(
+            previous_agent_count, "previous_agent_count"
+        ),
+        new_agent_count=_not_negative(new_agent_count, "new_agent_count"),
         reason=reason,
         scaled_at=at,
     )

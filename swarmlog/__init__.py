@@ -46,6 +46,7 @@ from swarmlog.diff import (
 )
 from swarmlog.effects import Effects
 from swarmlog.futures import AppendFuture
+from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.schema.effect_errors import (
     EffectMismatchError,
     EffectNotRecordedError,
@@ -171,6 +172,7 @@ __all__ = [
     "ExpectedVersion",
     "FieldChange",
     "ForkOrigin",
+    "ForkedStoreError",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",

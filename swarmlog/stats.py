@@ -45,6 +45,8 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
         failed_appends: Append requests that failed.
         appends_in_flight: Append requests queued or being committed now.
         projections: Projection name -> its status.
+        listener_errors: Listener callbacks that raised (logged and
+            ignored, ``BaseException`` included), since the store opened.
         lineage: Where this store was forked from, oldest ancestor first
             (the last entry is its direct source); empty if it is no fork.
     """
@@ -64,4 +66,5 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     failed_appends: int = 0
     appends_in_flight: int = 0
     projections: dict[str, ProjectionStatus] = {}
+    listener_errors: int = 0
     lineage: tuple[ForkOrigin, ...] = ()

@@ -57,8 +57,12 @@ from swarmlog.actors.sqlite_storage import (
 )
 from swarmlog.actors.storage import EventQuery, SnapshotRecord
 from swarmlog.actors.writer import WriterActor
+from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
 from swarmlog.futures import AppendFuture
+from swarmlog.lifecycle import ForkedStoreError
+from swarmlog.lifecycle import register as register_open
+from swarmlog.lifecycle import unregister as unregister_open
 from swarmlog.schema.causation import event_key
 from swarmlog.schema.codec import decode_value, encode_value, prepare_event
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
@@ -95,6 +99,7 @@ __all__ = ["EventStore"]
 logger = logging.getLogger("swarmlog")
 
 _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
+_FORKED = "forked"  # this process is a fork of the one that opened the store
 _SHUTDOWN_TIMEOUT = 60.0
 
 
@@ -200,6 +205,7 @@ class EventStore:
         self._projections: dict[str, Projection] = {}
         self._path = ""
         self._tempdir: str | None = None
+        self._pid = 0  # the process that opened it
         self._lock: FileLock | None = None
         self._reader: ReadStorage | None = None
         self._writer: pykka.ActorRef[Any] | None = None
@@ -215,8 +221,9 @@ class EventStore:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`shutdown` was called."""
-        return self._state in (_CLOSING, _CLOSED)
+        """Whether :meth:`shutdown` was called (or this process is a fork
+        of the one that opened the store)."""
+        return self._state in (_CLOSING, _CLOSED, _FORKED)
 
     @property
     def path(self) -> str:
@@ -234,7 +241,9 @@ class EventStore:
             StoreLockedError: Another writing store holds the file.
             StoreOpenError: The path cannot be opened.
             IncompatibleStoreError: Not a swarmlog store, or a newer format.
+            ForkedStoreError: The store was opened before this process forked.
         """
+        self._check_not_forked()
         with self._lifecycle:
             if self._state == _OPEN:
                 return self
@@ -247,6 +256,8 @@ class EventStore:
                 self._close_resources()
                 raise
             self._state = _OPEN
+            self._pid = os.getpid()
+            register_open(self)  # shut down at exit, fenced in a forked child
         self._log("swarmlog: opened %s (head %d)", self._path, self._head.position)
         self._notify("initialized", ())
         return self
@@ -257,7 +268,9 @@ class EventStore:
             self._tempdir = tempfile.mkdtemp(prefix="swarmlog-")
             self._path = os.path.join(self._tempdir, "memory.db")
         else:
-            self._path = os.path.abspath(config.database_path)
+            # The real path: a symlinked spelling of an open store's file
+            # must meet its lock (and SQLite its -wal file).
+            self._path = os.path.realpath(config.database_path)
         path = self._path
         if os.path.isdir(path):
             raise StoreOpenError(path, "it is a directory")
@@ -334,7 +347,12 @@ class EventStore:
         Raises:
             EngineThreadWaitError: Called from a handler or a listener (the
                 engine would wait for itself); the store stays open.
+
+        In a forked child of the process that opened the store, this does
+        nothing (the parent owns the file, its threads and its lock).
         """
+        if self._state == _FORKED:
+            return
         if in_engine_thread():
             msg = "shutdown() cannot be called from a handler or listener"
             raise EngineThreadWaitError(msg)
@@ -351,7 +369,31 @@ class EventStore:
             finally:
                 self._close_resources()
                 self._state = _CLOSED
+                unregister_open(self)
         self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
+
+    def _shutdown_at_exit(self) -> None:
+        """The exit hook's shutdown (main thread, at interpreter exit)."""
+        self.shutdown()
+
+    def _fence_after_fork(self) -> None:
+        """Refuse every call in a forked child (its only thread, at fork).
+
+        The parent's connections, actors and temporary folder are never
+        touched; the inherited lock descriptor is closed without unlocking.
+        """
+        self._state = _FORKED
+        self._lifecycle = threading.RLock()  # a parent thread may have held it
+        self._tempdir = None  # the parent's to remove
+        if self._lock is not None:
+            self._lock.abandon()
+            self._lock = None
+        for projection in list(self._projections.values()):
+            projection._engine.actor = None  # its thread stayed in the parent
+
+    def _check_not_forked(self) -> None:
+        if self._state == _FORKED:
+            raise ForkedStoreError(self._path, self._pid)
 
     def _drain_appends(self) -> None:
         # The state is no longer open, so appends that take a slot from now
@@ -402,7 +444,7 @@ class EventStore:
         for attr in ("_dispatcher", "_writer", "_notifier"):
             ref = getattr(self, attr)
             if ref is not None:
-                ref.stop()
+                _stop_bounded(ref)
                 setattr(self, attr, None)
         committer, self._committer = self._committer, None
         if committer is not None:  # closed by the writer's on_stop, unless
@@ -424,6 +466,7 @@ class EventStore:
         if state == _NEW:
             msg = "call initialize() (or use `with EventStore(...)`) first"
             raise StoreNotInitializedError(msg)
+        self._check_not_forked()
         msg = "the store is shut down"
         raise StoreClosedError(msg)
 
@@ -728,9 +771,16 @@ class EventStore:
     def head_position(self) -> int:
         """The highest committed position (as published by the writer; on a
         read-only store, as found in the file now)."""
+        self._check_not_forked()
         if self._follower is not None:
             self._follower.poll()
         return self._head.position
+
+    @property
+    def aio(self) -> AsyncStoreReads:
+        """Awaitable forms of the reads (``await store.aio.get_events(...)``,
+        ``async for event in store.aio.replay()``); see :mod:`swarmlog.aio`."""
+        return AsyncStoreReads(self)
 
     # -- snapshots ----------------------------------------------------------------
 
@@ -944,6 +994,7 @@ class EventStore:
             failed_appends=metrics.failed_appends,
             appends_in_flight=self._in_flight.count,
             projections={n: p.get_status() for n, p in list(self._projections.items())},
+            listener_errors=self._listeners.errors,
             lineage=tuple(
                 ForkOrigin(
                     source=r.source,
@@ -1033,7 +1084,7 @@ class EventStore:
         engine.actor = None
         self._audience.projections -= 1
         if actor.is_alive():
-            actor.stop()
+            _stop_bounded(actor)
 
     def _stop_projection(self, projection: Projection) -> None:
         if in_engine_thread():
@@ -1068,6 +1119,15 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
+    """Stop an actor, waiting at most ``_SHUTDOWN_TIMEOUT`` (a handler stuck
+    forever must not hold the process: the thread is a daemon)."""
+    try:
+        actor.stop(timeout=_SHUTDOWN_TIMEOUT)
+    except pykka.Timeout:
+        logger.warning("swarmlog: %s did not stop in %ss", actor, _SHUTDOWN_TIMEOUT)
 
 
 def _why_key(event_id: object, name: str) -> bytes | str | None:

@@ -114,8 +114,12 @@ class AgentHealth(msgspec.Struct, frozen=True, kw_only=True):
         error_count: Number of ``agent:failed`` events.
         completed_count: Tasks it completed.
         failed_count: Tasks of it that failed.
-        success_rate: ``completed / (completed + failed)``; 0.0 when it
-            finished no task yet.
+        success_rate: ``completed / (completed + failed)`` over the
+            agent's ``agent:task-completed`` and ``task:failed`` events,
+            retries included (a task that failed twice and then completed
+            counts 1 of 3); 0.0 when it finished no task yet. The tasks
+            read model's ``get_success_rate(agent_id=...)`` counts each
+            task once by its final status instead.
         last_activity_at: The latest instant of any event about it.
         idle_for: Time since ``last_activity_at`` (never negative).
     """

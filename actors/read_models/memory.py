@@ -7,8 +7,10 @@ event                  effect on the entry
 =====================  =======================================================
 ``memory:stored``      new entry (a second one for a known id replaces it,
                        keeping its place in store order)
-``memory:retrieved``   ``access_count += 1`` (it counts retrieval events, not
-                       the payload's ``access_count``), ``last_accessed_at``
+``memory:retrieved``   ``access_count += 1`` (it counts retrieval events;
+                       the payload's optional ``access_count`` is the
+                       caller's own count, kept in the event for
+                       auditing, not used here), ``last_accessed_at``
 ``memory:deleted``     ``is_deleted``, ``deleted_at`` (the first deletion's)
 ``memory:expired``     ``is_deleted``, ``deleted_at`` = ``expired_at``
 =====================  =======================================================

@@ -20,8 +20,13 @@ event                          effect on the swarm
 
 Events about a swarm that was never initialised are ignored; a second
 ``swarm:initialized`` for a known id starts that swarm afresh. ``config``,
-``metrics`` and error ``context`` are the payloads' data as stored (shared,
-not copied: treat them as read-only).
+``metrics`` and error ``context`` are the payloads' data as stored:
+read-only containers, shared with the events.
+
+One store can hold several swarms (each ``swarm_id=`` is its own
+aggregate): :meth:`SwarmProjection.get_all_swarms` lists them in
+initialisation order and each keeps its own state. Separate swarms that
+must not share agents, tasks or memory ids belong in separate stores.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from swarmlog.schema.events import (
     SwarmTerminated,
 )
 from swarmlog.schema.factories import DEFAULT_SWARM_ID
+from swarmlog.schema.frozen import freeze_stored
 
 if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
@@ -132,6 +138,17 @@ class SwarmState(msgspec.Struct, frozen=True, kw_only=True):
     terminated_at: datetime | None = None
 
 
+def _frozen(swarm: SwarmState) -> SwarmState:
+    """``swarm`` with its free-form data in read-only containers."""
+    errors = tuple(_replace(e, context=freeze_stored(e.context)) for e in swarm.errors)
+    return _replace(
+        swarm,
+        config=freeze_stored(swarm.config),
+        metrics=freeze_stored(swarm.metrics),
+        errors=errors,
+    )
+
+
 class _SwarmSnapshot(msgspec.Struct, kw_only=True):
     """What SwarmProjection snapshots: swarms in initialisation order."""
 
@@ -165,8 +182,9 @@ class SwarmProjection(Projection):
         return _SwarmSnapshot(swarms=list(self._swarms.values()))
 
     def restore_state(self, state: _SwarmSnapshot) -> None:
-        """Load a snapshot made by :meth:`snapshot_state`."""
-        self._swarms = {swarm.id: swarm for swarm in state.swarms}
+        """Load a snapshot made by :meth:`snapshot_state` (data made
+        read-only again, as events deliver it)."""
+        self._swarms = {swarm.id: _frozen(swarm) for swarm in state.swarms}
 
     # -- handlers (projection thread) ---------------------------------------------
 

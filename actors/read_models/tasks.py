@@ -21,8 +21,16 @@ event                    effect on the task
 
 Events about a task that was never created are ignored; a second
 ``task:created`` for a known id starts the task afresh, keeping its place in
-creation order. ``result`` is the payload's data as stored (shared, not
-copied: treat it as read-only).
+creation order. ``result`` is the payload's data as stored: read-only
+containers (:class:`~swarmlog.schema.frozen.FrozenDict` /
+:class:`~swarmlog.schema.frozen.FrozenList`), shared with the events.
+
+Two success rates exist and differ on purpose:
+:meth:`TaskHistoryProjection.get_success_rate` counts each task once, by
+its final status (a task that failed, was retried and completed counts as
+one success), while ``AgentHealth.success_rate`` of the agents read model
+counts every ``agent:task-completed`` and every ``task:failed`` of the
+agent, retries included.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from swarmlog.schema.events import (
     TaskQueued,
     TaskStarted,
 )
+from swarmlog.schema.frozen import freeze_stored
 
 if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
@@ -134,8 +143,14 @@ class TaskHistoryProjection(Projection):
         return _TasksSnapshot(tasks=list(self._tasks.values()))
 
     def restore_state(self, state: _TasksSnapshot) -> None:
-        """Load a snapshot made by :meth:`snapshot_state`."""
-        self._tasks = {task.id: task for task in state.tasks}
+        """Load a snapshot made by :meth:`snapshot_state` (results made
+        read-only again, as events deliver them)."""
+        self._tasks = {}
+        for task in state.tasks:
+            result = freeze_stored(task.result)
+            if result is not task.result:
+                task = _replace(task, result=result)  # noqa: PLW2901
+            self._tasks[task.id] = task
 
     # -- handlers (projection thread) ---------------------------------------------
 
@@ -268,7 +283,10 @@ class TaskHistoryProjection(Projection):
         self, *, agent_id: str | None = None, task_type: str | None = None
     ) -> float:
         """Completed / (completed + failed) over the tasks matching the
-        filters, in [0, 1]; 0.0 when none finished."""
+        filters, each task counted once by its final status (retries are
+        not counted), in [0, 1]; 0.0 when none finished. (An agent's
+        ``AgentHealth.success_rate`` counts every completion and failure
+        event instead, retries included.)"""
         completed, failed = self._finished(agent_id, task_type)
         total = completed + failed
         return completed / total if total else 0.0

@@ -28,7 +28,7 @@ from swarmlog import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -503,3 +503,210 @@ def test_stopping_a_projection_from_a_listener_is_refused(store: EventStore) -> 
     assert done.wait(10)
     assert len(outcome) == 2
     assert journal.count() == 1  # still running
+
+
+class _Peer(Projection):
+    """Counts task:created events; its handler asks its peer for a count."""
+
+    state_version = 1
+    ask_peer: Callable[[], int] | None = None
+    barrier: threading.Barrier | None = None
+
+    def reset_state(self) -> None:
+        self._count = 0
+        self.answers: list[int] = []
+        self.errors: list[BaseException] = []
+        self.failed = threading.Event()
+
+    @handles(TaskCreated)
+    def _on_created(self, event: Event) -> None:
+        self._count += 1
+        try:
+            if self.barrier is not None and event.position == 1:
+                self.barrier.wait()  # both handlers are running now
+            assert self.ask_peer is not None
+            self.answers.append(self.ask_peer())
+        except BaseException as e:  # the test reads it
+            self.errors.append(e)
+            self.failed.set()
+
+    @query
+    def count(self) -> int:
+        return self._count
+
+
+class _PeerA(_Peer):
+    name = "peer-a"
+
+
+class _PeerB(_Peer):
+    name = "peer-b"
+
+
+def test_projections_querying_each_other_both_keep_up(store: EventStore) -> None:
+    """Two eventual projections whose handlers query each other, both
+    inside a handler at once: each answers the other while it waits, so
+    neither stalls until the query timeout (guard: 10 s of a 60 s one)."""
+    barrier = threading.Barrier(2, timeout=10)
+    a = _PeerA(store, consistency="eventual", query_timeout=60)
+    b = _PeerB(store, consistency="eventual", query_timeout=60)
+    a.ask_peer, b.ask_peer = b.count, a.count
+    a.barrier = b.barrier = barrier
+    a.initialize()
+    b.initialize()
+    for i in range(20):
+        store.append(_created(i))
+    a.wait_for(20, timeout=10)
+    b.wait_for(20, timeout=10)
+    assert a.errors == []
+    assert b.errors == []
+    assert len(a.answers) == len(b.answers) == 20
+    assert all(0 <= n <= 20 for n in a.answers + b.answers)
+    assert a.count() == b.count() == 20
+
+
+class _PeerC(_Peer):
+    name = "peer-c"
+
+
+def test_three_projections_querying_in_a_ring(store: EventStore) -> None:
+    """A asks B, B asks C, C asks A, all three inside a handler at once:
+    all keep up (guard: 10 s of a 60 s query timeout)."""
+    barrier = threading.Barrier(3, timeout=10)
+    ring = [
+        kind(store, consistency="eventual", query_timeout=60)
+        for kind in (_PeerA, _PeerB, _PeerC)
+    ]
+    for k, projection in enumerate(ring):
+        projection.ask_peer = ring[(k + 1) % 3].count
+        projection.barrier = barrier
+        projection.initialize()
+    for i in range(10):
+        store.append(_created(i))
+    for projection in ring:
+        projection.wait_for(10, timeout=10)
+        assert projection.errors == []
+        assert len(projection.answers) == 10
+
+
+def test_query_from_a_handler_of_a_stuck_projection_times_out(
+    store: EventStore,
+) -> None:
+    """A handler's query of a projection stuck in its own handler raises
+    ProjectionTimeoutError after that projection's query_timeout; both go
+    on afterwards."""
+
+    class Stuck(_Gated):
+        name = "stuck"
+        gate = threading.Event()
+
+    stuck = Stuck(store, consistency="eventual", query_timeout=0.05)
+    asker = _PeerA(store, consistency="eventual")
+    asker.ask_peer = stuck.count
+    stuck.initialize()
+    asker.initialize()
+    try:
+        store.append(_created(1))  # stuck's first handler waits for the gate
+        assert asker.failed.wait(10)
+    finally:
+        Stuck.gate.set()
+    store.append(_created(2))
+    asker.wait_for(2, timeout=10)
+    stuck.wait_for(2, timeout=10)
+    assert isinstance(asker.errors[0], ProjectionTimeoutError)
+    assert asker.answers in ([1], [2])  # eventual: before or after event 2
+    assert stuck.count() == 2
+
+
+def test_eventual_query_of_a_failed_projection_from_a_handler(
+    store: EventStore,
+) -> None:
+    """A handler's eventual query of a failed projection gets its typed
+    failure at once."""
+    broken = Exploding(store, on_failure="retry-then-stop", max_retries=0)
+    broken.initialize()
+    store.append(create_task_completed_event("t1", "boom"))
+    with pytest.raises(ProjectionFailedError):
+        broken.wait_for(1, timeout=10)
+    a = _PeerA(store, consistency="eventual")
+    a.ask_peer = broken.get_seen
+    a.initialize()
+    store.append(_created(1))
+    a.wait_for(2, timeout=10)
+    assert len(a.errors) == 1
+    assert isinstance(a.errors[0], ProjectionFailedError)
+
+
+def test_engine_wait_errors_recommend_what_works(store: EventStore) -> None:
+    """The strong-query message recommends eventual consistency (which
+    works from a handler); the wait_for message does not (it cannot help)."""
+    gate = threading.Event()
+    errors: list[BaseException] = []
+
+    class Asker(Projection):
+        name = "asker"
+
+        @handles(TaskCompleted)
+        def _on(self, event: Event) -> None:
+            for call in (slow.count, lambda: slow.wait_for(event.position)):
+                try:
+                    call()
+                except EngineThreadWaitError as e:
+                    errors.append(e)
+
+    class Slow(Journal):
+        name = "slow"
+
+        @handles(TaskCreated)
+        def _slow(self, event: Event) -> None:
+            gate.wait(10)
+
+    slow = Slow(store).initialize()
+    asker = Asker(store).initialize()
+    store.append(_created(1))  # slow's handler blocks on the gate
+    store.append(create_task_completed_event("t1", None))
+    asker.wait_for(2, timeout=10)  # before the gate opens
+    gate.set()
+    slow.wait_for(2, timeout=10)
+    assert len(errors) == 2
+    assert "consistency='eventual'" in str(errors[0])
+    assert "eventual" not in str(errors[1])
+
+
+class _Gated(Projection):
+    """A handler that waits for a gate on the first event."""
+
+    name = "gated"
+    gate = threading.Event()
+
+    def reset_state(self) -> None:
+        self._count = 0
+
+    @handles(TaskCreated)
+    def _on(self, event: Event) -> None:
+        if event.position == 1:
+            type(self).gate.wait(10)
+        self._count += 1
+
+    @query
+    def count(self) -> int:
+        return self._count
+
+
+def test_initialize_returns_before_the_catch_up(store: EventStore) -> None:
+    """initialize() over many events returns while the catch-up is still
+    blocked in its first handler (so it is safe on an event loop)."""
+    store.append_many([_created(i) for i in range(3000)])
+
+    class Gated(_Gated):
+        gate = threading.Event()
+
+    projection = Gated(store)
+    try:
+        assert projection.initialize() is projection
+        assert projection.position == 0
+        assert projection.status != "live"
+    finally:
+        Gated.gate.set()
+    projection.wait_for(3000, timeout=30)
+    assert projection.count() == 3000

@@ -59,12 +59,13 @@ T_ID = uuid.UUID("0190c3d2-7b1e-7c4a-9f3e-2b8d5c1a0e47")
 # -- strategies --------------------------------------------------------------
 
 msgpack_ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)
+json_ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)  # JSON-like: int64
 utc_datetimes = st.datetimes(timezones=st.just(UTC))
 json_like = st.recursive(
     st.none()
     | st.booleans()
-    | msgpack_ints
-    | st.floats(allow_nan=False)
+    | json_ints
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,10 @@ from swarmlog import (
     EventStore,
     Snapshot,
     SwarmlogError,
+    TaskHistoryProjection,
     WriterStoppedError,
     create_agent_started_event,
+    create_task_created_event,
 )
 from swarmlog.actors.sqlite_storage import SQLiteWriteStorage
 from swarmlog.actors.storage import CommitUnknownError
@@ -313,3 +316,39 @@ def test_persisted_at_the_wal_size_threshold(
     for _ in range(300):
         store.append(create_agent_started_event("a1"))
     persisted.wait_for(1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit],
+    ids=lambda e: e.__name__,
+)
+def test_a_listener_raising_a_base_exception_stops_nothing(
+    recorder: Callable[[], Any], error: type[BaseException]
+) -> None:
+    """A listener raising a BaseException (asyncio.CancelledError, ...) is
+    logged and counted; neither its store nor another store in the process
+    stops (pykka's stop_all never fires)."""
+    first, second = EventStore().initialize(), EventStore().initialize()
+    try:
+        tasks = TaskHistoryProjection(second).initialize()
+        seen_first, seen_second = recorder(), recorder()
+
+        def hostile(event: Any) -> None:
+            raise error
+
+        first.on("event:appended", hostile)
+        first.on("event:appended", seen_first)
+        second.on("event:appended", seen_second)
+        for round_ in range(2):
+            first.append_async(create_agent_started_event(f"a{round_}")).get(TIMEOUT)
+            seen_first.wait_for(round_ + 1)
+            created = create_task_created_event(f"t{round_}", "b", "T", "", "low")
+            second.append_async(created).get(TIMEOUT)
+            seen_second.wait_for(round_ + 1)
+        assert [t.id for t in tasks.get_all_tasks()] == ["t0", "t1"]
+        assert first.get_stats().listener_errors == 2
+        assert second.get_stats().listener_errors == 0
+    finally:
+        first.shutdown()
+        second.shutdown()
