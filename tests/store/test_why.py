@@ -88,6 +88,17 @@ class TestCausalChain:
         assert store.get_causal_chain(str(b.id)) == [root, a, b]
         assert store.get_causal_chain(root.id) == [root]
 
+    def test_caused_by_and_uuid_causation_ids(self, store: EventStore) -> None:
+        """Events made with caused_by= or a UUID causation_id chain up."""
+        root = _new(store, "root")
+        child = store.append(create_agent_started_event("child", caused_by=root))
+        grandchild = store.append(
+            create_agent_started_event("grandchild", causation_id=child.id)
+        )
+        assert store.get_causal_chain(grandchild.id) == [root, child, grandchild]
+        assert store.get_consequences(root.id) == [child, grandchild]
+        assert store.get_correlated(str(root.id)) == [child]  # caused_by sets it
+
     def test_a_deep_chain(self, store: EventStore) -> None:
         """Sixty causes deep, in one query."""
         chain = [_new(store, "e0")]
