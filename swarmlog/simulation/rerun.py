@@ -206,7 +206,11 @@ def replay_simulation(
                 effects=effects,
                 on_progress=on_progress,
             )
-    report = msgspec.structs.replace(report, replayed_from=run.path)
+    report = msgspec.structs.replace(
+        report,
+        replayed_from=run.path,
+        db_path=":memory:" if path == ":memory:" else report.db_path,
+    )
     return RerunReport(
         kind="replay",
         recorded=run,

@@ -234,12 +234,13 @@ def test_stores_must_be_open(make_store: Callable[[str], EventStore]) -> None:
 
 
 def test_readme_example_runs() -> None:
-    """The README's "Comparing read models" example runs and shows what it
+    """The README's "Fork and compare" diff example runs and shows what it
     says."""
     text = README.read_text(encoding="utf-8")
-    start = text.index("\n## Comparing read models\n")
+    start = text.index("\n## Fork and compare\n")
     end = text.index("\n## ", start + 1)
-    (code,) = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    (code,) = [block for block in blocks if "diff_read_models(" in block]
     namespace: dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["added"] == ["task-1"]

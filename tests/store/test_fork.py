@@ -300,3 +300,21 @@ class TestRefusals:
             store.fork(target)
         assert not target.exists()
         assert not (tmp_path / "fork.db-wal").exists()
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's fork example runs as printed (its asserts are the
+    checks) and leaves both files."""
+    import re
+    from pathlib import Path as _Path
+
+    readme = _Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text("utf-8")
+    start = text.index("\n## Fork and compare\n")
+    end = text.index("\n## ", start + 1)
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    (code,) = [block for block in blocks if ".fork(" in block]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "run.db").exists()
+    assert (tmp_path / "branch.db").exists()

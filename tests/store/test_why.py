@@ -247,3 +247,18 @@ def test_every_why_query_uses_indexes(
     details = [row[-1] for row in plan]
     assert not [d for d in details if re.match(r"SCAN (events|e)\b", d)], details
     assert any("INDEX" in d or "PRIMARY KEY" in d for d in details), details
+
+
+def test_readme_example_runs() -> None:
+    """The README's "Why did this happen? (causation)" example runs as
+    printed (its asserts are the checks)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    start = text.index("\n## Why did this happen? (causation)\n")
+    end = text.index("\n## ", start + 1)
+    (code,) = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["done"].causation_id == str(namespace["started"].id)
+    assert namespace["retry"].correlation_id == "task-7"
