@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
+    from uuid import UUID
 
     from swarmlog.schema.envelope import Event, Snapshot
     from swarmlog.stats import EventStoreStats
@@ -100,6 +101,14 @@ class StoreReads(Protocol):
     ) -> Snapshot | None: ...
 
     def get_stats(self) -> EventStoreStats: ...
+
+    def get_event(self, event_id: UUID | str) -> Event[Any] | None: ...
+
+    def get_causal_chain(self, event_id: UUID | str) -> list[Event[Any]]: ...
+
+    def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]: ...
+
+    def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]: ...
 
 
 class AsyncStoreReads:
@@ -184,6 +193,27 @@ class AsyncStoreReads:
     async def get_stats(self) -> EventStoreStats:
         """Counts, sizes, writer metrics and projection statuses (awaited)."""
         return await _off_loop(self._store.get_stats)
+
+    async def get_event(self, event_id: UUID | str) -> Event[Any] | None:
+        """The event with this id, or None (awaited; see
+        :meth:`EventStore.get_event <swarmlog.EventStore.get_event>`)."""
+        return await _off_loop(self._store.get_event, event_id)
+
+    async def get_causal_chain(self, event_id: UUID | str) -> list[Event[Any]]:
+        """The event's causes, root first, ending with it (awaited; see
+        :meth:`EventStore.get_causal_chain
+        <swarmlog.EventStore.get_causal_chain>`)."""
+        return await _off_loop(self._store.get_causal_chain, event_id)
+
+    async def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]:
+        """Every event it caused, in commit order (awaited; see
+        :meth:`EventStore.get_consequences
+        <swarmlog.EventStore.get_consequences>`)."""
+        return await _off_loop(self._store.get_consequences, event_id)
+
+    async def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]:
+        """Every event of the conversation, in commit order (awaited)."""
+        return await _off_loop(self._store.get_correlated, correlation_id)
 
     def replay(
         self, from_position: int = 0, *, page_size: int = REPLAY_PAGE_SIZE

@@ -224,6 +224,24 @@ class TestStores:
                 assert forked.get_correlated("t") == [root, leaf]
 
 
+def test_awaited_forms(store: EventStore) -> None:
+    """store.aio answers the four queries like the blocking forms."""
+    import asyncio
+
+    root = _new(store, "root", correlation="t")
+    leaf = _new(store, "leaf", root, correlation="t")
+
+    async def ask() -> tuple[Any, ...]:
+        return (
+            await store.aio.get_event(str(leaf.id)),
+            await store.aio.get_causal_chain(leaf.id),
+            await store.aio.get_consequences(root.id),
+            await store.aio.get_correlated("t"),
+        )
+
+    assert asyncio.run(ask()) == (leaf, [root, leaf], [leaf], [root, leaf])
+
+
 @pytest.mark.parametrize(
     ("statement", "params"),
     [
