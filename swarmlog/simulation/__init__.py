@@ -48,6 +48,7 @@ imports the command line or rich: progress goes to a plain callback.
 from __future__ import annotations
 
 from swarmlog.simulation.rerun import (
+    KEEP,
     RecordedRun,
     RerunReport,
     recorded_run,
@@ -72,6 +73,7 @@ from swarmlog.summary import (
 __all__ = [
     "COLD_AFTER",
     "HOT_WINDOW",
+    "KEEP",
     "DatabaseExistsError",
     "ReadModels",
     "RecordedRun",

@@ -137,6 +137,7 @@ class Coordinator:
         self.llm = SimulatedLLM()
         self.failure_rate = failure_rate
         self.before_round = before_round
+        self.target_agents: int | None = None  # a what-if's new swarm size
         self.n_agents = agents
         self.n_tasks = tasks
         self.seed = seed

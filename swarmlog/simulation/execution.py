@@ -105,6 +105,8 @@ def _requeue_and_unblock(c: Coordinator) -> None:
 
 
 def _scale(c: Coordinator) -> dict[str, Order]:
+    if c.target_agents is not None:
+        return _retarget(c, c.target_agents)
     orders: dict[str, Order] = {}
     live = c.live()
     backlog = len(c.queued())
@@ -137,6 +139,34 @@ def _scale(c: Coordinator) -> dict[str, Order]:
             orders[worker.id] = Order(
                 round=c.round, at=c.clock, stop="scaled down: demand dropped"
             )
+    return orders
+
+
+def _retarget(c: Coordinator, target: int) -> dict[str, Order]:
+    """Scale the swarm to ``target`` live agents at once (a what-if that
+    changes the number of agents): spawn the missing ones or stop the
+    newest; later rounds scale around the new size."""
+    c.target_agents = None
+    c.n_agents = target
+    c.max_agents = max(c.max_agents, target + max(1, target // 4))
+    orders: dict[str, Order] = {}
+    live = c.live()
+    if target == len(live):
+        return orders
+    c.append(
+        create_swarm_scaled_event(
+            len(live), target, f"what-if: {target} agents", **c.envelope()
+        )
+    )
+    if target > len(live):
+        for worker in c.spawn(target - len(live)):
+            worker.status = "ready"
+            orders[worker.id] = Order(round=c.round, at=c.clock, start=True)
+        return orders
+    for worker in live[target:]:
+        orders[worker.id] = Order(
+            round=c.round, at=c.clock, stop=f"what-if: scaled to {target} agents"
+        )
     return orders
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from swarmlog.simulation.results import RoundProgress
 
 __all__ = [
+    "KEEP",
     "RecordedRun",
     "RerunReport",
     "recorded_run",
@@ -50,6 +51,10 @@ __all__ = [
     "round_starts",
     "what_if",
 ]
+
+
+KEEP: Final = "keep"
+"""``what_if(failure_rate=KEEP)``: keep the recorded run's failure rate."""
 
 
 class RecordedRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,36 +229,51 @@ def what_if(
     db_path: str | os.PathLike[str],
     *,
     at_position: int,
-    failure_rate: float | None = None,
+    failure_rate: float | Literal["keep"] | None = KEEP,
+    agents: int | None = None,
     overwrite: bool = False,
     on_progress: Callable[[RoundProgress], None] | None = None,
 ) -> RerunReport:
     """Fork the recorded simulation at ``at_position`` into ``db_path`` and
-    continue it there with the failure rate changed; diff the read models.
+    continue it there with a parameter changed; diff the read models.
 
     The fork is cut at the start of the round ``at_position`` falls in (a
     round is the unit the coordinator decides in); the report says which.
     The rounds before it are played again on a scratch store with the
     recorded answers, then the coordinator and its agents move to the fork
-    and play on with ``failure_rate``, recording the new answers in the fork.
+    and play on with the new parameters, recording the new answers there.
 
     Args:
         recorded_path: The recorded simulation's store (opened read-only).
         db_path: The fork to create.
         at_position: Where to fork (rounded down to a round's start).
-        failure_rate: The failure probability from the fork on (None:
-            each task type's own).
+        failure_rate: The failure probability from the fork on (None: each
+            task type's own; default :data:`KEEP`, the recorded one).
+        agents: Scale the swarm to this many worker agents when the fork's
+            first round starts (default: keep the recorded swarm).
         overwrite: Replace an existing swarmlog store at ``db_path``.
         on_progress: Called on the calling thread after each step.
 
     Raises:
         InvalidConfigError: ``at_position`` is before the first round or
-            beyond the head, or ``failure_rate`` is not a probability.
+            beyond the head, ``failure_rate`` is not a probability or
+            ``agents`` is below 1.
         SimulationError: No recorded simulation there, or the run failed.
     """
     with EventStore(recorded_path, read_only=True) as recorded:
         run = recorded_run(recorded)
-        check_parameters(run.agents, run.tasks, run.seed, failure_rate)
+        rate = run.failure_rate if failure_rate == KEEP else failure_rate
+        if isinstance(rate, str):
+            msg = f"failure_rate must be a probability or KEEP, got {rate!r}"
+            raise InvalidConfigError(msg)
+        check_parameters(
+            run.agents if agents is None else agents, run.tasks, run.seed, rate
+        )
+        changed: dict[str, Any] = {}
+        if failure_rate != KEEP:
+            changed["failure_rate"] = rate
+        if agents is not None:
+            changed["agents"] = agents
         at_round, position = _fork_point(recorded, at_position)
         path = prepare_path(_new_path(db_path, recorded), overwrite)
         with (
@@ -267,7 +287,8 @@ def what_if(
             def switch(c: Coordinator) -> None:
                 if c.round + 1 == at_round:
                     c.move_to(forked, LiveModels.start(forked))
-                    c.failure_rate = failure_rate
+                    c.failure_rate = None if rate is None else float(rate)
+                    c.target_agents = agents
 
             report = play(
                 scratch,
@@ -283,9 +304,7 @@ def what_if(
                 msg = f"the recorded run ended before round {at_round}"
                 raise SimulationError(msg)
             diff = diff_read_models(recorded, forked)
-    report = msgspec.structs.replace(
-        report, failure_rate=failure_rate, replayed_from=run.path
-    )
+    report = msgspec.structs.replace(report, failure_rate=rate, replayed_from=run.path)
     return RerunReport(
         kind="what-if",
         recorded=run,
@@ -293,7 +312,7 @@ def what_if(
         identical=report.fingerprint == run.fingerprint,
         at_position=position,
         at_round=at_round,
-        changed={"failure_rate": failure_rate},
+        changed=changed,
         diff=diff,
     )
 

@@ -133,6 +133,7 @@ class TestWhatIf:
         with EventStore(recorded.db_path, read_only=True) as store:
             at = round_starts(store)[2] + 1
         result = what_if(recorded.db_path, tmp_path / "same.db", at_position=at)
+        assert result.changed == {}
         assert result.identical
         assert result.diff is not None
         assert result.diff.equal
@@ -163,6 +164,43 @@ class TestWhatIf:
             assert (origin.source, origin.position) == (recorded.db_path, start)
             new = [e for e in forked.get_events(RUN_ID) if e.position > start]
             assert len(new) == result.run.llm_calls
+
+    def test_more_agents_from_the_fork_on(
+        self, recorded: SimulationReport, tmp_path: Path
+    ) -> None:
+        """agents=N scales the swarm to N when the fork's first round starts:
+        the new agents show as added, and the fork records the scaling."""
+        with EventStore(recorded.db_path, read_only=True) as store:
+            start = round_starts(store)[2]
+        path = tmp_path / "bigger.db"
+        result = what_if(recorded.db_path, path, at_position=start, agents=AGENTS + 3)
+        assert result.changed == {"agents": AGENTS + 3}
+        assert result.diff is not None
+        assert result.diff.agents.added  # agents the recorded run never had
+        assert result.run.agents_spawned > recorded.agents_spawned
+        with EventStore(path, read_only=True) as forked:
+            scaled = [
+                e.payload
+                for e in forked.get_events_by_type("swarm:scaled")
+                if e.position > start
+            ]
+            assert scaled[0].new_agent_count == AGENTS + 3
+            assert "what-if" in scaled[0].reason
+
+    def test_fewer_agents_from_the_fork_on(
+        self, recorded: SimulationReport, tmp_path: Path
+    ) -> None:
+        """agents=1 stops the newest agents at the fork; every task still
+        finishes."""
+        with EventStore(recorded.db_path, read_only=True) as store:
+            start = round_starts(store)[2]
+        result = what_if(
+            recorded.db_path, tmp_path / "smaller.db", at_position=start, agents=1
+        )
+        assert result.run.tasks_completed + result.run.tasks_failed == TASKS
+        assert result.run.rebuilt_matches
+        assert result.diff is not None
+        assert not result.diff.equal
 
     def test_a_position_before_the_first_round(
         self, recorded: SimulationReport, tmp_path: Path
@@ -250,6 +288,7 @@ class TestCommandLine:
             (("--what-if", "x.db"), "needs --at"),
             (("--replay", "a.db", "--what-if", "b.db", "--at", "1"), "cannot be"),
             (("--failure-rate", "2"), "--failure-rate must be"),
+            (("--agents", "0"), "--agents must be"),
         ],
     )
     def test_usage_errors(self, run: Any, args: tuple[str, ...], message: str) -> None:

@@ -19,6 +19,7 @@ from swarmlog.cli.options import JsonOpt
 from swarmlog.cli.render import render_simulation, simulation_progress
 from swarmlog.cli.render_diff import render_rerun
 from swarmlog.simulation import (
+    KEEP,
     RerunReport,
     RoundProgress,
     replay_simulation,
@@ -49,7 +50,16 @@ def _check_modes(replay: str | None, what: str | None, at: int | None) -> None:
 
 
 def simulate(
-    agents: Annotated[int, typer.Option(help="Worker agents to spawn at first.")] = 8,
+    agents: Annotated[
+        int | None,
+        typer.Option(
+            help=(
+                "Worker agents to spawn at first [default: 8]. With --what-if: "
+                "the changed parameter (the swarm scales to it at the fork)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     tasks: Annotated[int, typer.Option(help="Tasks to plan.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 42,
     db: Annotated[
@@ -95,7 +105,8 @@ def simulate(
             "--what-if",
             help=(
                 "Fork the simulation recorded in this store at --at, continue "
-                "it with --failure-rate, and diff the read models."
+                "it with --failure-rate and/or --agents, and diff the read "
+                "models."
             ),
             metavar="DB",
         ),
@@ -117,9 +128,10 @@ def simulate(
         _check_rate(failure_rate)
         _check_modes(replay, what_if_db, at)
         if replay is not None or what_if_db is not None:
-            _rerun(replay, what_if_db, at, db, failure_rate, overwrite, json)
+            _rerun(replay, what_if_db, at, db, failure_rate, agents, overwrite, json)
             return
         path = "swarm.db" if db is None else db
+        agents = 8 if agents is None else agents
         if json:
             report = run_simulation(
                 path,
@@ -153,6 +165,7 @@ def _rerun(
     at: int | None,
     db: str | None,
     failure_rate: float | None,
+    agents: int | None,
     overwrite: bool,
     json: bool,
 ) -> None:
@@ -173,7 +186,8 @@ def _rerun(
             what_if_db,
             "what-if.db" if db is None else db,
             at_position=at,
-            failure_rate=failure_rate,
+            failure_rate=KEEP if failure_rate is None else failure_rate,
+            agents=agents,
             overwrite=overwrite,
             on_progress=show,
         )
@@ -204,5 +218,6 @@ def register(app: typer.Typer) -> None:
             "swarmlog simulate --db run.db --json | jq .fingerprint",
             "swarmlog simulate --replay run.db",
             "swarmlog simulate --what-if run.db --at 150 --failure-rate 0.4",
+            "swarmlog simulate --what-if run.db --at 150 --agents 8",
         )
     )(simulate)
