@@ -70,9 +70,11 @@ from swarmlog.schema.errors import (
     InvalidConfigError,
     InvalidEventError,
     InvalidQueryError,
+    InvalidValueError,
     ProjectionFailedError,
     ProjectionStateError,
     ProjectionTimeoutError,
+    ReadOnlyDataError,
     ReadOnlyStoreError,
     StorageError,
     StorageFullError,
@@ -135,6 +137,7 @@ from swarmlog.schema.factories import (
     create_task_queued_event,
     create_task_started_event,
 )
+from swarmlog.schema.frozen import FrozenDict, FrozenList
 from swarmlog.schema.registry import register_event_type, register_upcaster
 from swarmlog.stats import EventStoreStats, ForkOrigin
 from swarmlog.store import EventStore
@@ -173,10 +176,13 @@ __all__ = [
     "FieldChange",
     "ForkOrigin",
     "ForkedStoreError",
+    "FrozenDict",
+    "FrozenList",
     "IncompatibleStoreError",
     "InvalidConfigError",
     "InvalidEventError",
     "InvalidQueryError",
+    "InvalidValueError",
     "ItemChange",
     "ListenerHandle",
     "MemoryDeleted",
@@ -195,6 +201,7 @@ __all__ = [
     "ProjectionStatus",
     "ProjectionTimeoutError",
     "ReadModelsDiff",
+    "ReadOnlyDataError",
     "ReadOnlyStoreError",
     "RecordedEffectError",
     "ScaleChange",
