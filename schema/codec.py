@@ -252,7 +252,10 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
                     _force_setattr(stored, "metadata", frozen_metadata)
                     if frozen is not None:
                         _install(stored.payload, free, frozen)
-                    return PreparedEvent(stored, data, cause_key(stored.causation_id))
+                    cause = stored.causation_id
+                    if cause is None:  # most events: no call
+                        return PreparedEvent(stored, data)
+                    return PreparedEvent(stored, data, cause_key(cause))
         except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
             pass
     return _prepare_carefully(event, max_payload_bytes)
