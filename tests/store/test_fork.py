@@ -16,6 +16,7 @@ from swarmlog import (
     InvalidQueryError,
     Snapshot,
     StorageError,
+    StoreClosedError,
     StoreOpenError,
     create_agent_spawned_event,
     create_agent_started_event,
@@ -281,6 +282,14 @@ class TestRefusals:
         """InvalidConfigError."""
         with pytest.raises(InvalidConfigError, match="path"):
             store.fork(path)  # type: ignore[arg-type]
+
+    def test_a_shut_down_store(self, tmp_path: Path) -> None:
+        """StoreClosedError; nothing is created."""
+        store = EventStore(tmp_path / "gone.db").initialize()
+        store.shutdown()
+        with pytest.raises(StoreClosedError):
+            store.fork(tmp_path / "fork.db")
+        assert not (tmp_path / "fork.db").exists()
 
     def test_a_missing_folder(self, store: EventStore, tmp_path: Path) -> None:
         """StoreOpenError naming the folder."""

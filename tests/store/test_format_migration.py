@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from swarmlog import (
+    EventDecodeError,
     EventStore,
     IncompatibleStoreError,
     create_agent_spawned_event,
@@ -135,3 +136,24 @@ def test_a_failing_migration_changes_nothing(
     monkeypatch.undo()
     with EventStore(path) as store:
         assert list(store.replay()) == events
+
+
+def test_a_damaged_envelope_stops_the_migration(tmp_path: Path) -> None:
+    """An envelope the backfill cannot read is an EventDecodeError naming
+    its position; the file stays at format 1, unchanged."""
+    path = tmp_path / "old.db"
+    _format_1(path)
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("UPDATE events SET data = x'c1' WHERE position = 2")
+        conn.commit()
+    finally:
+        conn.close()
+    store = EventStore(path)
+    try:
+        with pytest.raises(EventDecodeError) as caught:
+            store.initialize()
+    finally:
+        store.shutdown()
+    assert caught.value.position == 2
+    assert _layout(path)[0] == 1
