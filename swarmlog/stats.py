@@ -30,6 +30,11 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
         mean_batch_size: Append requests per transaction (group commit).
         failed_appends: Append requests that failed.
         appends_in_flight: Append requests queued or being committed now.
+        writer_stopped: The writer stopped accepting appends (an unknown
+            commit outcome, or its actor stopped): appends raise
+            ``WriterStoppedError`` until the store is reopened.
+        callback_errors: Done-callbacks of appends that raised (logged and
+            ignored), in this process.
         projections: Projection name -> its status.
     """
 
@@ -47,4 +52,6 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     mean_batch_size: float = 0.0
     failed_appends: int = 0
     appends_in_flight: int = 0
+    writer_stopped: bool = False
+    callback_errors: int = 0
     projections: dict[str, ProjectionStatus] = {}
