@@ -1,18 +1,12 @@
 """Committer: group commit on the one writing connection, one turn at a time.
 
 Every write in the process goes through one :class:`Committer`: its append
-queue, its storage connection, its aggregate-version cache. Only the thread
-holding its *turn* (a lock) may touch any of that. The writer actor's thread
-takes the turn whenever it is told to work, and by default it is the only
-thread that commits appends: callers queue a request and wait for its reply.
-With the opt-in ``caller_commits``, a lone caller on a thread other than the
-main thread may take a free turn itself (no thread hand-off); its requests'
-done-callbacks still run on the writer thread.
-
-Whoever holds the turn drains the queue (bounded by ``max_batch``) into one
-transaction: the batch size follows the queue depth, never a timer. Each
-request's reply is settled only after COMMIT, and a request that fails (a
-version conflict, a duplicate id) fails only itself.
+queue, its storage connection, its aggregate-version cache, behind one lock
+(the *turn*). By default only the writer actor's thread takes it; with the
+opt-in ``caller_commits`` a lone caller on a thread other than the main one
+may (no thread hand-off), its done-callbacks still run by the writer.
+The holder drains the queue (up to ``max_batch``) into one transaction;
+replies settle only after COMMIT; a failed request fails only itself.
 
 No verdict rests on uncommitted state: requests are planned in order against
 committed versions plus those planned before them in the round (see
@@ -41,11 +35,11 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from swarmlog.actors.messages import DeliverPage, Notify
-from swarmlog.actors.planning import Round, plan_request, same_content
+from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
+from swarmlog.actors.planning import Round, plan_request, stored_copies
+from swarmlog.actors.reply import Room
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.schema.errors import (
-    DuplicateEventError,
     StorageError,
     StoreClosedError,
     SwarmlogError,
@@ -54,7 +48,6 @@ from swarmlog.schema.errors import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Future
 
     import pykka
 
@@ -62,11 +55,8 @@ if TYPE_CHECKING:
     from swarmlog.actors.reply import Callbacks
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
     from swarmlog.actors.storage import (
-        CheckpointRecord,
-        SnapshotRecord,
         WriteStorage,
     )
-    from swarmlog.schema.envelope import Event
 
 __all__ = ["Committer", "run_callbacks"]
 
@@ -78,7 +68,6 @@ _KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
 _CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
 _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 _UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
-_ROOM_WAIT = 1.0  # seconds between looks while parked for room (a bound, not a delay)
 
 
 def run_callbacks(later: list[Callbacks]) -> None:
@@ -96,7 +85,7 @@ class Committer:
     """The append queue and the one writing connection, behind one turn.
 
     Thread-safe entry points: :meth:`submit`, :attr:`turn`, :meth:`has_work`,
-    :meth:`track`, :meth:`shut`. Every other method needs the turn held
+    :attr:`tracked`, :meth:`shut`. Every other method needs the turn held
     (``with committer.turn:``).
 
     Args:
@@ -156,10 +145,8 @@ class Committer:
         self._unexpected = 0  # unexpected failures in a row
         self._later: list[Callbacks] = []
         self._handoff: deque[Callbacks] = deque()  # for the writer to run
-        self._tracked: set[Future[None]] = set()
-        self._tracked_lock = threading.Lock()
-        self._room = threading.Condition(threading.Lock())
-        self._room_waiters = 0
+        self.tracked = TrackedReplies()  # reply futures told to the writer
+        self._room = Room()
         self._main_ident = threading.main_thread().ident
         self.writer_ident: int | None = None  # set by open()
 
@@ -226,7 +213,7 @@ class Committer:
             self._wake()
         # else: the holder checks the queue after it lets go of the turn.
         if park and len(self._queue) >= self._max_batch:
-            self._wait_until_taken()
+            self._room.wait(self._no_room)
 
     def _commit_own(self, request: AppendRequest) -> None:
         with self.turn:
@@ -265,27 +252,6 @@ class Committer:
         while handoff:
             handoff.popleft()()
 
-    def track(self, future: Future[None]) -> None:
-        """Remember a reply future told to the writer actor, so that it is
-        failed, not forgotten, if the actor stops first (any thread)."""
-        with self._tracked_lock:
-            self._tracked.add(future)
-        future.add_done_callback(self._untrack)
-
-    def _untrack(self, future: Future[None]) -> None:
-        with self._tracked_lock:
-            self._tracked.discard(future)
-
-    def fail_tracked(self) -> None:
-        """Fail every tracked future still unsettled (the actor's ``on_stop``)."""
-        with self._tracked_lock:
-            pending = list(self._tracked)
-        error = self._stopped or _closed_error()
-        for future in pending:
-            if not future.done():
-                with contextlib.suppress(Exception):  # settled meanwhile
-                    future.set_exception(error)
-
     def shut(self) -> None:
         """Close (any thread; takes the turn): see :meth:`close`. Requests
         queued meanwhile fail too: nobody commits after this."""
@@ -297,31 +263,12 @@ class Committer:
             if not self._queue:
                 return
 
-    def _wait_until_taken(self) -> None:
-        """Block while a whole batch waits in the queue (back-pressure).
-
-        A thread that keeps queueing ``append_async`` calls would otherwise
-        compete for the GIL with the committing thread, which then waits a
-        whole switch interval (5 ms) to get it back after each SQLite call;
-        parked here, it lets the committer plan and settle at full speed and
-        resumes (to fill the next batch while SQLite works) as soon as the
-        queue is taken. Each wait is bounded; it ends when the writer stops.
-        """
-        with self._room:
-            self._room_waiters += 1
-            try:
-                while (
-                    len(self._queue) >= self._max_batch
-                    and not self._closed
-                    and self._stopped is None
-                ):
-                    self._room.wait(_ROOM_WAIT)
-            finally:
-                self._room_waiters -= 1
-
-    def _make_room(self) -> None:
-        with self._room:
-            self._room.notify_all()
+    def _no_room(self) -> bool:
+        return (
+            len(self._queue) >= self._max_batch
+            and not self._closed
+            and self._stopped is None
+        )
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
@@ -351,8 +298,9 @@ class Committer:
                 batch = [queue.popleft()]
                 while queue and len(batch) < self._max_batch:
                     batch.append(queue.popleft())
-                if self._room_waiters:  # they fill the next batch while
-                    self._make_room()  # this one is planned and written
+                # Parked producers fill the next batch while this one is
+                # planned and written (see Room).
+                self._room.make()
                 self._in_progress = batch
                 self._append_batch(batch)
                 self._in_progress = []
@@ -367,8 +315,7 @@ class Committer:
                 threading.get_ident() != self.writer_ident
             ):
                 raise
-        if self._room_waiters:
-            self._make_room()
+        self._room.make()
         later, self._later = self._later, []
         return later
 
@@ -452,7 +399,7 @@ class Committer:
         while self._queue:
             self._settle_error(self._queue.popleft(), refusal)
         self._release_settled()
-        self._make_room()
+        self._room.make(force=True)
         if not self._closed:
             self._closed = True
             storage, self._storage = self._storage, None
@@ -509,7 +456,7 @@ class Committer:
             if round_.requests:
                 rest = requests[index:]
                 break
-            self._resolve_failed(request, refusal)
+            self._resolve(request, refusal)
         planned = round_.requests
         if not planned:
             return []
@@ -522,7 +469,7 @@ class Committer:
         except RequestConflict:
             self._writing = None
             if len(planned) == 1:
-                self._resolve_conflict(planned[0])
+                self._resolve(planned[0], None)
                 return after
             # Some request clashed (a stored id, or the same id twice in this
             # batch): settle each on its own, in order, so only the culprit
@@ -613,59 +560,24 @@ class Committer:
         if settled and self._on_settled is not None:
             self._on_settled(settled)
 
-    def _stored_copies(self, request: AppendRequest) -> list[Event[Any]] | None:
-        """The stored events of a retried request, or None if not a retry.
-
-        Raises:
-            DuplicateEventError: An id is stored with different content, or
-                only some of the request's ids are stored.
-        """
+    def _resolve(self, request: AppendRequest, error: SwarmlogError | None) -> None:
+        """Settle a request refused against committed state (``error``) or
+        whose write clashed (None): a retry of stored events still succeeds
+        (idempotence is checked first), anything else fails."""
         assert self._storage is not None
-        ids = [p.id_bytes for p in request.prepared]
-        found = {e.id.bytes: e for e in self._storage.find_events(ids)}
-        if not found:
-            return None
-        stored = []
-        for p in request.prepared:
-            copy = found.get(p.id_bytes)
-            if copy is None or not same_content(copy, p):
-                culprit = p.event.id if copy is None else copy.id
-                raise DuplicateEventError(culprit)
-            stored.append(copy)
-        return stored
-
-    def _resolve_failed(self, request: AppendRequest, error: SwarmlogError) -> None:
-        """A request failed planning against committed state: a retry of
-        stored events still succeeds (idempotence is checked first),
-        anything else gets ``error``."""
         try:
-            stored = self._stored_copies(request)
-        except SwarmlogError as duplicate:
-            self._fail(request, duplicate)
-            return
-        if stored is None:
-            self._fail(request, error)
-        else:
-            self._succeed_without_write(request, stored)
-
-    def _resolve_conflict(self, request: AppendRequest) -> None:
-        try:
-            stored = self._stored_copies(request)
+            stored = stored_copies(self._storage, request)
         except SwarmlogError as duplicate:
             self._fail(request, duplicate)
             return
         if stored is not None:
-            self._succeed_without_write(request, stored)
+            self._metrics.appends += 1
+            self._settle(request, stored[0] if request.single else stored)
             return
-        # A version clash the cache did not foresee: forget and report.
-        self._known.clear()
-        self._fail(request, StorageError("aggregate version clash; please retry"))
-
-    def _succeed_without_write(
-        self, request: AppendRequest, stored: list[Event[Any]]
-    ) -> None:
-        self._metrics.appends += 1
-        self._settle(request, stored[0] if request.single else stored)
+        if error is None:  # a version clash the cache did not foresee
+            self._known.clear()
+            error = StorageError("aggregate version clash; please retry")
+        self._fail(request, error)
 
     def _fail(self, request: AppendRequest, error: BaseException) -> None:
         self._metrics.failed_appends += 1
@@ -682,7 +594,7 @@ class Committer:
         if self._notifier is not None:
             with contextlib.suppress(Exception):  # the notifier is gone
                 self._notifier.tell(Notify("error", (self._stopped,)))
-        self._make_room()
+        self._room.make(force=True)
         return self._stopped
 
     # -- other writes -----------------------------------------------------------
@@ -703,15 +615,3 @@ class Committer:
             function(self._storage)
         except CommitUnknownError as unknown:
             raise self._stop_writer(unknown) from unknown
-
-    def save_snapshot(self, record: SnapshotRecord) -> None:
-        """Store an aggregate snapshot. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.save_snapshot(record))
-
-    def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
-        """Store a projection checkpoint. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.save_checkpoint(name, record))
-
-    def delete_checkpoint(self, name: str) -> None:
-        """Forget a projection checkpoint. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.delete_checkpoint(name))

@@ -23,18 +23,22 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from swarmlog.schema.envelope import ANY, NO_STREAM, STREAM_EXISTS
-from swarmlog.schema.errors import ConcurrencyError, InvalidEventError
+from swarmlog.schema.errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    InvalidEventError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from swarmlog.actors.messages import AppendRequest
-    from swarmlog.actors.storage import EventRow
+    from swarmlog.actors.storage import EventRow, WriteStorage
     from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event, ExpectedVersion
     from swarmlog.schema.errors import SwarmlogError
 
-__all__ = ["Round", "plan_request", "same_content"]
+__all__ = ["Round", "plan_request", "same_content", "stored_copies"]
 
 AggregateState = tuple[str, int]
 """An aggregate's type and version."""
@@ -87,6 +91,30 @@ def same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
         and stored.payload == event.payload
         and stored.metadata == event.metadata
     )
+
+
+def stored_copies(
+    storage: WriteStorage, request: AppendRequest
+) -> list[Event[Any]] | None:
+    """The stored events of a retried request, or None if not a retry
+    (committed state only: the storage's own view).
+
+    Raises:
+        DuplicateEventError: An id is stored with different content, or
+            only some of the request's ids are stored.
+    """
+    ids = [p.id_bytes for p in request.prepared]
+    found = {e.id.bytes: e for e in storage.find_events(ids)}
+    if not found:
+        return None
+    stored = []
+    for p in request.prepared:
+        copy = found.get(p.id_bytes)
+        if copy is None or not same_content(copy, p):
+            culprit = p.event.id if copy is None else copy.id
+            raise DuplicateEventError(culprit)
+        stored.append(copy)
+    return stored
 
 
 def plan_request(

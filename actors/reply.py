@@ -20,6 +20,7 @@ __all__ = [
     "InFlightLimit",
     "Overflow",
     "Reply",
+    "Room",
     "callback_errors",
     "run_guarded",
 ]
@@ -197,6 +198,44 @@ class InFlightLimit:
     def count(self) -> int:
         """Appends in flight now."""
         return self._count
+
+
+_ROOM_WAIT = 1.0  # seconds between looks while parked (a bound, not a delay)
+
+
+class Room:
+    """Where producers park while a whole batch waits untaken.
+
+    A thread that keeps queueing ``append_async`` calls would otherwise
+    compete for the GIL with the committing thread, which then waits a
+    whole switch interval (5 ms) to get it back after each SQLite call;
+    parked here, it lets the committer plan and settle at full speed and
+    resumes (to fill the next batch while SQLite works) as soon as the
+    queue is taken.
+    """
+
+    __slots__ = ("_cond", "_waiters")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0
+
+    def wait(self, full: Callable[[], bool]) -> None:
+        """Block while ``full()`` (the producer's thread); each wait is
+        bounded, so a missed wake-up costs at most a second."""
+        with self._cond:
+            self._waiters += 1
+            try:
+                while full():
+                    self._cond.wait(_ROOM_WAIT)
+            finally:
+                self._waiters -= 1
+
+    def make(self, *, force: bool = False) -> None:
+        """Wake the parked producers (the committer, as it takes a batch)."""
+        if self._waiters or force:
+            with self._cond:
+                self._cond.notify_all()
 
 
 class Overflow(Generic[T]):

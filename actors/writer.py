@@ -32,13 +32,15 @@ from swarmlog.actors.messages import (
     Wake,
 )
 from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
-from swarmlog.schema.errors import SwarmlogError
+from swarmlog.schema.errors import StoreClosedError, SwarmlogError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from swarmlog.actors.committer import Committer
     from swarmlog.actors.reply import Callbacks
+    from swarmlog.actors.storage import WriteStorage
 
 __all__ = ["WriterActor"]
 
@@ -81,7 +83,11 @@ class WriterActor(FastInboxActor):
         try:
             self._committer.shut()
         finally:
-            self._committer.fail_tracked()
+            committer = self._committer
+            committer.tracked.fail(
+                committer.stopped
+                or StoreClosedError("the store shut down before this write")
+            )
 
     def on_receive(self, message: Any) -> Any:
         """Handle one message, then commit whatever is queued (this
@@ -125,7 +131,8 @@ class WriterActor(FastInboxActor):
         if isinstance(message, SaveCheckpoint):
             error: BaseException | None = None
             try:
-                committer.save_checkpoint(message.name, message.record)
+                name, record = message.name, message.record
+                committer.write(lambda storage: storage.save_checkpoint(name, record))
             except BaseException as failure:
                 error = _reported(failure)
             if message.reply_to is not None:
@@ -135,15 +142,22 @@ class WriterActor(FastInboxActor):
                     )
         elif isinstance(message, SaveSnapshot | DeleteCheckpoint):
             try:
-                if isinstance(message, SaveSnapshot):
-                    committer.save_snapshot(message.record)
-                else:
-                    committer.delete_checkpoint(message.name)
+                committer.write(_write_of(message))
             except BaseException as failure:
                 _settle(message.future, _reported(failure))
             else:
                 _settle(message.future, None)
         return []
+
+
+def _write_of(
+    message: SaveSnapshot | DeleteCheckpoint,
+) -> Callable[[WriteStorage], None]:
+    if isinstance(message, SaveSnapshot):
+        record = message.record
+        return lambda storage: storage.save_snapshot(record)
+    name = message.name
+    return lambda storage: storage.delete_checkpoint(name)
 
 
 def _settle(future: Future[None], error: BaseException | None) -> None:

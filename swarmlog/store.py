@@ -656,7 +656,7 @@ class EventStore:
         """Tell the writer ``message`` and wait (bounded) for ``future``."""
         committer = self._committer
         if committer is not None:
-            committer.track(future)
+            committer.tracked.track(future)
         self._tell_writer(message)
         future.result(_SHUTDOWN_TIMEOUT)
 
@@ -796,7 +796,7 @@ class EventStore:
             # A done-callback on the writer's own thread: write it here, as
             # waiting for the writer would wait for itself.
             with committer.turn:
-                committer.save_snapshot(record)
+                committer.write(lambda storage: storage.save_snapshot(record))
         else:
             future: Future[None] = Future()
             self._ask_writer(SaveSnapshot(record, future), future)

@@ -73,6 +73,19 @@ def _wait_in_flight(store: EventStore, count: int) -> None:
     pytest.fail(f"never {count} appends in flight")
 
 
+def _wait_taken(store: EventStore) -> None:
+    """Block until the writer took every queued append (white box: the
+    committer's queue is empty)."""
+    committer = store._committer
+    assert committer is not None
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.005)):
+        if not committer._queue:
+            return
+        done.wait(0.005)
+    pytest.fail("the writer never took the queued appends")
+
+
 @pytest.fixture
 def locked(store: EventStore) -> Iterator[sqlite3.Connection]:
     conn = _hold_write_lock(store)
@@ -288,7 +301,8 @@ def test_a_full_batch_waiting_holds_back_append_async(
 
     try:
         futures.append(store.append_async(create_agent_started_event("first")))
-        _wait_in_flight(store, 1)  # the writer took it and waits on SQLite
+        _wait_in_flight(store, 1)
+        _wait_taken(store)  # the writer took it and waits on SQLite
         thread = threading.Thread(target=pump)
         thread.start()
         _wait_in_flight(store, 5)  # four queued behind it: a full batch
