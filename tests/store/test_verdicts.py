@@ -73,25 +73,6 @@ def _busy_writer(store: EventStore) -> AppendFuture[Event]:
     pytest.fail("the writer never took the first append")
 
 
-def _settled_first(a: AppendFuture[object], b: AppendFuture[object]) -> str:
-    """Which of two futures settled first (recorded by done-callbacks)."""
-    order: list[str] = []
-    lock = threading.Lock()
-
-    def mark(name: str) -> None:
-        with lock:
-            order.append(name)
-
-    a.add_done_callback(lambda _: mark("a"))
-    b.add_done_callback(lambda _: mark("b"))
-    a.result(TIMEOUT)
-    try:
-        b.result(TIMEOUT)
-    except Exception:
-        pass
-    return order[0]
-
-
 @pytest.mark.parametrize("round_", range(5))
 def test_a_conflict_waits_for_the_commit_it_names(
     store: EventStore, held: sqlite3.Connection, round_: int
@@ -209,10 +190,8 @@ def test_every_refusal_rechecked_against_the_log(
     held.execute("ROLLBACK")
     accepted: dict[str, int] = {}
     for aggregate, _, future in futures:
-        try:
+        with contextlib.suppress(ConcurrencyError):
             accepted[aggregate] = accepted.get(aggregate, 0) + len(future.get(TIMEOUT))
-        except ConcurrencyError:
-            pass
     assert checked == []
     for aggregate, count in accepted.items():
         assert [e.version for e in store.get_events(aggregate)] == list(
