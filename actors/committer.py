@@ -1,43 +1,45 @@
 """Committer: group commit on the one writing connection, one turn at a time.
 
 Every write in the process goes through one :class:`Committer`: its append
-queue, its storage connection, its aggregate-version cache. Only the thread
-holding its *turn* (a lock) may touch any of that. The writer actor's thread
-takes the turn whenever it is told to work; while appends come one at a
-time, an appending thread takes it itself when it is free (see
-:meth:`Committer.submit`), so that a lone caller appending to an idle store
-commits on its own thread, with no thread hand-off at all. Concurrent
-appends are left to the writer's group commit.
+queue, its storage connection, its aggregate-version cache, behind one lock
+(the *turn*). By default only the writer actor's thread takes it; with the
+opt-in ``caller_commits`` a lone caller on a thread other than the main one
+may (no thread hand-off), its done-callbacks still run by the writer.
+The holder drains the queue (up to ``max_batch``) into one transaction;
+replies settle only after COMMIT; a failed request fails only itself.
 
-Whoever holds the turn drains the queue (bounded by ``max_batch``) into one
-transaction: the batch size follows the queue depth, never a timer. Each
-request's reply is settled only after COMMIT, and a request that fails (a
-version conflict, a duplicate id) fails only itself: it is dropped from the
-batch and the rest commit.
+No verdict rests on uncommitted state: requests are planned in order against
+committed versions plus those planned before them in the round (see
+``actors/planning.py``); a refusal is given only when nothing tentative was
+planned before it. Otherwise the round is cut there: what was planned
+commits first, and the refused request and those after it are planned again
+against the now-committed state.
 
 Positions are assigned under the turn, in commit order, so they are gap-free
 and published (:class:`CommitHead`, then a :class:`DeliverPage` to the
 dispatcher) only after the transaction committed. If COMMIT fails with an
 unknown outcome the committer stops accepting appends rather than guess.
+
+Anything unexpected (a bug, a ``BaseException`` delivered to the committing
+thread) is contained: a round whose write returned is still published and
+settled; requests not yet written go back to the front of the queue; an
+exception inside the write itself (outcome unknown) stops the writer, and
+every pending request gets :class:`WriterStoppedError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from swarmlog.actors.messages import DeliverPage, Notify
+from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
+from swarmlog.actors.planning import Round, plan_request, stored_copies
+from swarmlog.actors.reply import Room
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
-from swarmlog.schema.envelope import ANY, NO_STREAM, STREAM_EXISTS
 from swarmlog.schema.errors import (
-    ConcurrencyError,
-    DuplicateEventError,
-    InvalidEventError,
     StorageError,
     StoreClosedError,
     SwarmlogError,
@@ -53,15 +55,10 @@ if TYPE_CHECKING:
     from swarmlog.actors.reply import Callbacks
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
     from swarmlog.actors.storage import (
-        CheckpointRecord,
-        EventRow,
-        SnapshotRecord,
         WriteStorage,
     )
-    from swarmlog.schema.codec import PreparedEvent
-    from swarmlog.schema.envelope import Event, ExpectedVersion
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "run_callbacks"]
 
 logger = logging.getLogger("swarmlog.writer")
 
@@ -70,109 +67,69 @@ _LEADER_EXTRA = 1  # batches a leading caller commits after its own
 _KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
 _CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
 _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
-
-
-class _Round:
-    """What one transaction will store, as it is planned."""
-
-    __slots__ = ("ends", "events", "position", "requests", "rows", "tentative")
-
-    def __init__(self, head: int) -> None:
-        self.position = head  # the last position planned so far
-        self.rows: list[EventRow] = []
-        self.events: list[Event[Any]] = []
-        self.requests: list[AppendRequest] = []  # planned, in order
-        self.ends: list[int] = []  # per planned request: its end in events
-        self.tentative: dict[str, tuple[str, int]] = {}  # aggregate versions
-
-    def add(
-        self,
-        request: AppendRequest,
-        rows: list[EventRow],
-        events: list[Event[Any]],
-        versions: dict[str, tuple[str, int]],
-    ) -> None:
-        self.tentative.update(versions)
-        self.position += len(rows)
-        self.rows += rows
-        self.events += events
-        self.requests.append(request)
-        self.ends.append(len(self.events))
-
-
-def _expected_ok(expected: ExpectedVersion, current: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is NO_STREAM:
-        return current == 0
-    if expected is STREAM_EXISTS:
-        return current > 0
-    return current == expected
-
-
-def _type_clash(aggregate_id: str, stored: str, given: str) -> InvalidEventError:
-    msg = f"aggregate {aggregate_id!r} is a {stored!r}, not a {given!r}"
-    return InvalidEventError(msg)
-
-
-def _same_content(stored: Event[Any], prepared: PreparedEvent) -> bool:
-    event = prepared.event
-    return (
-        stored.type == event.type
-        and stored.aggregate_id == event.aggregate_id
-        and stored.payload == event.payload
-        and stored.metadata == event.metadata
-    )
+_UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
 
 
 def run_callbacks(later: list[Callbacks]) -> None:
-    """Run done-callbacks that were held back while the turn was held."""
+    """Run done-callbacks that were held back while the turn was held (each
+    callback is guarded by its reply: nothing escapes)."""
     for callbacks in later:
         callbacks()
+
+
+def _closed_error() -> StoreClosedError:
+    return StoreClosedError("the store shut down before this write")
 
 
 class Committer:
     """The append queue and the one writing connection, behind one turn.
 
-    Thread-safe entry points: :meth:`submit`, :attr:`turn`, :meth:`has_work`.
-    Every other method needs the turn held (``with committer.turn:``).
+    Thread-safe entry points: :meth:`submit`, :attr:`turn`, :meth:`has_work`,
+    :attr:`tracked`, :meth:`shut`. Every other method needs the turn held
+    (``with committer.turn:``).
 
     Args:
-        storage: The writing connection (owned from here on).
+        open_storage: Opens the writing connection; called by the writer
+            actor's ``on_start`` (:meth:`open`), closed in its ``on_stop``.
         dispatcher: Where committed pages go (when ``audience`` is present).
         audience: Whether anybody wants committed pages.
         notifier: Where ``error`` notifications go.
         head: The committed head this committer publishes.
         metrics: Counters it keeps.
         max_batch: Most append requests in one transaction.
+        wake: Tells the writer actor to take the turn (any thread; bound
+            once, here).
         on_commit: Called (turn held) after each commit: the checkpointer
-            nudge; must be quick and never raise.
+            nudge; must be quick.
         on_settled: Called (turn held) with how many requests were just
             settled, once per batch: the in-flight limit's release.
     """
 
     def __init__(
         self,
-        storage: WriteStorage,
+        open_storage: Callable[[], WriteStorage],
         dispatcher: pykka.ActorRef[Any],
         audience: Audience,
         notifier: pykka.ActorRef[Any] | None,
         head: CommitHead,
         metrics: WriterMetrics,
         max_batch: int,
+        wake: Callable[[], None],
         on_commit: Callable[[], None] | None = None,
         on_settled: Callable[[int], None] | None = None,
     ) -> None:
         self.turn = threading.Lock()
         self._queue: deque[AppendRequest] = deque()
-        self._storage = storage
+        self._open_storage = open_storage
+        self._storage: WriteStorage | None = None
         self._dispatcher = dispatcher
         self._audience = audience
         self._notifier = notifier
         self._head = head
         self._metrics = metrics
         self._max_batch = max_batch
-        self._on_commit = on_commit
+        self._wake = wake
+        self.on_commit = on_commit
         self._on_settled = on_settled
         self._settled = 0
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
@@ -180,62 +137,120 @@ class Committer:
         self._known: dict[str, tuple[str, int] | None] = {}
         self._stopped: WriterStoppedError | None = None
         self._closed = False
+        self._retiring = False  # the store is shutting down (an expected stop)
         self._txns_since_checkpoint = 0
         self._in_progress: list[AppendRequest] = []
+        self._writing: Round | None = None  # a write whose outcome is pending
+        self._written: Round | None = None  # written, not yet all settled
+        self._unexpected = 0  # unexpected failures in a row
         self._later: list[Callbacks] = []
-        self._room = threading.Condition(threading.Lock())
-        self._room_waiters = 0
-        self.writer_ident: int | None = None  # set by the writer actor
+        self._handoff: deque[Callbacks] = deque()  # for the writer to run
+        self.tracked = TrackedReplies()  # reply futures told to the writer
+        self._room = Room()
+        self._main_ident = threading.main_thread().ident
+        self.writer_ident: int | None = None  # set by open()
+
+    # -- life (the writer actor's thread) ----------------------------------------
+
+    def open(self) -> None:
+        """Open the writing connection and publish its head. Writer thread
+        (``on_start``), turn held.
+
+        Raises:
+            SwarmlogError: The connection could not be opened (the store's
+                ``initialize()`` re-raises it).
+        """
+        self.writer_ident = threading.get_ident()
+        self._storage = self._open_storage()
+        self._head.position = self._storage.head()
+
+    @property
+    def stopped(self) -> WriterStoppedError | None:
+        """Why the writer stopped accepting appends (None: it did not)."""
+        return self._stopped
+
+    def retire(self) -> None:
+        """Say that the coming stop is the store's shutdown (any thread)."""
+        self._retiring = True
 
     # -- thread-safe -------------------------------------------------------
 
-    def submit(
-        self, request: AppendRequest, *, lead: bool, wake: Callable[[], None]
-    ) -> None:
+    def submit(self, request: AppendRequest, *, lead: bool, park: bool = True) -> None:
         """Queue ``request`` and see that somebody commits it (any thread).
 
-        With ``lead`` and the turn free, the calling thread commits the
-        queue itself, up to and including ``request``, and returns with
-        its reply settled. Otherwise whoever holds the turn picks the
-        request up before letting go of it, or ``wake`` (which tells the
-        writer actor to take the turn) is called.
+        The writer actor commits it (it is woken unless it holds the turn
+        already and will look at the queue before letting go). With
+        ``lead`` (the opt-in ``caller_commits``), a thread other than the
+        main thread that finds the turn free while appends come one at a
+        time commits the queue itself, up to and including ``request``; the
+        done-callbacks of what it commits run on the writer thread.
 
-        Never blocks on the turn (except on the writer's own thread, which
-        must commit what it waits for): a holder never waits on anybody, so
-        waiting for the reply cannot form a cycle.
+        The writer's own thread (a done-callback that appends) commits what
+        it queued itself, waiting for the turn if need be: nobody else
+        would. With ``park`` (not on an event loop's thread), a whole batch
+        waiting untaken blocks the caller until the writer takes it.
         """
-        # Commit on the caller's thread only while appends come one at a
-        # time: under concurrency the writer thread's group commit wins
-        # (callers then wait for one wake-up each, and the thread doing
-        # SQLite work is not also one that others must wake).
         if self._queue or (self.turn.locked() and not self._checkpointing):
             self._calm = 0
         elif self._calm < _CALM_APPENDS:
             self._calm += 1
-        lead = lead and self._calm >= _CALM_APPENDS
+        ident = threading.get_ident()
+        own = ident == self.writer_ident
+        lead = (
+            lead
+            and self._calm >= _CALM_APPENDS
+            and ident != self._main_ident
+            and not own
+        )
         self._queue.append(request)
-        # The writer's own thread (a done-callback appending) must commit
-        # itself, waiting for the turn if need be: nobody else would.
-        own = threading.get_ident() == self.writer_ident
-        if (lead or own) and self.turn.acquire(blocking=own):
-            try:
-                # One batch more than its own: callers that queued behind it
-                # are served by one commit, without waking the writer
-                # thread (a hop that costs them a wake-up and the GIL).
-                later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
-            finally:
-                self.turn.release()
-            run_callbacks(later)
-            # Whoever queued while we held the turn saw it taken and relies
-            # on us: hand their requests (or a due checkpoint) to the actor.
-            if self.has_work():
-                wake()
+        if own:
+            self._commit_own(request)
+            return
+        if lead and self.turn.acquire(blocking=False):
+            self._lead(request)
             return
         if not self.turn.locked():
-            wake()
+            self._wake()
         # else: the holder checks the queue after it lets go of the turn.
-        if len(self._queue) >= self._max_batch:
-            self._wait_until_taken()
+        if park and len(self._queue) >= self._max_batch:
+            self._room.wait(self._no_room)
+
+    def _commit_own(self, request: AppendRequest) -> None:
+        with self.turn:
+            later = self.commit_queued(until=request)
+        run_callbacks(later)
+
+    def _lead(self, request: AppendRequest) -> None:
+        """Commit on this (non-main) caller thread; turn taken."""
+        later: list[Callbacks] = []
+        try:
+            # One batch more than its own: callers that queued behind it
+            # are served by one commit, without waking the writer thread.
+            later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
+        finally:
+            self.turn.release()
+            # Done-callbacks never run on a committing caller: the writer
+            # runs them. Whoever queued while we held the turn relies on us.
+            self._handoff.extend(later)
+            if self._handoff or self._later or self.has_work():
+                self._wake()
+
+    def reclaim(self, request: AppendRequest) -> bool:
+        """After an exception on a submitting thread (an interrupt): whether
+        ``request`` never reached the queue, so its caller must give its
+        in-flight slot back. If it did reach the queue, the writer is woken
+        for it (any thread but the turn's holder)."""
+        with self.turn:
+            queued = request.done() or request in self._queue
+        if queued:
+            self._wake()
+        return not queued
+
+    def run_handed_off(self) -> None:
+        """Run done-callbacks a committing caller handed over (writer thread)."""
+        handoff = self._handoff
+        while handoff:
+            handoff.popleft()()
 
     def shut(self) -> None:
         """Close (any thread; takes the turn): see :meth:`close`. Requests
@@ -244,30 +259,16 @@ class Committer:
             with self.turn:
                 later = self.close()
             run_callbacks(later)
+            self.run_handed_off()
             if not self._queue:
                 return
 
-    def _wait_until_taken(self) -> None:
-        """Block while a whole batch waits in the queue (back-pressure).
-
-        A thread that keeps queueing ``append_async`` calls would otherwise
-        compete for the GIL with the committing thread, which then waits a
-        whole switch interval (5 ms) to get it back after each SQLite call;
-        parked here, it lets the committer plan and settle at full speed and
-        resumes (to fill the next batch while SQLite works) as soon as the
-        queue is taken.
-        """
-        with self._room:
-            self._room_waiters += 1
-            try:
-                while len(self._queue) >= self._max_batch and not self._closed:
-                    self._room.wait()
-            finally:
-                self._room_waiters -= 1
-
-    def _make_room(self) -> None:
-        with self._room:
-            self._room.notify_all()
+    def _no_room(self) -> bool:
+        return (
+            len(self._queue) >= self._max_batch
+            and not self._closed
+            and self._stopped is None
+        )
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
@@ -283,7 +284,9 @@ class Committer:
         """Commit queued requests in batches of at most ``max_batch``.
 
         Stops when the queue is empty, or (a leading caller) ``extra``
-        batches after the one that settled ``until``. Turn held.
+        batches after the one that settled ``until``. Turn held. Never
+        raises on the writer thread; on another thread, a ``BaseException``
+        (an interrupt) is passed on once the round is made whole.
 
         Returns:
             Done-callbacks held back: run them after letting go of the turn
@@ -295,27 +298,67 @@ class Committer:
                 batch = [queue.popleft()]
                 while queue and len(batch) < self._max_batch:
                     batch.append(queue.popleft())
-                if self._room_waiters:  # they fill the next batch while
-                    self._make_room()  # this one is planned and written
+                # Parked producers fill the next batch while this one is
+                # planned and written (see Room).
+                self._room.make()
                 self._in_progress = batch
                 self._append_batch(batch)
                 self._in_progress = []
+                self._unexpected = 0
                 if until is not None and until.done():
                     if extra <= 0:
                         break
                     extra -= 1
-        except Exception as error:  # a bug: nobody may be left waiting
-            logger.exception("writer failed unexpectedly")
-            stopped = self._stop_writer(error)
-            for request in self._in_progress:
-                if not request.done():
-                    self._settle_error(request, stopped)
-            self._in_progress = []
-            self._release_settled()
-        if self._room_waiters:
-            self._make_room()
+        except BaseException as error:
+            self._recover(error)
+            if not isinstance(error, Exception) and (
+                threading.get_ident() != self.writer_ident
+            ):
+                raise
+        self._room.make()
         later, self._later = self._later, []
         return later
+
+    def stop(self, cause: BaseException) -> list[Callbacks]:
+        """Stop accepting appends; fail what is queued or in progress. Turn
+        held (the writer actor's last resort).
+
+        Returns:
+            Done-callbacks to run after letting go of the turn.
+        """
+        stopped = self._stopped or self._stop_writer(cause)
+        pending = [*self._in_progress, *self._queue]
+        self._in_progress = []
+        self._queue.clear()
+        for request in pending:
+            if not request.done():
+                self._fail(request, stopped)
+        self._release_settled()
+        later, self._later = self._later, []
+        return later
+
+    def _recover(self, error: BaseException) -> None:
+        """Make the interrupted batch whole (see the module docstring)."""
+        logger.error("writer interrupted: %r", error, exc_info=error)
+        written, self._written = self._written, None
+        writing, self._writing = self._writing, None
+        batch, self._in_progress = self._in_progress, []
+        if written is not None:  # COMMIT returned: publish and settle it
+            self._committed(written)
+        elif writing is not None:  # the write's outcome is unknown
+            stopped = self._stop_writer(error)
+            for request in batch:
+                if not request.done():
+                    self._fail(request, stopped)
+        left = [request for request in batch if not request.done()]
+        self._unexpected += 1
+        if self._unexpected >= _UNEXPECTED_LIMIT:
+            stopped = self._stopped or self._stop_writer(error)
+            for request in left:
+                self._fail(request, stopped)
+        else:  # nothing of theirs was written: they go again, first
+            self._queue.extendleft(reversed(left))
+        self._release_settled()
 
     def checkpoint_if_idle(self) -> None:
         """Fold the WAL back when nobody waits for the writer. Turn held.
@@ -329,6 +372,8 @@ class Committer:
         """
         if self._closed or self._txns_since_checkpoint < _CHECKPOINT_AFTER_TXNS:
             return
+        if self._storage is None or self._stopped is not None:
+            return
         if not self._queue or self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
             self._txns_since_checkpoint = 0
             self._checkpointing = True
@@ -339,30 +384,31 @@ class Committer:
             finally:
                 self._checkpointing = False
 
-    def publish_head(self) -> None:
-        """Publish the stored head (at start). Turn held."""
-        self._head.position = self._storage.head()
-
     def close(self) -> list[Callbacks]:
         """Fail what is queued; the first time, also checkpoint the WAL into
         the database file and close the connection. Later submissions
-        fail. Turn held.
+        fail. Turn held. A stop the store did not ask for (``retire``)
+        stops the writer: appends then raise ``WriterStoppedError``.
 
         Returns:
             Done-callbacks to run after letting go of the turn.
         """
-        closed = StoreClosedError("the store shut down before this write")
+        if not self._retiring and self._stopped is None:
+            self._stop_writer(RuntimeError("the writer actor stopped"))
+        refusal = self._stopped or _closed_error()
         while self._queue:
-            self._settle_error(self._queue.popleft(), closed)
+            self._settle_error(self._queue.popleft(), refusal)
         self._release_settled()
-        self._make_room()
+        self._room.make(force=True)
         if not self._closed:
             self._closed = True
-            try:
-                if self._stopped is None:
-                    self._storage.checkpoint()
-            finally:
-                self._storage.close()
+            storage, self._storage = self._storage, None
+            if storage is not None:
+                try:
+                    if self._stopped is None:
+                        storage.checkpoint()
+                finally:
+                    storage.close()
         later, self._later = self._later, []
         return later
 
@@ -386,153 +432,113 @@ class Committer:
     def _refusal(self) -> SwarmlogError | None:
         if self._stopped is not None:
             return self._stopped
-        if self._closed:
-            return StoreClosedError("the store shut down before this write")
+        if self._closed or self._storage is None:
+            return _closed_error()
         return None
 
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
         """Plan and commit ``requests`` in one transaction.
 
+        A refusal planned on top of requests of this round would rest on
+        versions not yet committed: the round is cut there, and the refused
+        request and the rest are planned again after this round commits.
+
         Returns:
             The groups to commit next, in order (empty when all were settled).
         """
-        round_ = _Round(self._head.position)
-        for request in requests:
-            prepared = request.prepared
-            if len(prepared) == 1 and request.expected is ANY:
-                self._plan_one(request, prepared[0], round_)
+        round_ = Round(self._head.position)
+        committed = self._known_state
+        rest: list[AppendRequest] = []
+        for index, request in enumerate(requests):
+            refusal = plan_request(request, round_, committed)
+            if refusal is None:
                 continue
-            try:
-                rows, events, versions = self._plan(
-                    request, round_.tentative, round_.position
-                )
-            except SwarmlogError as error:
-                self._resolve_failed(request, error)
-                continue
-            round_.add(request, rows, events, versions)
+            if round_.requests:
+                rest = requests[index:]
+                break
+            self._resolve(request, refusal)
         planned = round_.requests
         if not planned:
             return []
+        after = [rest] if rest else []
+        storage = self._storage
+        assert storage is not None  # _refusal checked it
+        self._writing = round_
         try:
-            self._storage.write_events(round_.rows, len(planned))
+            storage.write_events(round_.rows, len(planned))
         except RequestConflict:
+            self._writing = None
             if len(planned) == 1:
-                self._resolve_conflict(planned[0])
-                return []
+                self._resolve(planned[0], None)
+                return after
             # Some request clashed (a stored id, or the same id twice in this
             # batch): settle each on its own, in order, so only the culprit
             # fails and a retry of a stored event resolves idempotently.
-            return [[request] for request in planned]
+            return [[request] for request in planned] + after
         except StorageError as error:
+            self._writing = None
             if len(planned) == 1:
                 self._fail(planned[0], error)
-                return []
+                return after
             # Batch-wide failure (e.g. disk full): settle each on its own.
-            return [[request] for request in planned]
+            return [[request] for request in planned] + after
         except CommitUnknownError as unknown:
+            self._writing = None
             stopped = self._stop_writer(unknown)
             for request in planned:
                 self._fail(request, stopped)
-            return []
+            return after
+        self._written = round_
+        self._writing = None
         self._committed(round_)
-        return []
-
-    def _plan_one(
-        self, request: AppendRequest, prepared: PreparedEvent, round_: _Round
-    ) -> None:
-        """The common case, kept short: one event, no expected version."""
-        event = prepared.event
-        aggregate_id = event.aggregate_id
-        state = round_.tentative.get(aggregate_id) or self._known_state(aggregate_id)
-        if state is None:
-            version = 1
-        elif state[0] == event.aggregate_type:
-            version = state[1] + 1
-        else:
-            clash = _type_clash(aggregate_id, state[0], event.aggregate_type)
-            self._resolve_failed(request, clash)
-            return
-        position = round_.position + 1
-        round_.position = position
-        round_.tentative[aggregate_id] = (event.aggregate_type, version)
-        round_.rows.append(prepared.row(version, position))
-        round_.events.append(
-            msgspec.structs.replace(event, version=version, position=position)
-        )
-        round_.requests.append(request)
-        round_.ends.append(len(round_.events))
-
-    def _plan(
-        self,
-        request: AppendRequest,
-        tentative: dict[str, tuple[str, int]],
-        position: int,
-    ) -> tuple[list[EventRow], list[Event[Any]], dict[str, tuple[str, int]]]:
-        """One request's rows, stored events and new aggregate versions.
-
-        Raises:
-            ConcurrencyError: An aggregate is not at its expected version.
-            InvalidEventError: An aggregate id is used by another type.
-        """
-        expected = request.expected
-        per_aggregate = isinstance(expected, Mapping)
-        versions: dict[str, tuple[str, int]] = {}
-        rows: list[EventRow] = []
-        events: list[Event[Any]] = []
-        for prepared in request.prepared:
-            event = prepared.event
-            aggregate_id = event.aggregate_id
-            state = versions.get(aggregate_id)
-            if state is None:
-                state = tentative.get(aggregate_id) or self._known_state(aggregate_id)
-                current = 0 if state is None else state[1]
-                wanted = expected.get(aggregate_id, ANY) if per_aggregate else expected  # type: ignore[union-attr]
-                if not _expected_ok(wanted, current):  # type: ignore[arg-type]
-                    raise ConcurrencyError(aggregate_id, wanted, current)
-            if state is not None and state[0] != event.aggregate_type:
-                raise _type_clash(aggregate_id, state[0], event.aggregate_type)
-            version = (0 if state is None else state[1]) + 1
-            position += 1
-            versions[aggregate_id] = (event.aggregate_type, version)
-            rows.append(prepared.row(version, position))
-            events.append(
-                msgspec.structs.replace(event, version=version, position=position)
-            )
-        return rows, events, versions
+        self._written = None
+        return after
 
     def _known_state(self, aggregate_id: str) -> tuple[str, int] | None:
         try:
             return self._known[aggregate_id]
         except KeyError:
             pass
+        assert self._storage is not None
         state = self._storage.aggregate(aggregate_id)
         if len(self._known) >= _KNOWN_LIMIT:
             self._known.clear()
         self._known[aggregate_id] = state
         return state
 
-    def _committed(self, round_: _Round) -> None:
-        tentative = round_.tentative
-        if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known.update(tentative)
-        self._head.position = round_.position
+    def _committed(self, round_: Round) -> None:
+        """Publish a committed round, then settle it. Idempotent (an
+        interrupted publication is finished by :meth:`_recover`)."""
+        if not round_.published:
+            round_.published = True
+            tentative = round_.tentative
+            if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
+                self._known.clear()
+            self._known.update(tentative)
+            self._head.position = round_.position
+            metrics = self._metrics
+            metrics.transactions += 1
+            if threading.get_ident() != self.writer_ident:
+                metrics.caller_transactions += 1
+            metrics.appends += len(round_.requests)
+            metrics.events += len(round_.events)
+            if self._audience.present:
+                try:
+                    self._dispatcher.tell(DeliverPage(tuple(round_.events)))
+                except Exception:  # projections fill the gap from the store
+                    logger.exception("committed page not delivered")
         events = round_.events
-        metrics = self._metrics
-        metrics.transactions += 1
-        if threading.get_ident() != self.writer_ident:
-            metrics.caller_transactions += 1
-        metrics.appends += len(round_.requests)
-        metrics.events += len(events)
-        if self._audience.present:
-            self._dispatcher.tell(DeliverPage(tuple(events)))
         start = 0
         for request, end in zip(round_.requests, round_.ends, strict=True):
-            value = events[end - 1] if request.single else events[start:end]
-            self._settle(request, value)
+            if not request.done():
+                value = events[end - 1] if request.single else events[start:end]
+                self._settle(request, value)
             start = end
-        if self._on_commit is not None:
-            self._on_commit()
+        if self.on_commit is not None:
+            try:
+                self.on_commit()
+            except Exception:  # a nudge: never a reason to stop
+                logger.exception("commit hook failed")
 
     # -- settling -------------------------------------------------------------
 
@@ -554,57 +560,24 @@ class Committer:
         if settled and self._on_settled is not None:
             self._on_settled(settled)
 
-    def _stored_copies(self, request: AppendRequest) -> list[Event[Any]] | None:
-        """The stored events of a retried request, or None if not a retry.
-
-        Raises:
-            DuplicateEventError: An id is stored with different content, or
-                only some of the request's ids are stored.
-        """
-        ids = [p.id_bytes for p in request.prepared]
-        found = {e.id.bytes: e for e in self._storage.find_events(ids)}
-        if not found:
-            return None
-        stored = []
-        for p in request.prepared:
-            copy = found.get(p.id_bytes)
-            if copy is None or not _same_content(copy, p):
-                culprit = p.event.id if copy is None else copy.id
-                raise DuplicateEventError(culprit)
-            stored.append(copy)
-        return stored
-
-    def _resolve_failed(self, request: AppendRequest, error: SwarmlogError) -> None:
-        """A request failed planning: a retry of stored events still succeeds
-        (idempotence is checked first), anything else gets ``error``."""
+    def _resolve(self, request: AppendRequest, error: SwarmlogError | None) -> None:
+        """Settle a request refused against committed state (``error``) or
+        whose write clashed (None): a retry of stored events still succeeds
+        (idempotence is checked first), anything else fails."""
+        assert self._storage is not None
         try:
-            stored = self._stored_copies(request)
-        except SwarmlogError as duplicate:
-            self._fail(request, duplicate)
-            return
-        if stored is None:
-            self._fail(request, error)
-        else:
-            self._succeed_without_write(request, stored)
-
-    def _resolve_conflict(self, request: AppendRequest) -> None:
-        try:
-            stored = self._stored_copies(request)
+            stored = stored_copies(self._storage, request)
         except SwarmlogError as duplicate:
             self._fail(request, duplicate)
             return
         if stored is not None:
-            self._succeed_without_write(request, stored)
+            self._metrics.appends += 1
+            self._settle(request, stored[0] if request.single else stored)
             return
-        # A version clash the cache did not foresee: forget and report.
-        self._known.clear()
-        self._fail(request, StorageError("aggregate version clash; please retry"))
-
-    def _succeed_without_write(
-        self, request: AppendRequest, stored: list[Event[Any]]
-    ) -> None:
-        self._metrics.appends += 1
-        self._settle(request, stored[0] if request.single else stored)
+        if error is None:  # a version clash the cache did not foresee
+            self._known.clear()
+            error = StorageError("aggregate version clash; please retry")
+        self._fail(request, error)
 
     def _fail(self, request: AppendRequest, error: BaseException) -> None:
         self._metrics.failed_appends += 1
@@ -619,7 +592,9 @@ class Committer:
         self._stopped = WriterStoppedError(msg)
         logger.error(msg)
         if self._notifier is not None:
-            self._notifier.tell(Notify("error", (self._stopped,)))
+            with contextlib.suppress(Exception):  # the notifier is gone
+                self._notifier.tell(Notify("error", (self._stopped,)))
+        self._room.make(force=True)
         return self._stopped
 
     # -- other writes -----------------------------------------------------------
@@ -635,19 +610,8 @@ class Committer:
         refusal = self._refusal()
         if refusal is not None:
             raise refusal
+        assert self._storage is not None
         try:
             function(self._storage)
         except CommitUnknownError as unknown:
             raise self._stop_writer(unknown) from unknown
-
-    def save_snapshot(self, record: SnapshotRecord) -> None:
-        """Store an aggregate snapshot. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.save_snapshot(record))
-
-    def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
-        """Store a projection checkpoint. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.save_checkpoint(name, record))
-
-    def delete_checkpoint(self, name: str) -> None:
-        """Forget a projection checkpoint. Turn held; raises like :meth:`write`."""
-        self.write(lambda storage: storage.delete_checkpoint(name))

@@ -8,6 +8,8 @@ message to the sender's actor.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING, Any
 
 from swarmlog.actors.reply import Reply
@@ -33,6 +35,7 @@ __all__ = [
     "SaveCheckpoint",
     "SaveSnapshot",
     "Subscribe",
+    "TrackedReplies",
     "Unsubscribe",
     "Wake",
 ]
@@ -164,3 +167,38 @@ class Unsubscribe:
 
     def __init__(self, ref: pykka.ActorRef[Any]) -> None:
         self.ref = ref
+
+
+class TrackedReplies:
+    """Reply futures told to the writer actor and not yet settled.
+
+    pykka drops told messages left in a stopped actor's inbox; rather than
+    read its private inbox, whoever tells the writer a message with a reply
+    future tracks the future here first, and the writer's ``on_stop``
+    fails what is left (thread-safe).
+    """
+
+    __slots__ = ("_futures", "_lock")
+
+    def __init__(self) -> None:
+        self._futures: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def track(self, future: Future[None]) -> None:
+        """Remember ``future`` until it is settled (any thread)."""
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail every tracked future still unsettled (any thread)."""
+        with self._lock:
+            pending = list(self._futures)
+        for future in pending:
+            if not future.done():
+                with contextlib.suppress(Exception):  # settled meanwhile
+                    future.set_exception(error)

@@ -9,18 +9,47 @@ the writer releases once: waiting is one C-level lock acquire.
 from __future__ import annotations
 
 import _thread
+import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Callbacks", "InFlightLimit", "Reply"]
+__all__ = [
+    "Callbacks",
+    "InFlightLimit",
+    "Overflow",
+    "Reply",
+    "Room",
+    "callback_errors",
+    "run_guarded",
+]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("swarmlog")
 
 Callbacks = Callable[[], None]
 """Held-back done-callbacks of one settled reply, run by calling it."""
 
 _callbacks_lock = threading.Lock()  # guards registration vs. settling only
+_errors = [0]  # done-callbacks that raised, in this process
+
+
+def callback_errors() -> int:
+    """How many done-callbacks raised (and were logged) in this process."""
+    return _errors[0]
+
+
+def run_guarded(callback: Callable[[T], object], argument: T) -> None:
+    """Run one user callback; whatever it raises (BaseException too) is
+    logged and counted, never passed on: the thread running it may be the
+    writer's, which must not die of user code (any thread)."""
+    try:
+        callback(argument)
+    except BaseException:
+        _errors[0] += 1
+        logger.exception("a done-callback raised; ignored")
 
 
 class Reply(Generic[T]):
@@ -82,7 +111,7 @@ class Reply(Generic[T]):
 
         def run() -> None:
             for callback in callbacks:
-                callback(self)
+                run_guarded(callback, self)
 
         return run
 
@@ -110,14 +139,16 @@ class Reply(Generic[T]):
         return self._error
 
     def add_done_callback(self, callback: Callable[[Reply[T]], object]) -> None:
-        """Call ``callback(self)`` once settled (at once if it already is)."""
+        """Call ``callback(self)`` once settled (at once, on this thread, if
+        it already is). Either way it runs guarded: what it raises is
+        logged and counted (:func:`callback_errors`), never passed on."""
         with _callbacks_lock:
             if not self._done:
                 if self._callbacks is None:
                     self._callbacks = []
                 self._callbacks.append(callback)
                 return
-        callback(self)
+        run_guarded(callback, self)
 
 
 class InFlightLimit:
@@ -133,15 +164,17 @@ class InFlightLimit:
         self._room = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
 
-    def acquire(self, *, blocking: bool = True) -> bool:
-        """Take a slot; False only when not ``blocking`` and none is free."""
+    def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a slot; False when not ``blocking`` and none is free, or
+        when none came free within ``timeout`` seconds. Interruptible."""
         with self._lock:
             while self._count >= self._limit:
                 if not blocking:
                     return False
                 self._waiters += 1
                 try:
-                    self._room.wait()
+                    if not self._room.wait(timeout) and timeout is not None:
+                        return False
                 finally:
                     self._waiters -= 1
             self._count += 1
@@ -165,3 +198,107 @@ class InFlightLimit:
     def count(self) -> int:
         """Appends in flight now."""
         return self._count
+
+
+_ROOM_WAIT = 1.0  # seconds between looks while parked (a bound, not a delay)
+
+
+class Room:
+    """Where producers park while a whole batch waits untaken.
+
+    A thread that keeps queueing ``append_async`` calls would otherwise
+    compete for the GIL with the committing thread, which then waits a
+    whole switch interval (5 ms) to get it back after each SQLite call;
+    parked here, it lets the committer plan and settle at full speed and
+    resumes (to fill the next batch while SQLite works) as soon as the
+    queue is taken.
+    """
+
+    __slots__ = ("_cond", "_waiters")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0
+
+    def wait(self, full: Callable[[], bool]) -> None:
+        """Block while ``full()`` (the producer's thread); each wait is
+        bounded, so a missed wake-up costs at most a second."""
+        with self._cond:
+            self._waiters += 1
+            try:
+                while full():
+                    self._cond.wait(_ROOM_WAIT)
+            finally:
+                self._waiters -= 1
+
+    def make(self, *, force: bool = False) -> None:
+        """Wake the parked producers (the committer, as it takes a batch)."""
+        if self._waiters or force:
+            with self._cond:
+                self._cond.notify_all()
+
+
+class Overflow(Generic[T]):
+    """Requests waiting for an in-flight slot off the thread that made them.
+
+    An event loop's thread must never block on back-pressure (the whole
+    loop would stop): ``append_async`` called there at the in-flight bound
+    puts its request here and returns its future at once; one helper thread
+    takes slots for the waiting requests, in order, and submits them, so
+    awaiting the future is what waits. While any request waits here, later
+    ones from a loop join the line behind it (their order is kept).
+
+    Args:
+        limit: The in-flight slots.
+        submit: Queues a request that holds a slot (the helper's thread).
+        refuse: Settles a request that can no longer be submitted.
+    """
+
+    __slots__ = ("_limit", "_lock", "_pending", "_refuse", "_running", "_submit")
+
+    def __init__(
+        self,
+        limit: InFlightLimit,
+        submit: Callable[[T], None],
+        refuse: Callable[[T, BaseException], None],
+    ) -> None:
+        self._limit = limit
+        self._submit = submit
+        self._refuse = refuse
+        self._pending: deque[T] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def busy(self) -> bool:
+        """Whether requests wait here (any thread)."""
+        return bool(self._pending)
+
+    def put(self, request: T) -> None:
+        """Queue ``request`` behind the others waiting (any thread)."""
+        with self._lock:
+            self._pending.append(request)
+            if self._running:
+                return
+            self._running = True
+        thread = threading.Thread(
+            target=self._drain, name="swarmlog-overflow", daemon=True
+        )
+        thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                request = self._pending.popleft()
+            try:
+                self._limit.acquire()
+            except BaseException as error:  # never strand a request
+                self._refuse(request, error)
+                continue
+            try:
+                self._submit(request)
+            except BaseException as error:
+                self._limit.release()
+                self._refuse(request, error)

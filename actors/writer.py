@@ -1,27 +1,23 @@
-"""WriterActor: the thread that owns the writing connection's life and
-commits whatever nobody else commits.
+"""WriterActor: the thread that owns the writing connection and commits.
 
 All writes go through one :class:`~swarmlog.actors.committer.Committer`,
-serialised by its turn. This actor opens that turn's life (``on_start``
-publishes the stored head) and ends it (``on_stop`` fails what is queued,
-checkpoints and closes), stores snapshots and projection checkpoints, and is
-the committer of last resort: appends that their caller does not commit
-itself (``append_async``, and every append queued while the turn was taken)
-are committed here, a whole queue-depth batch per transaction.
+serialised by its turn. This actor owns the connection's life: ``on_start``
+opens it (an error there reaches ``EventStore.initialize()`` through the
+``started`` future) and ``on_stop`` fails what is queued, checkpoints and
+closes it. It commits every append (a whole queue-depth batch per
+transaction) and stores snapshots and projection checkpoints.
 
-Why a caller may commit at all: a round trip to another thread costs two
-thread wake-ups, about as much as a whole ``synchronous=NORMAL`` commit on
-this machine kind; a lone caller appending to an idle store therefore
-commits on its own thread (see ``Committer.submit``). The actor remains the
-one writer: it owns the connection, and nothing writes without the turn.
+Nothing raised here may escape to pykka: an exception escaping
+``on_receive`` would stop the actor, and a ``BaseException`` would make
+pykka stop every actor in the process. So each message is handled under a
+guard; what the committer cannot contain stops the writer (appends then
+raise ``WriterStoppedError``) but never the thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -39,8 +35,12 @@ from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
 from swarmlog.schema.errors import StoreClosedError, SwarmlogError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from concurrent.futures import Future
+
     from swarmlog.actors.committer import Committer
     from swarmlog.actors.reply import Callbacks
+    from swarmlog.actors.storage import WriteStorage
 
 __all__ = ["WriterActor"]
 
@@ -53,65 +53,70 @@ class WriterActor(FastInboxActor):
     Runs on its own thread; takes the committer's turn for each message.
 
     Args:
-        committer: The append queue and writing connection (owned from
-            ``on_start`` to ``on_stop``).
+        committer: The append queue and writing connection (opened in
+            ``on_start``, closed in ``on_stop``).
+        started: Settled once ``on_start`` opened the connection (or with
+            the error that stopped it).
     """
 
-    def __init__(self, committer: Committer) -> None:
+    def __init__(self, committer: Committer, started: Future[None]) -> None:
         super().__init__()
         self._committer = committer
+        self._started = started
 
     def on_start(self) -> None:
-        """Mark the thread and publish the stored head."""
+        """Mark the thread, open the connection, publish the stored head."""
         mark_engine_thread()
-        with self._committer.turn:
-            self._committer.writer_ident = threading.get_ident()
-            self._committer.publish_head()
-        self._serve_queue()  # appends queued while the turn was ours
+        try:
+            with self._committer.turn:
+                self._committer.open()
+        except BaseException as error:  # the store's initialize() raises it
+            self._started.set_exception(error)
+            self.stop()
+            return
+        self._started.set_result(None)
+        self._serve_queue()  # appends queued while the connection opened
 
     def on_stop(self) -> None:
-        """Fail anything still queued, checkpoint the WAL into the database
-        file and close."""
-        self._committer.shut()
-        self._fail_told()
-
-    def _fail_told(self) -> None:
-        """pykka drops told messages left behind a stop: settle them."""
-        inbox: queue.SimpleQueue[Any] = self.actor_inbox  # type: ignore[assignment]
-        closed = StoreClosedError("the store shut down before this write")
-        while True:
-            try:
-                message = inbox.get_nowait().message
-            except queue.Empty:
-                return
-            future = getattr(message, "future", None)
-            if future is not None and not future.done():
-                future.set_exception(closed)
-            if isinstance(message, SaveCheckpoint) and message.reply_to is not None:
-                with contextlib.suppress(pykka.ActorDeadError):
-                    message.reply_to.tell(
-                        CheckpointSaved(message.record.position, closed)
-                    )
+        """Fail anything still queued or awaited, checkpoint the WAL into the
+        database file and close."""
+        try:
+            self._committer.shut()
+        finally:
+            committer = self._committer
+            committer.tracked.fail(
+                committer.stopped
+                or StoreClosedError("the store shut down before this write")
+            )
 
     def on_receive(self, message: Any) -> Any:
         """Handle one message, then commit whatever is queued (this
-        actor's thread)."""
+        actor's thread). Never raises."""
         committer = self._committer
-        with committer.turn:
-            later = self._handle(message)
-        run_callbacks(later)
-        self._serve_queue()
+        try:
+            with committer.turn:
+                later = self._handle(message)
+            run_callbacks(later)
+            self._serve_queue()
+        except BaseException as error:  # contain it: see the module docstring
+            logger.exception("writer failed unexpectedly")
+            with contextlib.suppress(BaseException):
+                with committer.turn:
+                    later = committer.stop(error)
+                run_callbacks(later)
         return None
 
     def _serve_queue(self) -> None:
         """Commit until the queue is empty after letting go of the turn:
         whoever queued while the turn was taken relies on its holder."""
         committer = self._committer
+        committer.run_handed_off()
         while committer.has_work():
             with committer.turn:
                 later = committer.commit_queued()
                 committer.checkpoint_if_idle()
             run_callbacks(later)
+            committer.run_handed_off()
 
     def _handle(self, message: Any) -> list[Callbacks]:
         committer = self._committer
@@ -121,13 +126,14 @@ class WriterActor(FastInboxActor):
             return later
         if isinstance(message, Flush):
             later = committer.commit_queued()
-            message.future.set_result(None)
+            _settle(message.future, None)
             return later
         if isinstance(message, SaveCheckpoint):
             error: BaseException | None = None
             try:
-                committer.save_checkpoint(message.name, message.record)
-            except Exception as failure:
+                name, record = message.name, message.record
+                committer.write(lambda storage: storage.save_checkpoint(name, record))
+            except BaseException as failure:
                 error = _reported(failure)
             if message.reply_to is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
@@ -136,18 +142,36 @@ class WriterActor(FastInboxActor):
                     )
         elif isinstance(message, SaveSnapshot | DeleteCheckpoint):
             try:
-                if isinstance(message, SaveSnapshot):
-                    committer.save_snapshot(message.record)
-                else:
-                    committer.delete_checkpoint(message.name)
-            except Exception as failure:
-                message.future.set_exception(_reported(failure))
+                committer.write(_write_of(message))
+            except BaseException as failure:
+                _settle(message.future, _reported(failure))
             else:
-                message.future.set_result(None)
+                _settle(message.future, None)
         return []
 
 
-def _reported(failure: Exception) -> BaseException:
+def _write_of(
+    message: SaveSnapshot | DeleteCheckpoint,
+) -> Callable[[WriteStorage], None]:
+    if isinstance(message, SaveSnapshot):
+        record = message.record
+        return lambda storage: storage.save_snapshot(record)
+    name = message.name
+    return lambda storage: storage.delete_checkpoint(name)
+
+
+def _settle(future: Future[None], error: BaseException | None) -> None:
+    """Settle a reply future unless it already is (failed at a stop)."""
+    if future.done():
+        return
+    with contextlib.suppress(Exception):  # settled meanwhile
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _reported(failure: BaseException) -> BaseException:
     """A write's failure as its requester sees it (bugs are logged)."""
     if not isinstance(failure, SwarmlogError):
         logger.exception("writer failed unexpectedly", exc_info=failure)

@@ -67,7 +67,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     reader_pool_size: int = 8
     wal_checkpoint_bytes: int = 64 << 20
     poll_interval: float = 0.2
-    caller_commits: bool = True
+    caller_commits: bool = False
 
     def __post_init__(self) -> None:
         """Validate every option.

@@ -26,6 +26,10 @@ class AppendFuture(AppendRequest, Generic[T]):
     future, whose ``__await__`` calls a blocking ``get()``, is never handed
     out). Made by ``append_async``/``append_many_async``; it is also the
     request the writer commits (one object per append).
+
+    Cancelling an awaiting task (or ``asyncio.wait_for`` timing out) stops
+    the wait, not the append: the event may still be stored. Retrying the
+    same event is idempotent.
     """
 
     __slots__ = ()
@@ -40,9 +44,10 @@ class AppendFuture(AppendRequest, Generic[T]):
         return self.result(timeout)  # type: ignore[no-any-return]
 
     def add_done_callback(self, callback: Callable[[AppendFuture[T]], object]) -> None:
-        """Call ``callback(self)`` when settled (on the committing thread,
-        after it let go of the writer's turn, or at once if already
-        settled): keep it short."""
+        """Call ``callback(self)`` when settled (on the writer thread, after
+        it let go of its turn, or at once on this thread if already
+        settled): keep it short. Whatever it raises is logged and counted
+        (``get_stats().callback_errors``), never passed on."""
         super().add_done_callback(callback)  # type: ignore[arg-type]
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -59,7 +64,10 @@ class AppendFuture(AppendRequest, Generic[T]):
                 waiter.set_result(reply.result())
 
         def settled(reply: Reply[Any]) -> None:
-            loop.call_soon_threadsafe(transfer, reply)
+            try:
+                loop.call_soon_threadsafe(transfer, reply)
+            except RuntimeError:  # the loop closed (the awaiter gave up):
+                return  # nobody is left to tell; the append stands
 
         super().add_done_callback(settled)
         return waiter.__await__()

@@ -44,6 +44,11 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
         mean_batch_size: Append requests per transaction (group commit).
         failed_appends: Append requests that failed.
         appends_in_flight: Append requests queued or being committed now.
+        writer_stopped: The writer stopped accepting appends (an unknown
+            commit outcome, or its actor stopped): appends raise
+            ``WriterStoppedError`` until the store is reopened.
+        callback_errors: Done-callbacks of appends that raised (logged and
+            ignored), in this process.
         projections: Projection name -> its status.
         listener_errors: Listener callbacks that raised (logged and
             ignored, ``BaseException`` included), since the store opened.
@@ -65,6 +70,8 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     mean_batch_size: float = 0.0
     failed_appends: int = 0
     appends_in_flight: int = 0
+    writer_stopped: bool = False
+    callback_errors: int = 0
     projections: dict[str, ProjectionStatus] = {}
     listener_errors: int = 0
     lineage: tuple[ForkOrigin, ...] = ()

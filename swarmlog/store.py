@@ -14,11 +14,13 @@ those -> WAL checkpoint -> close. Nothing committed is lost by a shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
@@ -42,7 +44,7 @@ from swarmlog.actors.messages import (
 from swarmlog.actors.notifier import Listeners, NotifierActor
 from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
-from swarmlog.actors.reply import InFlightLimit
+from swarmlog.actors.reply import InFlightLimit, Overflow, callback_errors
 from swarmlog.actors.runtime import (
     Audience,
     CommitHead,
@@ -80,6 +82,7 @@ from swarmlog.schema.errors import (
     StoreNotInitializedError,
     StoreOpenError,
     SwarmlogError,
+    WriterStoppedError,
 )
 from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
 from swarmlog.stats import EventStoreStats, ForkOrigin
@@ -101,6 +104,7 @@ logger = logging.getLogger("swarmlog")
 _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _FORKED = "forked"  # this process is a fork of the one that opened the store
 _SHUTDOWN_TIMEOUT = 60.0
+_DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
 
 
 def _check_expected(expected: object) -> None:
@@ -215,6 +219,9 @@ class EventStore:
         self._checkpointer: Checkpointer | None = None
         self._follower: Follower | None = None
         self._in_flight = InFlightLimit(config.max_in_flight)
+        self._overflow: Overflow[AppendRequest] = Overflow(
+            self._in_flight, self._submit_overflow, _refuse
+        )
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
 
     # -- lifecycle ----------------------------------------------------------------
@@ -301,35 +308,34 @@ class EventStore:
             )
             self._follower.start()
             return
-        storage = SQLiteWriteStorage(path, config.synchronous, config.pragmas)
-        try:
-            self._reader = SQLiteReadStorage(
-                path, read_only=False, pool_size=config.reader_pool_size
-            )
-            self._checkpointer = Checkpointer(
-                SQLiteCheckpointRunner(path),
-                config.auto_persist_interval,
-                config.wal_checkpoint_bytes,
-                self._persisted,
-                lambda error: self._notify("error", (error,)),
-            )
-        except BaseException:
-            storage.close()
-            raise
-        self._head.position = storage.head()
-        self._committer = Committer(
-            storage,
+        synchronous, pragmas = config.synchronous, config.pragmas
+        committer = self._committer = Committer(
+            lambda: SQLiteWriteStorage(path, synchronous, pragmas),
             self._dispatcher,
             self._audience,
             self._notifier,
             self._head,
             self._metrics,
             config.max_batch,
-            self._checkpointer.commit_seen,
-            self._in_flight.release,
+            self._wake_writer,
+            on_settled=self._in_flight.release,
         )
-        self._writer = WriterActor.start(self._committer)
-        self._flush_writer()  # started: the first append finds it idle
+        # The writer opens (and later closes) its connection on its own
+        # thread; what goes wrong there is raised here, in initialize().
+        started: Future[None] = Future()
+        self._writer = WriterActor.start(committer, started)
+        started.result(_SHUTDOWN_TIMEOUT)
+        self._reader = SQLiteReadStorage(
+            path, read_only=False, pool_size=config.reader_pool_size
+        )
+        self._checkpointer = Checkpointer(
+            SQLiteCheckpointRunner(path),
+            config.auto_persist_interval,
+            config.wal_checkpoint_bytes,
+            self._persisted,
+            lambda error: self._notify("error", (error,)),
+        )
+        committer.on_commit = self._checkpointer.commit_seen  # before any append
         self._checkpointer.start()
 
     def __enter__(self) -> Self:
@@ -398,17 +404,22 @@ class EventStore:
     def _drain_appends(self) -> None:
         # The state is no longer open, so appends that take a slot from now
         # on give it back and raise; once nothing is in flight, no append is
-        # between its state check and its message to the writer.
-        self._in_flight.wait_idle(_SHUTDOWN_TIMEOUT)
+        # between its state check and its message to the writer. The writer
+        # is woken on each look: an append interrupted between queueing and
+        # waking it (a signal on its thread) must not hold shutdown up.
+        deadline = time.monotonic() + _SHUTDOWN_TIMEOUT
+        while time.monotonic() < deadline:
+            self._wake_writer()
+            if self._in_flight.wait_idle(_DRAIN_LOOK):
+                break
         self._flush_writer()
 
     def _flush_writer(self) -> None:
         future: Future[None] = Future()
         try:
-            self._tell_writer(Flush(future))
-        except StoreClosedError:  # gone already: nothing left to flush
+            self._ask_writer(Flush(future), future)
+        except SwarmlogError:  # gone or stopped: nothing left to flush
             return
-        future.result(_SHUTDOWN_TIMEOUT)
 
     def _finalize_projections(self) -> None:
         head = self._head.position
@@ -441,6 +452,8 @@ class EventStore:
         if self._follower is not None:
             self._follower.stop()
             self._follower = None
+        if self._committer is not None:
+            self._committer.retire()  # the writer's stop is expected now
         for attr in ("_dispatcher", "_writer", "_notifier"):
             ref = getattr(self, attr)
             if ref is not None:
@@ -612,22 +625,52 @@ class EventStore:
             else:
                 _check_expected(expected)
         committer = self._require_writable()
+        # On an event loop's thread, back-pressure must make the await wait,
+        # never block the loop: a request that finds no slot (or others
+        # already waiting for one) waits in the overflow line.
+        on_loop = not lead and asyncio._get_running_loop() is not None
+        if on_loop and self._overflow.busy():
+            self._overflow.put(request)
+            return
         in_flight = self._in_flight
         if not in_flight.acquire(blocking=False):
+            if on_loop:
+                self._overflow.put(request)
+                return
             # A handler or listener must not block on back-pressure: the
             # writer may be waiting for the very thread it runs on to drain.
             if in_engine_thread():
                 msg = "too many appends in flight to append from inside the engine"
                 raise EngineThreadWaitError(msg)
             in_flight.acquire()
+        try:
+            self._submit_held(committer, request, lead=lead, park=not on_loop)
+        except BaseException:
+            # An interrupt (a signal on this thread) or a refusal: give the
+            # slot back unless the request reached the queue (then the
+            # writer commits it and releases the slot; its outcome is
+            # unknown to this caller).
+            if committer.reclaim(request):
+                in_flight.release()
+            raise
+
+    def _submit_held(
+        self, committer: Committer, request: AppendRequest, *, lead: bool, park: bool
+    ) -> None:
+        """Queue a request that holds an in-flight slot."""
         if self._state != _OPEN:
-            in_flight.release()
             self._require_writable()
-        committer.submit(
-            request,
-            lead=lead and self.config.caller_commits,
-            wake=self._wake_writer,
-        )
+        committer.submit(request, lead=lead and self.config.caller_commits, park=park)
+
+    def _submit_overflow(self, request: AppendRequest) -> None:
+        """Queue a request from the overflow line (its helper thread)."""
+        committer = self._require_writable()
+        try:
+            self._submit_held(committer, request, lead=False, park=True)
+        except BaseException:
+            if committer.reclaim(request):
+                self._in_flight.release()
+            raise
 
     def _tell_writer(self, message: Any) -> None:
         writer = self._writer
@@ -636,18 +679,39 @@ class EventStore:
                 raise pykka.ActorDeadError("the writer stopped")
             writer.tell(message)
         except pykka.ActorDeadError:
-            msg = "the store is shut down"
-            raise StoreClosedError(msg) from None
+            raise self._writer_gone() from None
+
+    def _writer_gone(self) -> SwarmlogError:
+        """Why the writer cannot be reached: the store shut down, or (while
+        the store is open) the writer stopped."""
+        committer = self._committer
+        if self._state == _OPEN and committer is not None:
+            stopped = committer.stopped
+            if stopped is None:
+                msg = "the writer stopped accepting appends; reopen the store"
+                stopped = WriterStoppedError(msg)
+            return stopped
+        msg = "the store is shut down"
+        return StoreClosedError(msg)
 
     def _wake_writer(self) -> None:
-        """Tell the writer to commit what is queued (any thread)."""
+        """Tell the writer to commit what is queued (any thread; the
+        committer's bound wake target)."""
         try:
             self._tell_writer(WAKE)
-        except StoreClosedError:
-            # Shut down under our feet: nobody will commit; fail the queue.
+        except SwarmlogError:
+            # Stopped under our feet: nobody will commit; fail the queue.
             committer = self._committer
             if committer is not None:
                 committer.shut()
+
+    def _ask_writer(self, message: Any, future: Future[None]) -> None:
+        """Tell the writer ``message`` and wait (bounded) for ``future``."""
+        committer = self._committer
+        if committer is not None:
+            committer.tracked.track(future)
+        self._tell_writer(message)
+        future.result(_SHUTDOWN_TIMEOUT)
 
     # -- reading ------------------------------------------------------------------
 
@@ -818,10 +882,15 @@ class EventStore:
             encode_value(snapshot.state, "snapshot state"),
             to_micros(snapshot.timestamp),
         )
-        self._require_writable()
-        future: Future[None] = Future()
-        self._tell_writer(SaveSnapshot(record, future))
-        future.result()
+        committer = self._require_writable()
+        if threading.get_ident() == committer.writer_ident:
+            # A done-callback on the writer's own thread: write it here, as
+            # waiting for the writer would wait for itself.
+            with committer.turn:
+                committer.write(lambda storage: storage.save_snapshot(record))
+        else:
+            future: Future[None] = Future()
+            self._ask_writer(SaveSnapshot(record, future), future)
         self._log(
             "swarmlog: snapshot of %s at version %d",
             snapshot.aggregate_id,
@@ -992,6 +1061,8 @@ class EventStore:
             caller_transactions=metrics.caller_transactions,
             mean_batch_size=metrics.mean_batch_size,
             failed_appends=metrics.failed_appends,
+            writer_stopped=self._writer_stopped(),
+            callback_errors=callback_errors(),
             appends_in_flight=self._in_flight.count,
             projections={n: p.get_status() for n, p in list(self._projections.items())},
             listener_errors=self._listeners.errors,
@@ -1004,6 +1075,12 @@ class EventStore:
                 for r in base.lineage
             ),
         )
+
+    def _writer_stopped(self) -> bool:
+        committer, writer = self._committer, self._writer
+        if committer is None or writer is None:
+            return False
+        return committer.stopped is not None or not writer.is_alive()
 
     def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
         """Call ``callback`` on ``name`` notifications (allowed before
@@ -1150,3 +1227,9 @@ def _fork_target(path: object) -> str:
 
 def _quiet(*_: Any) -> None:
     return None
+
+
+def _refuse(request: AppendRequest, error: BaseException) -> None:
+    """Settle a request of the overflow line that could not be queued."""
+    if not request.done():
+        request.set_exception(error)

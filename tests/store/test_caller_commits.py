@@ -1,5 +1,6 @@
-"""Who commits: the appending thread when the writer is idle, the writer
-actor otherwise; one turn serialises both, in queue order."""
+"""Who commits: the writer actor by default; with the opt-in
+``caller_commits``, an appending thread other than the main thread when the
+writer is idle. One turn serialises both, in queue order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from swarmlog import (
     NO_STREAM,
-    StoreClosedError,
+    WriterStoppedError,
     create_agent_started_event,
     create_task_created_event,
 )
@@ -27,6 +28,31 @@ TIMEOUT = 10.0
 @pytest.fixture(params=[True, False], ids=["caller-commits", "writer-only"])
 def caller_commits(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
+
+
+@pytest.fixture
+def leading(make_store: Callable[..., EventStore]) -> EventStore:
+    """A store with the opt-in caller commits."""
+    return make_store(caller_commits=True)
+
+
+def _on_worker(work: Callable[[], object]) -> None:
+    """Run ``work`` on a thread other than the main thread (callers commit
+    only there) and re-raise what it raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(TIMEOUT * 3)
+    assert not thread.is_alive(), "the worker hung"
+    if errors:
+        raise errors[0]
 
 
 def _hold_write_lock(store: EventStore) -> sqlite3.Connection:
@@ -47,6 +73,19 @@ def _wait_in_flight(store: EventStore, count: int) -> None:
     pytest.fail(f"never {count} appends in flight")
 
 
+def _wait_taken(store: EventStore) -> None:
+    """Block until the writer took every queued append (white box: the
+    committer's queue is empty)."""
+    committer = store._committer
+    assert committer is not None
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.005)):
+        if not committer._queue:
+            return
+        done.wait(0.005)
+    pytest.fail("the writer never took the queued appends")
+
+
 @pytest.fixture
 def locked(store: EventStore) -> Iterator[sqlite3.Connection]:
     conn = _hold_write_lock(store)
@@ -60,23 +99,61 @@ def _gap_free(store: EventStore, count: int) -> None:
     assert [e.position for e in store.replay()] == list(range(1, count + 1))
 
 
-def test_lone_appends_commit_on_the_calling_thread(store: EventStore) -> None:
-    """An idle writer is not woken: each append commits on its caller."""
-    for i in range(10):
-        store.append(create_agent_started_event(f"a{i}"))
-    store.append_many(
-        [create_agent_started_event("b1"), create_agent_started_event("b2")]
-    )
+def test_lone_appends_commit_on_the_calling_thread(leading: EventStore) -> None:
+    """caller_commits: an idle writer is not woken, each append of a
+    worker thread commits on it."""
+    store = leading
+
+    def work() -> None:
+        for i in range(10):
+            store.append(create_agent_started_event(f"a{i}"))
+        store.append_many(
+            [create_agent_started_event("b1"), create_agent_started_event("b2")]
+        )
+
+    _on_worker(work)
     stats = store.get_stats()
     assert (stats.transactions, stats.caller_transactions) == (11, 11)
     _gap_free(store, 12)
 
 
+def test_the_main_thread_never_commits(leading: EventStore) -> None:
+    """caller_commits: appends of the main thread still go to the writer
+    (a signal handler there could interrupt a commit)."""
+    for i in range(20):
+        leading.append(create_agent_started_event(f"a{i}"))
+    stats = leading.get_stats()
+    assert (stats.transactions, stats.caller_transactions) == (20, 0)
+
+
+def test_callbacks_of_a_caller_commit_run_on_the_writer(leading: EventStore) -> None:
+    """caller_commits: done-callbacks of what a caller committed run on the
+    writer thread, never on the committing caller's own."""
+    store = leading
+    threads: list[int] = []
+    done = threading.Event()
+
+    def work() -> None:
+        for i in range(20):
+            store.append(create_agent_started_event(f"warm{i}"))
+        future = store.append_async(create_agent_started_event("async"))
+        future.add_done_callback(
+            lambda _: (threads.append(threading.get_ident()), done.set())
+        )
+        store.append(create_agent_started_event("leader"))  # commits both
+        assert done.wait(TIMEOUT)
+        assert threading.get_ident() not in threads
+
+    _on_worker(work)
+    assert store.get_stats().caller_transactions >= 1
+
+
 def test_caller_commits_off_keeps_every_commit_on_the_writer(
     make_store: Callable[..., EventStore],
 ) -> None:
-    """caller_commits=False: the same results, all committed by the writer."""
-    store = make_store(caller_commits=False)
+    """caller_commits=False (the default): every commit on the writer."""
+    store = make_store()
+    assert store.config.caller_commits is False
     stored = [store.append(create_agent_started_event(f"a{i}")) for i in range(10)]
     assert [e.position for e in stored] == list(range(1, 11))
     stats = store.get_stats()
@@ -136,10 +213,12 @@ def test_appends_queued_behind_the_writer_commit_as_one_batch(
 
 
 def test_a_committing_caller_hands_the_queue_to_the_writer(
-    store: EventStore, locked: sqlite3.Connection
+    leading: EventStore,
 ) -> None:
     """A caller holding the turn commits its own append and leaves what
     others queued meanwhile to the writer: every append returns."""
+    store = leading
+    locked = _hold_write_lock(store)
     results: list[Event] = []
 
     def append(name: str) -> None:
@@ -153,6 +232,7 @@ def test_a_committing_caller_hands_the_queue_to_the_writer(
         thread.start()
     _wait_in_flight(store, 5)
     locked.execute("ROLLBACK")
+    locked.close()
     for thread in (leader, *others):
         thread.join(TIMEOUT)
     assert sorted(e.position for e in results) == [1, 2, 3, 4, 5]
@@ -221,7 +301,8 @@ def test_a_full_batch_waiting_holds_back_append_async(
 
     try:
         futures.append(store.append_async(create_agent_started_event("first")))
-        _wait_in_flight(store, 1)  # the writer took it and waits on SQLite
+        _wait_in_flight(store, 1)
+        _wait_taken(store)  # the writer took it and waits on SQLite
         thread = threading.Thread(target=pump)
         thread.start()
         _wait_in_flight(store, 5)  # four queued behind it: a full batch
@@ -236,11 +317,13 @@ def test_a_full_batch_waiting_holds_back_append_async(
 
 
 def test_after_contention_callers_leave_commits_to_the_writer_for_a_while(
-    store: EventStore, locked: sqlite3.Connection
+    leading: EventStore,
 ) -> None:
     """An append that finds others queued marks the store contended: the
     next appends go through the writer's group commit; once appends have
     come one at a time for a while, callers commit themselves again."""
+    store = leading
+    locked = _hold_write_lock(store)
     first = store.append_async(create_agent_started_event("first"))
     _wait_in_flight(store, 1)  # the writer holds the turn, stuck on SQLite
     second = store.append_async(create_agent_started_event("second"))
@@ -250,15 +333,24 @@ def test_after_contention_callers_leave_commits_to_the_writer_for_a_while(
     waiter.start()  # finds "second" queued: contention
     _wait_in_flight(store, 3)
     locked.execute("ROLLBACK")
+    locked.close()
     waiter.join(TIMEOUT)
     assert (first.get(TIMEOUT).position, second.get(TIMEOUT).position) == (1, 2)
     before = store.get_stats()
-    for i in range(8):  # one at a time, but the contention is recent
-        store.append(create_agent_started_event(f"calm{i}"))
+
+    def calm() -> None:  # one at a time, but the contention is recent
+        for i in range(8):
+            store.append(create_agent_started_event(f"calm{i}"))
+
+    _on_worker(calm)
     after = store.get_stats()
     assert after.caller_transactions == before.caller_transactions
-    for i in range(32):  # calm long enough: callers commit again
-        store.append(create_agent_started_event(f"later{i}"))
+
+    def later() -> None:  # calm long enough: callers commit again
+        for i in range(32):
+            store.append(create_agent_started_event(f"later{i}"))
+
+    _on_worker(later)
     assert store.get_stats().caller_transactions > after.caller_transactions
     _gap_free(store, 3 + 8 + 32)
 
@@ -267,12 +359,14 @@ def test_appends_after_the_writer_died_fail_instead_of_hanging(
     store: EventStore,
 ) -> None:
     """If the writer actor is gone (white box: stopped under the store's
-    feet), queued appends fail with StoreClosedError rather than wait
-    forever, whoever would have committed them."""
+    feet), appends fail with WriterStoppedError rather than wait forever,
+    and get_stats() says so."""
     store.append(create_agent_started_event("before"))
+    assert store.get_stats().writer_stopped is False
     store._writer.stop()  # type: ignore[union-attr]  # on_stop closes the committer
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(WriterStoppedError):
         store.append_async(create_agent_started_event("async")).get(TIMEOUT)
-    with pytest.raises(StoreClosedError):
+    with pytest.raises(WriterStoppedError):
         store.append(create_agent_started_event("sync"))
+    assert store.get_stats().writer_stopped is True
     store.shutdown()  # still completes
