@@ -15,12 +15,16 @@ from typing import TYPE_CHECKING, Any
 from swarmlog.actors.reply import Reply
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from concurrent.futures import Future
 
     import pykka
 
-    from swarmlog.actors.storage import CheckpointRecord, SnapshotRecord
+    from swarmlog.actors.storage import (
+        CheckpointRecord,
+        SnapshotRecord,
+        WriteStorage,
+    )
     from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event, ExpectedVersion
 
@@ -32,6 +36,7 @@ __all__ = [
     "DeliverPage",
     "Flush",
     "Notify",
+    "RunWrite",
     "SaveCheckpoint",
     "SaveSnapshot",
     "Subscribe",
@@ -120,6 +125,19 @@ class DeleteCheckpoint:
 
     def __init__(self, name: str, future: Future[None]) -> None:
         self.name = name
+        self.future = future
+
+
+class RunWrite:
+    """Run ``function`` on the writing connection (one non-append write,
+    e.g. a durable subscription's position); settle ``future``."""
+
+    __slots__ = ("function", "future")
+
+    def __init__(
+        self, function: Callable[[WriteStorage], None], future: Future[None]
+    ) -> None:
+        self.function = function
         self.future = future
 
 

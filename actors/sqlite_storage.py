@@ -244,6 +244,7 @@ migration's one transaction)."""
 
 _MIGRATIONS: dict[int, tuple[MigrationStep, ...]] = {
     1: (*sql.MIGRATE_1_TO_2_COLUMNS, backfill_links, *sql.LINK_INDEXES),
+    2: sql.MIGRATE_2_TO_3,
 }
 """Forward migrations: from format N to N+1."""
 
@@ -432,6 +433,16 @@ class SQLiteWriteStorage:
         """Forget a projection checkpoint."""
         self._write_one(sql.DELETE_CHECKPOINT, (name,), "delete projection checkpoint")
 
+    # -- durable subscriptions
+    def save_subscription(self, name: str, position: int) -> None:
+        """Store a subscription's last handled position."""
+        params = (name, position, to_micros(utc_now()))
+        self._write_one(sql.UPSERT_SUBSCRIPTION, params, "save subscription position")
+
+    def delete_subscription(self, name: str) -> None:
+        """Forget a subscription's position."""
+        self._write_one(sql.DELETE_SUBSCRIPTION, (name,), "delete subscription")
+
     def effective_pragmas(self, names: Sequence[str]) -> dict[str, Any]:
         """The writing connection's current value of each pragma in
         ``names`` (plain identifiers; used by tests and diagnostics)."""
@@ -611,6 +622,15 @@ class SQLiteReadStorage:
         """A projection's stored checkpoint."""
         rows = self._rows(sql.SELECT_CHECKPOINT, (name,))
         return CheckpointRecord(*rows[0]) if rows else None
+
+    def load_subscription(self, name: str) -> int | None:
+        """A subscription's stored position, or None."""
+        rows = self._rows(sql.SELECT_SUBSCRIPTION, (name,))
+        return int(rows[0][0]) if rows else None
+
+    def subscriptions(self) -> dict[str, int]:
+        """Every stored subscription position, by name."""
+        return {name: int(p) for name, p in self._rows(sql.SELECT_SUBSCRIPTIONS, ())}
 
     def stats(self) -> StorageStats:
         """Counts for ``get_stats``, read in one consistent snapshot."""

@@ -149,6 +149,14 @@ class WriteStorage(Protocol):
         """Forget a projection's checkpoint (it will rebuild)."""
         ...
 
+    def save_subscription(self, name: str, position: int) -> None:
+        """Store a durable subscription's last handled position."""
+        ...
+
+    def delete_subscription(self, name: str) -> None:
+        """Forget a durable subscription's position."""
+        ...
+
     def checkpoint_passive(self) -> None:
         """Fold the write-ahead log into the database file while idle."""
         ...
@@ -222,6 +230,14 @@ class ReadStorage(Protocol):
 
     def load_checkpoint(self, name: str) -> CheckpointRecord | None:
         """A projection's stored checkpoint, or None."""
+        ...
+
+    def load_subscription(self, name: str) -> int | None:
+        """A durable subscription's stored position, or None."""
+        ...
+
+    def subscriptions(self) -> dict[str, int]:
+        """Every stored durable subscription position, by name."""
         ...
 
     def stats(self) -> StorageStats:

@@ -27,6 +27,7 @@ from swarmlog.actors.messages import (
     CheckpointSaved,
     DeleteCheckpoint,
     Flush,
+    RunWrite,
     SaveCheckpoint,
     SaveSnapshot,
     Wake,
@@ -140,7 +141,7 @@ class WriterActor(FastInboxActor):
                     message.reply_to.tell(
                         CheckpointSaved(message.record.position, error)
                     )
-        elif isinstance(message, SaveSnapshot | DeleteCheckpoint):
+        elif isinstance(message, SaveSnapshot | DeleteCheckpoint | RunWrite):
             try:
                 committer.write(_write_of(message))
             except BaseException as failure:
@@ -151,8 +152,10 @@ class WriterActor(FastInboxActor):
 
 
 def _write_of(
-    message: SaveSnapshot | DeleteCheckpoint,
+    message: SaveSnapshot | DeleteCheckpoint | RunWrite,
 ) -> Callable[[WriteStorage], None]:
+    if isinstance(message, RunWrite):
+        return message.function
     if isinstance(message, SaveSnapshot):
         record = message.record
         return lambda storage: storage.save_snapshot(record)

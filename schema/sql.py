@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 APPLICATION_ID: Final = 0x53574C47  # "SWLG" in PRAGMA application_id
-FORMAT_VERSION: Final = 2  # PRAGMA user_version of a current store file
+FORMAT_VERSION: Final = 3  # PRAGMA user_version of a current store file
 
 # A fork's ancestry, oldest first: the last row is the store it was forked
 # from. A fork copies its source's rows and adds one (see sqlite_fork.py).
@@ -29,6 +29,16 @@ LINEAGE_TABLE: Final = """
         source TEXT NOT NULL,
         position INTEGER NOT NULL,
         forked_at INTEGER NOT NULL
+    )
+"""
+
+# Durable subscriptions (format 3): each name's last handled position,
+# written through the writer after each handled event (actors/subscription.py).
+SUBSCRIPTIONS_TABLE: Final = """
+    CREATE TABLE IF NOT EXISTS subscriptions (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
     )
 """
 
@@ -88,6 +98,7 @@ SCHEMA: Final = (
     )
     """,
     LINEAGE_TABLE,
+    SUBSCRIPTIONS_TABLE,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {FORMAT_VERSION}",
 )
@@ -201,6 +212,18 @@ MIGRATE_1_TO_2_COLUMNS: Final = (
 """Format 1 -> 2, before the backfill: the lineage table of forks and the
 two columns of the why-queries (appended, as in a new file's table)."""
 
+MIGRATE_2_TO_3: Final = (SUBSCRIPTIONS_TABLE,)
+"""Format 2 -> 3: the table of durable subscription positions."""
+
+UPSERT_SUBSCRIPTION: Final = """
+    INSERT INTO subscriptions (name, position, updated_at) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        position = excluded.position, updated_at = excluded.updated_at
+"""
+DELETE_SUBSCRIPTION: Final = "DELETE FROM subscriptions WHERE name = ?"
+SELECT_SUBSCRIPTION: Final = "SELECT position FROM subscriptions WHERE name = ?"
+SELECT_SUBSCRIPTIONS: Final = "SELECT name, position FROM subscriptions ORDER BY name"
+
 BACKFILL_PAGE: Final = (
     "SELECT position, data FROM events WHERE position > ? ORDER BY position LIMIT ?"
 )
@@ -268,6 +291,12 @@ FORK_CHECKPOINTS: Final = """
         (name, position, state_version, state, updated_at)
     SELECT name, position, state_version, state, updated_at
     FROM source.projection_checkpoints WHERE position <= ?
+"""
+# A subscription position is kept when it is at or before the fork's
+# position (the fork holds every event it handled); a later one is dropped.
+FORK_SUBSCRIPTIONS: Final = """
+    INSERT INTO main.subscriptions (name, position, updated_at)
+    SELECT name, position, updated_at FROM source.subscriptions WHERE position <= ?
 """
 FORK_LINEAGE: Final = """
     INSERT INTO main.lineage (generation, source, position, forked_at)

@@ -139,8 +139,14 @@ from swarmlog.schema.factories import (
 )
 from swarmlog.schema.frozen import FrozenDict, FrozenList
 from swarmlog.schema.registry import register_event_type, register_upcaster
-from swarmlog.stats import EventStoreStats, ForkOrigin
+from swarmlog.schema.subscription_errors import (
+    SubscriptionActiveError,
+    SubscriptionStoppedError,
+    SubscriptionTimeoutError,
+)
+from swarmlog.stats import EventStoreStats, ForkOrigin, SubscriptionStatus
 from swarmlog.store import EventStore
+from swarmlog.subscriptions import Subscription
 
 __version__ = "0.1.0"
 
@@ -212,6 +218,11 @@ __all__ = [
     "StoreLockedError",
     "StoreNotInitializedError",
     "StoreOpenError",
+    "Subscription",
+    "SubscriptionActiveError",
+    "SubscriptionStatus",
+    "SubscriptionStoppedError",
+    "SubscriptionTimeoutError",
     "SwarmError",
     "SwarmInitialized",
     "SwarmMilestoneReached",

@@ -25,10 +25,10 @@ import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator
     from datetime import datetime
     from uuid import UUID
 
@@ -109,6 +109,10 @@ class StoreReads(Protocol):
     def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]: ...
 
     def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]: ...
+
+    def _aio_subscribe(
+        self, name: str, from_position: int | Literal["end"] | None
+    ) -> AsyncIterator[Event[Any]]: ...
 
 
 class AsyncStoreReads:
@@ -214,6 +218,26 @@ class AsyncStoreReads:
     async def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]:
         """Every event of the conversation, in commit order (awaited)."""
         return await _off_loop(self._store.get_correlated, correlation_id)
+
+    def subscribe(
+        self, name: str, from_position: int | Literal["end"] | None = None
+    ) -> AsyncIterator[Event[Any]]:
+        """A durable subscription's events: ``async for event in
+        store.aio.subscribe("mailer"): ...`` (see ``EventStore.subscribe``).
+
+        The position of an event is stored when the loop asks for the next
+        one, so an event whose body was interrupted is delivered again
+        after a restart. Pages are read on the read worker and positions
+        written through the writer; the loop never blocks. Leaving the loop
+        (``break``) frees the name once the iterator is closed: wrap it in
+        ``contextlib.aclosing`` to free it at once.
+
+        Raises:
+            InvalidConfigError: A bad name or ``from_position``.
+            SubscriptionActiveError: ``name`` is already running (raised by
+                the first ``__anext__``).
+        """
+        return self._store._aio_subscribe(name, from_position)
 
     def replay(
         self, from_position: int = 0, *, page_size: int = REPLAY_PAGE_SIZE

@@ -8,7 +8,7 @@ import msgspec
 
 from swarmlog.actors.projection import ProjectionStatus  # noqa: TC001 - msgspec reads it
 
-__all__ = ["EventStoreStats", "ForkOrigin"]
+__all__ = ["EventStoreStats", "ForkOrigin", "SubscriptionStatus"]
 
 
 class ForkOrigin(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,6 +23,23 @@ class ForkOrigin(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     position: int
     forked_at: datetime
+
+
+class SubscriptionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One durable subscription (see ``EventStore.subscribe``).
+
+    Attributes:
+        position: Its last handled position (stored).
+        lag: Committed events it has not handled yet.
+        status: ``"running"``, ``"failed"`` or ``"stopped"`` in this store
+            (``"stopped"``: not running here, its position kept).
+        error: What stopped a failed one (type and message), else None.
+    """
+
+    position: int
+    lag: int
+    status: str
+    error: str | None = None
 
 
 class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +71,8 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
             ignored, ``BaseException`` included), since the store opened.
         lineage: Where this store was forked from, oldest ancestor first
             (the last entry is its direct source); empty if it is no fork.
+        subscriptions: Durable subscription name -> its position, lag and
+            status (every one stored in the file).
     """
 
     total_events: int
@@ -75,3 +94,4 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     projections: dict[str, ProjectionStatus] = {}
     listener_errors: int = 0
     lineage: tuple[ForkOrigin, ...] = ()
+    subscriptions: dict[str, SubscriptionStatus] = {}

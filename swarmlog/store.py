@@ -39,6 +39,7 @@ from swarmlog.actors.messages import (
     DeleteCheckpoint,
     Flush,
     Notify,
+    RunWrite,
     SaveSnapshot,
 )
 from swarmlog.actors.notifier import Listeners, NotifierActor
@@ -86,14 +87,21 @@ from swarmlog.schema.errors import (
 )
 from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
 from swarmlog.stats import EventStoreStats, ForkOrigin
+from swarmlog.subscriptions import (
+    MAX_ATTEMPTS,
+    RETRY_DELAY,
+    FromPosition,
+    Subscription,
+    SubscriptionManager,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
     from datetime import datetime
 
     from swarmlog.actors.notifier import ListenerHandle
     from swarmlog.actors.projection import Projection
-    from swarmlog.actors.storage import ReadStorage
+    from swarmlog.actors.storage import ReadStorage, WriteStorage
     from swarmlog.effects import EffectMode, Effects
     from swarmlog.schema.codec import PreparedEvent
 
@@ -223,6 +231,9 @@ class EventStore:
             self._in_flight, self._submit_overflow, _refuse
         )
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
+        self._subscriptions = SubscriptionManager(
+            self._reader_checked, self._subscription_write
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -335,7 +346,13 @@ class EventStore:
             self._persisted,
             lambda error: self._notify("error", (error,)),
         )
-        committer.on_commit = self._checkpointer.commit_seen  # before any append
+        commit_seen, wake = self._checkpointer.commit_seen, self._subscriptions.hub
+
+        def on_commit() -> None:  # before any append
+            commit_seen()
+            wake.commit_seen()
+
+        committer.on_commit = on_commit
         self._checkpointer.start()
 
     def __enter__(self) -> Self:
@@ -368,6 +385,7 @@ class EventStore:
                 return
             self._state = _CLOSING
             try:
+                self._subscriptions.shutdown()  # bounded; before the writer drains
                 self._drain_appends()
                 self._finalize_projections()
                 self._flush_writer()
@@ -396,6 +414,7 @@ class EventStore:
             self._lock = None
         for projection in list(self._projections.values()):
             projection._engine.actor = None  # its thread stayed in the parent
+        self._subscriptions.hub.abandon()
 
     def _check_not_forked(self) -> None:
         if self._state == _FORKED:
@@ -1074,7 +1093,80 @@ class EventStore:
                 )
                 for r in base.lineage
             ),
+            subscriptions=self._subscriptions.statuses(base.head_position),
         )
+
+    # -- durable subscriptions (swarmlog/subscriptions.py) ---------------------------
+
+    def subscribe(
+        self,
+        name: str,
+        handler: Callable[[Event[Any]], Any],
+        *,
+        from_position: FromPosition = None,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_delay: float = RETRY_DELAY,
+    ) -> Subscription:
+        """Call ``handler(event)`` for every committed event after the last
+        one ``name`` handled, on a thread of the subscription's own, in
+        position order; the position is stored after each handled event
+        (through the writer), so a restart resumes after it.
+
+        Safe from any thread but the engine's. ``from_position`` applies
+        only when ``name`` has no stored position: None (the first event),
+        a position (that event on), or ``"end"`` (only events appended from
+        now on). A raising handler is called again after ``retry_delay``
+        seconds (doubling, at most 5 s), ``max_attempts`` times in all;
+        then the subscription stops with status ``"failed"`` and the error
+        in ``error``, its position before the failing event.
+
+        Raises:
+            SubscriptionActiveError: ``name`` is already running here.
+            InvalidConfigError: A bad name, handler or option.
+            ReadOnlyStoreError: The store is read-only.
+        """
+        return self._subscriptions.subscribe(
+            name,
+            handler,
+            from_position,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+        )
+
+    def reset_subscription(self, name: str, position: int) -> None:
+        """Store ``position`` as the last handled one of ``name`` (0: from
+        the first event on). Safe from any thread but the engine's.
+
+        Raises:
+            SubscriptionActiveError: ``name`` is running here.
+            InvalidQueryError: ``position`` is not an int from 0 to the head.
+        """
+        self._subscriptions.reset(name, position)
+
+    def delete_subscription(self, name: str) -> bool:
+        """Forget the stored position of ``name``; return whether there was
+        one. Safe from any thread but the engine's.
+
+        Raises:
+            SubscriptionActiveError: ``name`` is running here.
+        """
+        return self._subscriptions.delete(name)
+
+    def _aio_subscribe(
+        self, name: str, from_position: FromPosition
+    ) -> AsyncIterator[Event[Any]]:
+        """The iterator behind ``store.aio.subscribe`` (caller's thread)."""
+        return self._subscriptions.subscribe_async(name, from_position)
+
+    def _subscription_write(
+        self, function: Callable[[WriteStorage], None]
+    ) -> Future[None]:
+        """Tell the writer one write; return its reply future (any thread)."""
+        committer = self._require_writable()
+        future: Future[None] = Future()
+        committer.tracked.track(future)
+        self._tell_writer(RunWrite(function, future))
+        return future
 
     def _writer_stopped(self) -> bool:
         committer, writer = self._committer, self._writer
