@@ -1,0 +1,110 @@
+"""A durable subscription survives SIGKILL: a new run resumes after the last
+handled event, with no gap (at-least-once only for the event in progress).
+
+Each round runs ``subscription_child.py``, which handles the events of a
+prepared store while appending more, and kills it: either while its
+handler is inside a chosen event (deterministic: the stored position is the
+one before it) or after a seeded random number of handled events. The
+parent then reopens the store and subscribes the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from swarmlog import EventStore, create_agent_spawned_event
+
+from .subscription_child import APPENDED
+
+CHILD = Path(__file__).with_name("subscription_child.py")
+PREPARED = 300
+TIMEOUT = 30.0
+"""Seconds a wait for the child may take before the test is declared hung."""
+
+
+def _prepare(path: str) -> None:
+    with EventStore(path) as store:
+        store.append_many(
+            [
+                create_agent_spawned_event(f"pre-{i}", "coder", "core")
+                for i in range(PREPARED)
+            ]
+        )
+
+
+def _run_and_kill(path: str, block_at: int, kill_after: int) -> list[int]:
+    """Run the child until it reports the event ``block_at`` (or
+    ``kill_after`` handled events), SIGKILL it, return what it handled."""
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), path, str(block_at)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    handled: list[int] = []
+    timer = threading.Timer(TIMEOUT, proc.kill)  # a hang guard only
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(b"h "):
+                handled.append(int(line.split()[1]))
+                if handled[-1] == block_at or len(handled) == kill_after:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    break
+        proc.kill()
+        rest, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        timer.cancel()
+    handled += [int(x.split()[1]) for x in rest.splitlines() if x.startswith(b"h ")]
+    assert proc.returncode == -signal.SIGKILL, stderr.decode()[-3000:]
+    return handled
+
+
+def _resume(path: str) -> tuple[int, list[int], int]:
+    """Reopen the store, subscribe the child's name: (stored position,
+    positions handled now, head)."""
+    handled: list[int] = []
+    with EventStore(path) as store:
+        stored = store.get_stats().subscriptions["consumer"].position
+        head = store.head_position
+        sub = store.subscribe("consumer", lambda e: handled.append(e.position))
+        sub.wait_for(head, timeout=TIMEOUT)
+    return stored, handled, head
+
+
+@pytest.mark.parametrize("block_at", [1, 57, PREPARED + 10])
+def test_killed_inside_an_event_resumes_at_it(tmp_path: Path, block_at: int) -> None:
+    """Killed while its handler is inside event N: N - 1 is stored, and the
+    next run starts at N (delivered again: at-least-once) with no gap."""
+    path = str(tmp_path / "s.db")
+    _prepare(path)
+    handled = _run_and_kill(path, block_at, kill_after=0)
+    assert handled == list(range(1, block_at + 1))
+    stored, after, head = _resume(path)
+    assert stored == block_at - 1
+    assert after == list(range(block_at, head + 1))
+
+
+def test_killed_at_random_moments(tmp_path: Path) -> None:
+    """Killed after a seeded random number of handled events: the stored
+    position is the last handled one or the one before (in progress), and
+    the two runs together handle every event, in order, none skipped."""
+    rng = random.Random(int(os.environ.get("SWARMLOG_CRASH_SEED", "20240607")))
+    for round_no in range(3):
+        path = str(tmp_path / f"s{round_no}.db")
+        _prepare(path)
+        handled = _run_and_kill(path, 0, kill_after=rng.randint(1, PREPARED))
+        assert handled == list(range(1, len(handled) + 1))
+        stored, after, head = _resume(path)
+        assert stored in (handled[-1], handled[-1] - 1)
+        assert after == list(range(stored + 1, head + 1))
+        assert PREPARED <= head <= PREPARED + APPENDED
