@@ -12,13 +12,23 @@ from swarmlog.cli.commands import (
     inspect,
     read_models,
     simulate,
+    subscriptions,
     transfer,
     why,
 )
 
 __all__ = ["build_app"]
 
-_GROUPS = (simulate, inspect, events, why, transfer, read_models, compare)
+_GROUPS = (
+    simulate,
+    inspect,
+    events,
+    why,
+    subscriptions,
+    transfer,
+    read_models,
+    compare,
+)
 """Command modules, in the order ``--help`` lists their commands."""
 
 

@@ -26,9 +26,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from swarmlog.schema.envelope import Event
-    from swarmlog.stats import EventStoreStats
+    from swarmlog.stats import EventStoreStats, SubscriptionStatus
 
-__all__ = ["busiest_aggregates", "render_events", "render_stats", "replay_progress"]
+__all__ = [
+    "busiest_aggregates",
+    "render_events",
+    "render_stats",
+    "render_subscriptions",
+    "replay_progress",
+]
 
 
 def busiest_aggregates(counts: Mapping[str, int], top: int) -> list[tuple[str, int]]:
@@ -99,6 +105,30 @@ def render_stats(
                 str(item.dead_letters),
             )
         console.print(table)
+    if result.subscriptions:
+        render_subscriptions(console, result.subscriptions)
+
+
+def render_subscriptions(
+    console: Console, subscriptions: Mapping[str, SubscriptionStatus]
+) -> None:
+    """Print the durable subscriptions: position, lag, status, error."""
+    from rich.markup import escape
+
+    table = new_table("Subscriptions")
+    for name in ("subscription", "status", "position", "lag", "error"):
+        table.add_column(
+            name, justify="right" if name in ("position", "lag") else "left"
+        )
+    for name, item in subscriptions.items():
+        table.add_row(
+            escape(name),
+            status_markup(item.status),
+            f"{item.position:,}",
+            f"{item.lag:,}",
+            escape(item.error or ""),
+        )
+    console.print(table)
 
 
 def render_events(console: Console, found: Sequence[Event[Any]]) -> None:
