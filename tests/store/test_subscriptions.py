@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,7 +28,6 @@ from tests.store.conftest import TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from swarmlog import Event
 
@@ -483,3 +484,20 @@ class TestFileFormat:
                     "behind": 2,
                 }
             assert len(store.get_stats().subscriptions) == 3
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's "Durable subscriptions" example runs and shows what it
+    says."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Durable subscriptions\n")
+    end = text.index("\n## ", start + 1)
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
+    assert namespace["sent"] == ["a1", "a2", "a3", "a4"]
