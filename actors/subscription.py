@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.schema.errors import EngineThreadWaitError
@@ -65,8 +66,9 @@ class Owner:
     def halt(self) -> None:
         """Ask it to stop without waiting (any thread)."""
 
-    def stop(self) -> None:
-        """Stop it, wait (bounded) and free its name. Never raises."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop it, wait (at most ``timeout`` seconds) and free its name.
+        Never raises."""
 
 
 class SubscriptionHub:
@@ -126,8 +128,9 @@ class SubscriptionHub:
         owners = list(self._owners)
         for owner in owners:
             owner.halt()
+        deadline = time.monotonic() + _STOP_TIMEOUT  # for all of them together
         for owner in owners:
-            owner.stop()
+            owner.stop(max(deadline - time.monotonic(), 0.0))
             self.release(owner)
 
     def abandon(self) -> None:
@@ -198,9 +201,10 @@ class SubscriptionRunner(Owner):
         self._stop.set()
         self._wake.set()
 
-    def stop(self) -> None:
-        """Stop after the event in progress, wait (bounded) for the thread
-        and free the name. Idempotent; never raises."""
+    def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop after the event in progress, wait (at most ``timeout``
+        seconds) for the thread and free the name. Idempotent; never
+        raises."""
         if os.getpid() != self._pid:  # a forked child: the thread is the parent's
             self.status = "stopped" if self.status == "running" else self.status
             return
@@ -209,13 +213,13 @@ class SubscriptionRunner(Owner):
             if self._thread is threading.current_thread():
                 return  # from its own handler: it ends when the handler returns
             if self._thread.is_alive():
-                self._thread.join(_STOP_TIMEOUT)
+                self._thread.join(timeout)
                 if self._thread.is_alive():
                     logger.warning(
                         "subscription %r: handler still running after %ss; its "
                         "position is no longer stored",
                         self.name,
-                        _STOP_TIMEOUT,
+                        timeout,
                     )
             self._hub.release(self)
         except BaseException:  # never raises: a stop must not fail its caller

@@ -139,7 +139,7 @@ class _AsyncOwner(Owner):
         with contextlib.suppress(RuntimeError):  # the loop is closed
             self._loop.call_soon_threadsafe(self.woken.set)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
         self.halt()
         if self.status == "running":
             self.status = "stopped"

@@ -18,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from swarmlog import EventStore, create_agent_spawned_event
@@ -108,3 +109,23 @@ def test_killed_at_random_moments(tmp_path: Path) -> None:
         assert stored in (handled[-1], handled[-1] - 1)
         assert after == list(range(stored + 1, head + 1))
         assert PREPARED <= head <= PREPARED + APPENDED
+
+
+FORK_CHILD = Path(__file__).with_name("subscription_fork_child.py")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_childs_inherited_subscription_does_nothing(tmp_path: Path) -> None:
+    """In a forked child the inherited subscription's stop() is a no-op
+    that reports "stopped" and subscribing is refused (ForkedStoreError);
+    the parent's subscription goes on, each event handled once."""
+    done = subprocess.run(
+        [sys.executable, str(FORK_CHILD), str(tmp_path / "f.db")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = msgspec.json.decode(done.stdout.strip().splitlines()[-1])
+    assert report == {"child": 0, "handled": [1, 2], "parent_status": "running"}

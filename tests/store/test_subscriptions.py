@@ -23,6 +23,7 @@ from swarmlog import (
     SubscriptionTimeoutError,
     create_agent_spawned_event,
 )
+from swarmlog.actors import subscription
 from swarmlog.schema import sql
 from tests.store.conftest import TIMEOUT
 
@@ -328,6 +329,33 @@ class TestLifecycle:
         store.shutdown()
         assert sub.status == "stopped"
         sub.stop()
+
+    def test_shutdown_is_bounded_by_a_stuck_handler(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A handler that never returns holds shutdown() up only for the
+        stop timeout; its event's position is not stored (delivered again
+        next time)."""
+        monkeypatch.setattr(subscription, "_STOP_TIMEOUT", 0.05)
+        path = str(tmp_path / "s.db")
+        inside, release = threading.Event(), threading.Event()
+
+        def stuck(event: Event) -> None:
+            if event.position == 2:
+                inside.set()
+                release.wait(TIMEOUT)
+
+        store = EventStore(path).initialize()
+        try:
+            _append(store, 3)
+            sub = store.subscribe("stuck", stuck)
+            assert inside.wait(TIMEOUT)
+        finally:
+            store.shutdown()
+        release.set()
+        with EventStore(path) as store:
+            assert store.get_stats().subscriptions["stuck"].position == 1
+        assert sub.position == 1
 
 
 class TestManagement:
