@@ -232,7 +232,7 @@ class EventStore:
         )
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
         self._subscriptions = SubscriptionManager(
-            self._reader_checked, self._subscription_write
+            self._reader_checked, self._subscription_write, self._require_writable
         )
 
     # -- lifecycle ----------------------------------------------------------------

@@ -152,16 +152,19 @@ class SubscriptionManager:
         reader: The store's reader pool (raises if the store is closed).
         write: Tells the writer one write and returns its reply future
             (raises if the store is read-only or closed).
+        writable: Raises if the store is read-only or closed.
     """
 
     def __init__(
         self,
         reader: Callable[[], ReadStorage],
         write: Callable[[Callable[[WriteStorage], None]], Future[None]],
+        writable: Callable[[], object],
     ) -> None:
         self.hub = SubscriptionHub()
         self._reader = reader
         self._write = write
+        self._writable = writable
         self._lock = threading.Lock()
         self._recent: dict[str, Owner] = {}  # the last one per name, for stats
 
@@ -191,6 +194,7 @@ class SubscriptionManager:
             raise InvalidConfigError(msg)
         _refuse_engine_thread()
         reader = self._reader()
+        self._writable()
         runner = SubscriptionRunner(
             name,
             handler,
@@ -222,7 +226,8 @@ class SubscriptionManager:
         checked at once."""
         _check_name(name)
         _check_from(from_position)
-        self._reader()  # open, or raise now
+        self._reader()  # open and writable, or raise now
+        self._writable()
         return self._iterate(name, from_position)
 
     async def _iterate(

@@ -310,14 +310,22 @@ class TestLifecycle:
             store.subscribe("x", Seen()).wait_for("1")  # type: ignore[arg-type]
 
     def test_read_only_store_refuses(self, tmp_path: Path) -> None:
-        """A read-only store cannot store positions: ReadOnlyStoreError."""
+        """A read-only store cannot store positions: ReadOnlyStoreError for
+        a new name and a stored one, in both forms, and for reset/delete."""
         path = str(tmp_path / "s.db")
-        EventStore(path).initialize().shutdown()
-        with (
-            EventStore(path, read_only=True) as store,
-            pytest.raises(ReadOnlyStoreError),
-        ):
-            store.subscribe("r", Seen())
+        with EventStore(path) as store:
+            store.reset_subscription("stored", 0)
+        with EventStore(path, read_only=True) as store:
+            for name in ("new", "stored"):
+                with pytest.raises(ReadOnlyStoreError):
+                    store.subscribe(name, Seen())
+                with pytest.raises(ReadOnlyStoreError):
+                    store.aio.subscribe(name)
+            with pytest.raises(ReadOnlyStoreError):
+                store.reset_subscription("stored", 0)
+            with pytest.raises(ReadOnlyStoreError):
+                store.delete_subscription("stored")
+            assert store.get_stats().subscriptions["stored"].position == 0
 
     def test_shutdown_stops_subscriptions(self, make_store: Callable[..., Any]) -> None:
         """shutdown() stops running subscriptions first; their handles say
