@@ -23,7 +23,7 @@ from swarmlog import (
     SubscriptionTimeoutError,
     create_agent_spawned_event,
 )
-from swarmlog.actors import subscription
+from swarmlog.actors import sqlite_storage, subscription
 from swarmlog.schema import sql
 from tests.store.conftest import TIMEOUT
 
@@ -504,6 +504,38 @@ class TestFileFormat:
         version, names = _layout(path)
         assert version == sql.FORMAT_VERSION == 3
         assert "subscriptions" in names
+
+    def test_a_failing_migration_leaves_format_2(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A step failing after the table was made rolls the migration back:
+        format 2, no subscriptions table, every event kept."""
+        path = tmp_path / "old.db"
+        with EventStore(path) as store:
+            events = _append(store, 2)
+        conn = sqlite3.connect(path)
+        conn.execute("DROP TABLE subscriptions")
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+        conn.close()
+
+        def explode(conn: sqlite3.Connection) -> None:
+            raise RuntimeError("migration step failed")
+
+        steps = (*sqlite_storage._MIGRATIONS[2], explode)
+        monkeypatch.setitem(sqlite_storage._MIGRATIONS, 2, steps)
+        store = EventStore(path)
+        try:
+            with pytest.raises(RuntimeError, match="migration step failed"):
+                store.initialize()
+        finally:
+            store.shutdown()
+        version, names = _layout(path)
+        assert (version, "subscriptions" in names) == (2, False)
+        monkeypatch.undo()
+        with EventStore(path) as store:
+            assert list(store.replay()) == events
+            assert store.get_stats().subscriptions == {}
 
     def test_fork_keeps_positions_up_to_its_position(self, tmp_path: Path) -> None:
         """A fork at N keeps the positions <= N and drops the later ones;
