@@ -23,6 +23,7 @@ from swarmlog import (
     SubscriptionTimeoutError,
     create_agent_spawned_event,
 )
+from swarmlog import subscriptions as subscriptions_module
 from swarmlog.actors import sqlite_storage, subscription
 from swarmlog.schema import sql
 from tests.store.conftest import TIMEOUT
@@ -113,6 +114,38 @@ class TestDelivery:
             seen = Seen()
             store.subscribe("late", seen, from_position="end").wait_for(5, TIMEOUT)
             assert seen.positions == [4, 5]
+
+    def test_commits_wake_a_waiting_subscription(
+        self, store: EventStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A caught-up subscription is woken by each commit, not by its
+        guard timeout (made an hour here): both forms."""
+        monkeypatch.setattr(subscription, "_IDLE_WAIT", 3600.0)
+        monkeypatch.setattr(subscriptions_module, "_IDLE_WAIT", 3600.0)
+        seen = Seen()
+        sub = store.subscribe("woken", seen)
+        for position in (1, 2):
+            _append(store, 1, f"w{position}-")
+            sub.wait_for(position, timeout=TIMEOUT)
+
+        async def main() -> list[int]:
+            got: list[int] = []
+            events = store.aio.subscribe("woken-aio", from_position=3)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    got.append(event.position)
+                    if len(got) == 2:
+                        break
+                    await asyncio.to_thread(_append, store, 1, "later-")
+            return got
+
+        async def run() -> list[int]:
+            task = asyncio.create_task(main())
+            await asyncio.to_thread(_append, store, 1, "first-")
+            return await asyncio.wait_for(task, TIMEOUT)
+
+        assert asyncio.run(run()) == [3, 4]
+        assert seen.positions == [1, 2, 3, 4]
 
     def test_wait_for_times_out(self, store: EventStore) -> None:
         """Waiting for a position nobody appends raises a typed timeout."""
