@@ -12,19 +12,19 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from swarmlog.actors.notifier import Listeners
 
 __all__ = [
     "ESCAPED",
     "Audience",
     "CommitHead",
+    "EventListeners",
     "FastInboxActor",
     "WriterMetrics",
     "in_engine_thread",
@@ -57,6 +57,17 @@ class CommitHead:
         self.position = position
 
 
+class EventListeners(Protocol):
+    """What :class:`Audience` reads of the notifier's listener registry
+    (``swarmlog.actors.notifier.Listeners``; a Protocol here, the lower
+    room, so runtime never imports the notifier)."""
+
+    @property
+    def wants_events(self) -> bool:
+        """Whether any listener wants committed events."""
+        ...
+
+
 class Audience:
     """Who wants committed pages: running projections (counted by the
     store) and event listeners. With nobody, the committer does not even
@@ -66,7 +77,7 @@ class Audience:
 
     __slots__ = ("listeners", "projections")
 
-    def __init__(self, listeners: Listeners) -> None:
+    def __init__(self, listeners: EventListeners) -> None:
         self.listeners = listeners
         self.projections = 0
 
