@@ -51,12 +51,12 @@ from swarmlog.actors.runtime import (
     WriterMetrics,
     in_engine_thread,
 )
-from swarmlog.actors.sqlite_storage import (
+from swarmlog.actors.sqlite_files import (
     FileLock,
     SQLiteCheckpointRunner,
-    SQLiteReadStorage,
-    SQLiteWriteStorage,
+    check_store_file,
 )
+from swarmlog.actors.sqlite_storage import SQLiteReadStorage, SQLiteWriteStorage
 from swarmlog.actors.storage import EventQuery, SnapshotRecord
 from swarmlog.actors.writer import WriterActor
 from swarmlog.aio import AsyncStoreReads
@@ -72,7 +72,6 @@ from swarmlog.schema.errors import (
     DuplicateEventError,
     EngineThreadWaitError,
     EventDecodeError,
-    IncompatibleStoreError,
     InvalidConfigError,
     InvalidEventError,
     InvalidQueryError,
@@ -80,7 +79,6 @@ from swarmlog.schema.errors import (
     ReadOnlyStoreError,
     StoreClosedError,
     StoreNotInitializedError,
-    StoreOpenError,
     SwarmlogError,
     WriterStoppedError,
 )
@@ -279,21 +277,8 @@ class EventStore:
             # must meet its lock (and SQLite its -wal file).
             self._path = os.path.realpath(config.database_path)
         path = self._path
-        if os.path.isdir(path):
-            raise StoreOpenError(path, "it is a directory")
-        if 0 < _file_size(path) < _SMALLEST_SQLITE_FILE:
-            raise IncompatibleStoreError(
-                path, "not an SQLite file (too short to be one)"
-            )
-        if config.read_only:
-            if not os.path.exists(path):
-                raise StoreOpenError(
-                    path, "no such file (read-only stores never create one)"
-                )
-        else:
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                raise StoreOpenError(path, f"folder {parent!r} does not exist")
+        check_store_file(path, read_only=config.read_only)
+        if not config.read_only:
             self._lock = FileLock(path)
             self._lock.acquire()
         self._notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
@@ -1186,16 +1171,6 @@ class EventStore:
         engine.failure = None
         engine.dead_letters = ()
         engine.status = "stopped"
-
-
-_SMALLEST_SQLITE_FILE = 512  # one page of the smallest page size
-
-
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
