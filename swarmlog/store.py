@@ -57,7 +57,7 @@ from swarmlog.actors.sqlite_files import (
     check_store_file,
 )
 from swarmlog.actors.sqlite_storage import SQLiteReadStorage, SQLiteWriteStorage
-from swarmlog.actors.storage import EventQuery, SnapshotRecord
+from swarmlog.actors.storage import EventQuery
 from swarmlog.actors.writer import WriterActor
 from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
@@ -65,15 +65,12 @@ from swarmlog.futures import AppendFuture
 from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.lifecycle import register as register_open
 from swarmlog.lifecycle import unregister as unregister_open
-from swarmlog.schema.causation import event_key
-from swarmlog.schema.codec import decode_value, encode_value, prepare_event
-from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
+from swarmlog.schema.codec import decode_value, prepare_event
+from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot
 from swarmlog.schema.errors import (
     DuplicateEventError,
     EngineThreadWaitError,
     EventDecodeError,
-    InvalidConfigError,
-    InvalidEventError,
     InvalidQueryError,
     ProjectionStateError,
     ReadOnlyStoreError,
@@ -82,8 +79,18 @@ from swarmlog.schema.errors import (
     SwarmlogError,
     WriterStoppedError,
 )
-from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
+from swarmlog.schema.timeutil import from_micros
 from swarmlog.stats import EventStoreStats, ForkOrigin
+from swarmlog.validation import (
+    check_aggregate_id,
+    check_count,
+    check_expected,
+    check_instant,
+    check_strings,
+    fork_target,
+    snapshot_record,
+    why_key,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,65 +110,6 @@ _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _FORKED = "forked"  # this process is a fork of the one that opened the store
 _SHUTDOWN_TIMEOUT = 60.0
 _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
-
-
-def _check_expected(expected: object) -> None:
-    if isinstance(expected, StreamState):
-        return
-    if (
-        isinstance(expected, bool)
-        or not isinstance(expected, int)
-        or not 0 <= expected <= _MAX_INT64
-    ):
-        msg = (
-            "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an "
-            f"int >= 0, got {expected!r}"
-        )
-        raise InvalidEventError(msg)
-
-
-def _strings(value: object, name: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Iterable):
-        items = tuple(value)
-        if all(isinstance(v, str) for v in items):
-            return items
-    msg = f"{name} must be a string or a list of strings, got {value!r}"
-    raise InvalidQueryError(msg)
-
-
-_MAX_INT64 = 2**63 - 1  # SQLite's INTEGER range
-
-
-def _count(value: object, name: str, *, minimum: int = 0) -> int | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not minimum <= value <= _MAX_INT64
-    ):
-        msg = f"{name} must be an int from {minimum} to 2**63-1, got {value!r}"
-        raise InvalidQueryError(msg)
-    return value
-
-
-def _check_aggregate_id(aggregate_id: object) -> None:
-    if not isinstance(aggregate_id, str):
-        msg = f"aggregate_id must be a string, got {aggregate_id!r}"
-        raise InvalidQueryError(msg)
-
-
-def _instant(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return to_micros(check_utc(value, name))
-    except SwarmlogError as e:
-        raise InvalidQueryError(str(e)) from e
 
 
 class EventStore:
@@ -606,9 +554,9 @@ class EventStore:
         if expected is not ANY:
             if isinstance(expected, Mapping):
                 for value in expected.values():
-                    _check_expected(value)
+                    check_expected(value)
             else:
-                _check_expected(expected)
+                check_expected(expected)
         committer = self._require_writable()
         # On an event loop's thread, back-pressure must make the await wait,
         # never block the loop: a request that finds no slot (or others
@@ -724,9 +672,9 @@ class EventStore:
             InvalidQueryError: Wrongly typed arguments.
             EventDecodeError: A stored row cannot be decoded.
         """
-        _check_aggregate_id(aggregate_id)
-        start = _count(from_version, "from_version") or 1
-        count = _count(limit, "limit")
+        check_aggregate_id(aggregate_id)
+        start = check_count(from_version, "from_version") or 1
+        count = check_count(limit, "limit")
         if not isinstance(backwards, bool):
             msg = f"backwards must be True or False, got {backwards!r}"
             raise InvalidQueryError(msg)
@@ -744,7 +692,7 @@ class EventStore:
         Raises:
             InvalidQueryError: ``aggregate_id`` is not a string.
         """
-        _check_aggregate_id(aggregate_id)
+        check_aggregate_id(aggregate_id)
         return self._reader_checked().version(aggregate_id)
 
     def get_events_by_type(self, event_type: str) -> list[Event[Any]]:
@@ -777,15 +725,15 @@ class EventStore:
             InvalidQueryError: A filter has the wrong type or is negative.
         """
         spec = EventQuery(
-            aggregate_ids=_strings(aggregate_ids, "aggregate_ids"),
-            aggregate_types=_strings(aggregate_types, "aggregate_types"),
-            event_types=_strings(event_types, "event_types"),
-            after_timestamp=_instant(after_timestamp, "after_timestamp"),
-            before_timestamp=_instant(before_timestamp, "before_timestamp"),
-            from_version=_count(from_version, "from_version"),
-            from_position=_count(from_position, "from_position"),
-            limit=_count(limit, "limit"),
-            offset=_count(offset, "offset") or 0,
+            aggregate_ids=check_strings(aggregate_ids, "aggregate_ids"),
+            aggregate_types=check_strings(aggregate_types, "aggregate_types"),
+            event_types=check_strings(event_types, "event_types"),
+            after_timestamp=check_instant(after_timestamp, "after_timestamp"),
+            before_timestamp=check_instant(before_timestamp, "before_timestamp"),
+            from_version=check_count(from_version, "from_version"),
+            from_position=check_count(from_position, "from_position"),
+            limit=check_count(limit, "limit"),
+            offset=check_count(offset, "offset") or 0,
         )
         return self._reader_checked().query(spec)
 
@@ -798,8 +746,8 @@ class EventStore:
         replay of millions of events holds constant memory and never pins
         the WAL. Abandoning the generator early leaks nothing.
         """
-        start = _count(from_position, "from_position")
-        size = _count(page_size, "page_size", minimum=1)
+        start = check_count(from_position, "from_position")
+        size = check_count(page_size, "page_size", minimum=1)
         if start is None or size is None:
             msg = "from_position and page_size must be ints, not None"
             raise InvalidQueryError(msg)
@@ -840,33 +788,7 @@ class EventStore:
         Raises:
             InvalidEventError: The snapshot is malformed or not encodable.
         """
-        if not isinstance(snapshot, Snapshot):
-            msg = f"expected a Snapshot, got {type(snapshot).__name__}"
-            raise InvalidEventError(msg)
-        if not isinstance(snapshot.aggregate_id, str) or not snapshot.aggregate_id:
-            msg = "snapshot aggregate_id must be a non-empty string"
-            raise InvalidEventError(msg)
-        if not isinstance(snapshot.aggregate_type, str) or not snapshot.aggregate_type:
-            msg = "snapshot aggregate_type must be a non-empty string"
-            raise InvalidEventError(msg)
-        if (
-            isinstance(snapshot.version, bool)
-            or not isinstance(snapshot.version, int)
-            or not 0 <= snapshot.version <= _MAX_INT64
-        ):
-            msg = (
-                f"snapshot version must be an int from 0 to 2**63-1, "
-                f"got {snapshot.version!r}"
-            )
-            raise InvalidEventError(msg)
-        check_utc(snapshot.timestamp, "snapshot timestamp")
-        record = SnapshotRecord(
-            snapshot.aggregate_id,
-            snapshot.aggregate_type,
-            snapshot.version,
-            encode_value(snapshot.state, "snapshot state"),
-            to_micros(snapshot.timestamp),
-        )
+        record = snapshot_record(snapshot)
         committer = self._require_writable()
         if threading.get_ident() == committer.writer_ident:
             # A done-callback on the writer's own thread: write it here, as
@@ -953,8 +875,8 @@ class EventStore:
         """
         from swarmlog.actors.sqlite_fork import fork_file
 
-        target = _fork_target(path)
-        position = _count(at_position, "at_position")
+        target = fork_target(path)
+        position = check_count(at_position, "at_position")
         self._reader_checked()
         fork_file(self._path, target, position)
         config = msgspec.structs.replace(
@@ -971,7 +893,7 @@ class EventStore:
         Raises:
             InvalidQueryError: ``event_id`` is neither a UUID nor a string.
         """
-        key = _why_key(event_id, "event_id")
+        key = why_key(event_id, "event_id")
         if not isinstance(key, bytes):
             return None
         return self._reader_checked().event(key)
@@ -989,7 +911,7 @@ class EventStore:
         Raises:
             InvalidQueryError: ``event_id`` is neither a UUID nor a string.
         """
-        key = _why_key(event_id, "event_id")
+        key = why_key(event_id, "event_id")
         if not isinstance(key, bytes):
             return []
         return self._reader_checked().causal_chain(key)
@@ -1006,7 +928,7 @@ class EventStore:
         Raises:
             InvalidQueryError: ``event_id`` is neither a UUID nor a string.
         """
-        key = _why_key(event_id, "event_id")
+        key = why_key(event_id, "event_id")
         if key is None:
             return []
         return self._reader_checked().consequences(key)
@@ -1180,24 +1102,6 @@ def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
         actor.stop(timeout=_SHUTDOWN_TIMEOUT)
     except pykka.Timeout:
         logger.warning("swarmlog: %s did not stop in %ss", actor, _SHUTDOWN_TIMEOUT)
-
-
-def _why_key(event_id: object, name: str) -> bytes | str | None:
-    if not isinstance(event_id, UUID | str):
-        msg = f"{name} must be a UUID or a string, got {event_id!r}"
-        raise InvalidQueryError(msg)
-    return event_key(event_id)
-
-
-def _fork_target(path: object) -> str:
-    if not isinstance(path, str | os.PathLike):
-        msg = f"a fork's path must be a str or os.PathLike, got {path!r}"
-        raise InvalidConfigError(msg)
-    target = os.fspath(path)
-    if not isinstance(target, str) or target in ("", ":memory:"):
-        msg = f"a fork needs a file path, got {target!r}"
-        raise InvalidConfigError(msg)
-    return os.path.abspath(target)
 
 
 def _quiet(*_: Any) -> None:
