@@ -50,6 +50,7 @@ from typing import (
     ClassVar,
     Literal,
     ParamSpec,
+    Protocol,
     Self,
     TypeAlias,
     TypeVar,
@@ -81,13 +82,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from swarmlog.actors.runtime import CommitHead
+    from swarmlog.actors.storage import ReadStorage
     from swarmlog.schema.envelope import Event
 
 __all__ = [
     "DeadLetter",
     "FailurePolicy",
     "Projection",
+    "ProjectionHosting",
     "ProjectionStatus",
+    "ProjectionStore",
     "handles",
     "query",
 ]
@@ -189,6 +193,43 @@ def query(method: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+class ProjectionHosting(Protocol):
+    """What a projection asks of its store's projection host
+    (:class:`swarmlog.actors.projection_host.ProjectionHost`; a Protocol
+    here, the lower room). Every method runs on the caller's thread."""
+
+    def start(self, projection: Projection) -> None:
+        """Start the projection's actor unless it runs."""
+        ...
+
+    def stop(self, projection: Projection) -> None:
+        """Stop its actor and unregister it."""
+        ...
+
+    def reset(self, projection: Projection) -> None:
+        """Stop it, forget its snapshot, empty its model and progress."""
+        ...
+
+    def reader(self) -> ReadStorage:
+        """The store's reader pool (time-travel copies read through it)."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    """What a projection needs of the store it follows
+    (:class:`~swarmlog.EventStore`)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the store was shut down."""
+        ...
+
+    @property
+    def projection_host(self) -> ProjectionHosting:
+        """The host that runs the store's projections."""
+        ...
+
+
 class _Engine:
     """The projection's link to its actor (the handle's side, any thread)."""
 
@@ -214,7 +255,7 @@ class _Engine:
         "thread",
     )
 
-    def __init__(self, projection: Projection, store: Any) -> None:
+    def __init__(self, projection: Projection, store: ProjectionStore) -> None:
         self.projection = projection
         self.store = store
         self.actor: pykka.ActorRef[Any] | None = None
@@ -236,12 +277,22 @@ class _Engine:
         self.failure: ProjectionFailedError | None = None
         self.dead_letters: tuple[tuple[DeadLetter, Event[Any]], ...] = ()
 
+    def clear_progress(self) -> None:
+        """Back to position 0, status ``stopped`` (the host's reset; runs
+        while no actor of this projection runs, so nobody else writes)."""
+        self.position = 0
+        self.events_handled = 0
+        self.snapshot_position = 0
+        self.failure = None
+        self.dead_letters = ()
+        self.status = "stopped"
+
     def check_usable(self) -> pykka.ActorRef[Any]:
         if self.failure is not None:
             raise self.failure
         actor = self.actor
         if actor is None:
-            if getattr(self.store, "closed", False):
+            if self.store.closed:
                 msg = "the store is shut down"
                 raise StoreClosedError(msg)
             name = self.projection.name
@@ -347,7 +398,8 @@ class Projection:
         """Remember the constructor's arguments (``rebuild`` and ``as_of``
         build fresh copies with them)."""
         self = super().__new__(cls)
-        self._engine = _Engine(self, args[0] if args else kwargs.get("store"))
+        store: Any = args[0] if args else kwargs.get("store")  # checked by use
+        self._engine = _Engine(self, store)
         self._engine.ctor = (args, kwargs)
         return self
 
@@ -366,7 +418,7 @@ class Projection:
 
     def __init__(
         self,
-        store: Any,
+        store: ProjectionStore,
         *,
         consistency: Consistency = "strong",
         on_failure: FailurePolicy = "retry-then-stop",
@@ -440,7 +492,7 @@ class Projection:
             msg = "a time-travel (as_of) projection cannot be initialised"
             raise ProjectionStateError(msg)
         if self._engine.actor is None:
-            self._engine.store._start_projection(self)
+            self._engine.store.projection_host.start(self)
         return self
 
     def wait_for(self, position: int, timeout: float | None = 30.0) -> None:
@@ -494,12 +546,12 @@ class Projection:
 
         ``initialize()`` afterwards starts it again from position 0.
         """
-        self._engine.store._reset_projection(self)
+        self._engine.store.projection_host.reset(self)
 
     def stop(self) -> None:
         """Stop following the store (status ``stopped``); queries then fail
         until ``initialize()`` is called again."""
-        self._engine.store._stop_projection(self)
+        self._engine.store.projection_host.stop(self)
 
     # -- failures ---------------------------------------------------------------
 
@@ -555,7 +607,7 @@ class Projection:
     # -- time travel --------------------------------------------------------------
 
     @classmethod
-    def as_of(cls, store: Any, position: int, **options: Any) -> Self:
+    def as_of(cls, store: ProjectionStore, position: int, **options: Any) -> Self:
         """A non-live copy built from the events up to and including
         ``position``, with the same query methods. The live projection (if
         any) is not touched. Runs on the calling thread.
@@ -565,7 +617,7 @@ class Projection:
             raise InvalidConfigError(msg)
         instance = cls(store, **options)
         instance._engine.frozen = True
-        reader = store._reader_for_projections()
+        reader = store.projection_host.reader()
         after = 0
         while after < position:
             page = reader.read_page(after, 1000, upto=position)

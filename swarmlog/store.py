@@ -36,14 +36,13 @@ from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import (
     WAKE,
     AppendRequest,
-    DeleteCheckpoint,
     Flush,
     Notify,
     SaveSnapshot,
 )
 from swarmlog.actors.notifier import Listeners, NotifierActor
-from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
-from swarmlog.actors.projection_messages import Finalize
+from swarmlog.actors.projection_actor import PAGE_SIZE
+from swarmlog.actors.projection_host import STOP_TIMEOUT, ProjectionHost, stop_bounded
 from swarmlog.actors.reply import InFlightLimit, Overflow, callback_errors
 from swarmlog.actors.runtime import (
     Audience,
@@ -72,7 +71,6 @@ from swarmlog.schema.errors import (
     EngineThreadWaitError,
     EventDecodeError,
     InvalidQueryError,
-    ProjectionStateError,
     ReadOnlyStoreError,
     StoreClosedError,
     StoreNotInitializedError,
@@ -97,7 +95,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from swarmlog.actors.notifier import ListenerHandle
-    from swarmlog.actors.projection import Projection
     from swarmlog.actors.storage import ReadStorage
     from swarmlog.effects import EffectMode, Effects
     from swarmlog.schema.codec import PreparedEvent
@@ -108,7 +105,6 @@ logger = logging.getLogger("swarmlog")
 
 _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _FORKED = "forked"  # this process is a fork of the one that opened the store
-_SHUTDOWN_TIMEOUT = 60.0
 _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
 
 
@@ -152,7 +148,13 @@ class EventStore:
         self._audience = Audience(self._listeners)
         self._head = CommitHead()
         self._metrics = WriterMetrics()
-        self._projections: dict[str, Projection] = {}
+        self._host = ProjectionHost(
+            self._lifecycle,
+            self._require_open,
+            self._audience,
+            self._head,
+            config.projection_snapshot_every,
+        )
         self._path = ""
         self._tempdir: str | None = None
         self._pid = 0  # the process that opened it
@@ -240,6 +242,7 @@ class EventStore:
                 self._reader, self._head, self._dispatcher, config.poll_interval
             )
             self._follower.start()
+            self._host.attach(self._reader, None, self._dispatcher, self._notifier)
             return
         synchronous, pragmas = config.synchronous, config.pragmas
         committer = self._committer = Committer(
@@ -257,10 +260,11 @@ class EventStore:
         # thread; what goes wrong there is raised here, in initialize().
         started: Future[None] = Future()
         self._writer = WriterActor.start(committer, started)
-        started.result(_SHUTDOWN_TIMEOUT)
+        started.result(STOP_TIMEOUT)
         self._reader = SQLiteReadStorage(
             path, read_only=False, pool_size=config.reader_pool_size
         )
+        self._host.attach(self._reader, self._writer, self._dispatcher, self._notifier)
         self._checkpointer = Checkpointer(
             SQLiteCheckpointRunner(path),
             config.auto_persist_interval,
@@ -302,7 +306,7 @@ class EventStore:
             self._state = _CLOSING
             try:
                 self._drain_appends()
-                self._finalize_projections()
+                self._host.finalize()
                 self._flush_writer()
                 self._notify("shutdown", ())
             finally:
@@ -327,8 +331,7 @@ class EventStore:
         if self._lock is not None:
             self._lock.abandon()
             self._lock = None
-        for projection in list(self._projections.values()):
-            projection._engine.actor = None  # its thread stayed in the parent
+        self._host.fence_after_fork()
 
     def _check_not_forked(self) -> None:
         if self._state == _FORKED:
@@ -340,7 +343,7 @@ class EventStore:
         # between its state check and its message to the writer. The writer
         # is woken on each look: an append interrupted between queueing and
         # waking it (a signal on its thread) must not hold shutdown up.
-        deadline = time.monotonic() + _SHUTDOWN_TIMEOUT
+        deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._wake_writer()
             if self._in_flight.wait_idle(_DRAIN_LOOK):
@@ -354,31 +357,9 @@ class EventStore:
         except SwarmlogError:  # gone or stopped: nothing left to flush
             return
 
-    def _finalize_projections(self) -> None:
-        head = self._head.position
-        waits = []
-        for projection in list(self._projections.values()):
-            actor = projection._engine.actor
-            if actor is None:
-                continue
-            future: Future[None] = Future()
-            try:
-                actor.tell(Finalize(head, future))
-            except pykka.ActorDeadError:  # it died; nothing to snapshot
-                continue
-            waits.append((projection, future))
-        for projection, future in waits:
-            try:
-                future.result(_SHUTDOWN_TIMEOUT)
-            except Exception as error:
-                logger.warning(
-                    "projection %r: no final snapshot: %s", projection.name, error
-                )
-
     def _close_resources(self) -> None:
-        for projection in list(self._projections.values()):
-            self._stop_actor(projection)
-        self._projections.clear()
+        self._host.stop_all()
+        self._host.detach()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -390,7 +371,7 @@ class EventStore:
         for attr in ("_dispatcher", "_writer", "_notifier"):
             ref = getattr(self, attr)
             if ref is not None:
-                _stop_bounded(ref)
+                stop_bounded(ref)
                 setattr(self, attr, None)
         committer, self._committer = self._committer, None
         if committer is not None:  # closed by the writer's on_stop, unless
@@ -644,7 +625,7 @@ class EventStore:
         if committer is not None:
             committer.tracked.track(future)
         self._tell_writer(message)
-        future.result(_SHUTDOWN_TIMEOUT)
+        future.result(STOP_TIMEOUT)
 
     # -- reading ------------------------------------------------------------------
 
@@ -772,6 +753,12 @@ class EventStore:
         if self._follower is not None:
             self._follower.poll()
         return self._head.position
+
+    @property
+    def projection_host(self) -> ProjectionHost:
+        """The host that runs this store's projections (the seam
+        :class:`~swarmlog.Projection` uses; not for application code)."""
+        return self._host
 
     @property
     def aio(self) -> AsyncStoreReads:
@@ -971,7 +958,7 @@ class EventStore:
             writer_stopped=self._writer_stopped(),
             callback_errors=callback_errors(),
             appends_in_flight=self._in_flight.count,
-            projections={n: p.get_status() for n, p in list(self._projections.items())},
+            projections=self._host.statuses(),
             listener_errors=self._listeners.errors,
             lineage=tuple(
                 ForkOrigin(
@@ -1026,82 +1013,6 @@ class EventStore:
                 notifier.tell(Notify(name, args))
             except Exception:
                 return
-
-    # -- projections (called by Projection) ------------------------------------------
-
-    def _reader_for_projections(self) -> ReadStorage:
-        return self._reader_checked()
-
-    def _start_projection(self, projection: Projection) -> None:
-        with self._lifecycle:
-            self._require_open()
-            engine = projection._engine
-            if engine.actor is not None:
-                return
-            existing = self._projections.get(projection.name)
-            if existing is not None and existing is not projection:
-                msg = f"a projection named {projection.name!r} is already running"
-                raise ProjectionStateError(msg)
-            assert self._reader is not None
-            engine.head = self._head
-            self._audience.projections += 1  # before it subscribes
-            try:
-                engine.actor = ProjectionActor.start(
-                    projection,
-                    self._reader,
-                    self._writer,
-                    self._dispatcher,
-                    self._notifier,
-                    self._head,
-                    self.config.projection_snapshot_every,
-                )
-            except BaseException:
-                self._audience.projections -= 1
-                raise
-            self._projections[projection.name] = projection
-
-    def _stop_actor(self, projection: Projection) -> None:
-        engine = projection._engine
-        actor = engine.actor
-        if actor is None:
-            return
-        engine.actor = None
-        self._audience.projections -= 1
-        if actor.is_alive():
-            _stop_bounded(actor)
-
-    def _stop_projection(self, projection: Projection) -> None:
-        if in_engine_thread():
-            msg = "a projection cannot be stopped or reset from a handler or listener"
-            raise EngineThreadWaitError(msg)
-        with self._lifecycle:
-            self._stop_actor(projection)
-            if self._projections.get(projection.name) is projection:
-                del self._projections[projection.name]
-
-    def _reset_projection(self, projection: Projection) -> None:
-        self._stop_projection(projection)
-        engine = projection._engine
-        if self._writer is not None and self._state == _OPEN:
-            future: Future[None] = Future()
-            self._writer.tell(DeleteCheckpoint(projection.name, future))
-            future.result(_SHUTDOWN_TIMEOUT)
-        projection.reset_state()
-        engine.position = 0
-        engine.events_handled = 0
-        engine.snapshot_position = 0
-        engine.failure = None
-        engine.dead_letters = ()
-        engine.status = "stopped"
-
-
-def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
-    """Stop an actor, waiting at most ``_SHUTDOWN_TIMEOUT`` (a handler stuck
-    forever must not hold the process: the thread is a daemon)."""
-    try:
-        actor.stop(timeout=_SHUTDOWN_TIMEOUT)
-    except pykka.Timeout:
-        logger.warning("swarmlog: %s did not stop in %ss", actor, _SHUTDOWN_TIMEOUT)
 
 
 def _quiet(*_: Any) -> None:
