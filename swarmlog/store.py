@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,22 +25,15 @@ from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 import msgspec
-import pykka
 
-from swarmlog.actors.checkpointer import Checkpointer
-from swarmlog.actors.committer import Committer
-from swarmlog.actors.dispatcher import DispatcherActor
-from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import (
-    WAKE,
     AppendRequest,
-    Flush,
     Notify,
     SaveSnapshot,
 )
-from swarmlog.actors.notifier import Listeners, NotifierActor
+from swarmlog.actors.notifier import Listeners
 from swarmlog.actors.projection_actor import PAGE_SIZE
-from swarmlog.actors.projection_host import STOP_TIMEOUT, ProjectionHost, stop_bounded
+from swarmlog.actors.projection_host import STOP_TIMEOUT, ProjectionHost
 from swarmlog.actors.reply import InFlightLimit, Overflow, callback_errors
 from swarmlog.actors.runtime import (
     Audience,
@@ -50,14 +41,7 @@ from swarmlog.actors.runtime import (
     WriterMetrics,
     in_engine_thread,
 )
-from swarmlog.actors.sqlite_files import (
-    FileLock,
-    SQLiteCheckpointRunner,
-    check_store_file,
-)
-from swarmlog.actors.sqlite_storage import SQLiteReadStorage, SQLiteWriteStorage
 from swarmlog.actors.storage import EventQuery
-from swarmlog.actors.writer import WriterActor
 from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
 from swarmlog.futures import AppendFuture
@@ -74,8 +58,6 @@ from swarmlog.schema.errors import (
     ReadOnlyStoreError,
     StoreClosedError,
     StoreNotInitializedError,
-    SwarmlogError,
-    WriterStoppedError,
 )
 from swarmlog.schema.timeutil import from_micros
 from swarmlog.stats import EventStoreStats, ForkOrigin
@@ -89,11 +71,13 @@ from swarmlog.validation import (
     snapshot_record,
     why_key,
 )
+from swarmlog.wiring import StoreWiring
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from swarmlog.actors.committer import Committer
     from swarmlog.actors.notifier import ListenerHandle
     from swarmlog.actors.storage import ReadStorage
     from swarmlog.effects import EffectMode, Effects
@@ -155,20 +139,21 @@ class EventStore:
             self._head,
             config.projection_snapshot_every,
         )
-        self._path = ""
-        self._tempdir: str | None = None
         self._pid = 0  # the process that opened it
-        self._lock: FileLock | None = None
-        self._reader: ReadStorage | None = None
-        self._writer: pykka.ActorRef[Any] | None = None
-        self._committer: Committer | None = None
-        self._dispatcher: pykka.ActorRef[Any] | None = None
-        self._notifier: pykka.ActorRef[Any] | None = None
-        self._checkpointer: Checkpointer | None = None
-        self._follower: Follower | None = None
         self._in_flight = InFlightLimit(config.max_in_flight)
         self._overflow: Overflow[AppendRequest] = Overflow(
             self._in_flight, self._submit_overflow, _refuse
+        )
+        self._wiring = StoreWiring(
+            config,
+            self._listeners,
+            self._audience,
+            self._head,
+            self._metrics,
+            on_settled=self._in_flight.release,
+            is_open=lambda: self._state == _OPEN,
+            persisted=self._persisted,
+            on_error=lambda error: self._notify("error", (error,)),
         )
         self._log: Callable[..., None] = logger.info if config.verbose else _quiet
 
@@ -183,7 +168,7 @@ class EventStore:
     @property
     def path(self) -> str:
         """The database file in use (a temporary file for ``:memory:``)."""
-        return self._path
+        return self._wiring.path
 
     def initialize(self) -> Self:
         """Open the database and start the actors. Idempotent.
@@ -206,74 +191,23 @@ class EventStore:
                 msg = "the store was shut down; create a new EventStore"
                 raise StoreClosedError(msg)
             try:
-                self._open()
+                wiring = self._wiring
+                wiring.open()
+                assert wiring.reader is not None
+                self._host.attach(
+                    wiring.reader, wiring.writer, wiring.dispatcher, wiring.notifier
+                )
             except BaseException:
                 self._close_resources()
                 raise
             self._state = _OPEN
             self._pid = os.getpid()
             register_open(self)  # shut down at exit, fenced in a forked child
-        self._log("swarmlog: opened %s (head %d)", self._path, self._head.position)
+        self._log(
+            "swarmlog: opened %s (head %d)", self._wiring.path, self._head.position
+        )
         self._notify("initialized", ())
         return self
-
-    def _open(self) -> None:
-        config = self.config
-        if config.database_path == ":memory:":
-            self._tempdir = tempfile.mkdtemp(prefix="swarmlog-")
-            self._path = os.path.join(self._tempdir, "memory.db")
-        else:
-            # The real path: a symlinked spelling of an open store's file
-            # must meet its lock (and SQLite its -wal file).
-            self._path = os.path.realpath(config.database_path)
-        path = self._path
-        check_store_file(path, read_only=config.read_only)
-        if not config.read_only:
-            self._lock = FileLock(path)
-            self._lock.acquire()
-        self._notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
-        self._dispatcher = DispatcherActor.start(self._notifier, self._listeners)
-        if config.read_only:
-            self._reader = SQLiteReadStorage(
-                path, read_only=True, pool_size=config.reader_pool_size
-            )
-            self._head.position = self._reader.head()
-            self._follower = Follower(
-                self._reader, self._head, self._dispatcher, config.poll_interval
-            )
-            self._follower.start()
-            self._host.attach(self._reader, None, self._dispatcher, self._notifier)
-            return
-        synchronous, pragmas = config.synchronous, config.pragmas
-        committer = self._committer = Committer(
-            lambda: SQLiteWriteStorage(path, synchronous, pragmas),
-            self._dispatcher,
-            self._audience,
-            self._notifier,
-            self._head,
-            self._metrics,
-            config.max_batch,
-            self._wake_writer,
-            on_settled=self._in_flight.release,
-        )
-        # The writer opens (and later closes) its connection on its own
-        # thread; what goes wrong there is raised here, in initialize().
-        started: Future[None] = Future()
-        self._writer = WriterActor.start(committer, started)
-        started.result(STOP_TIMEOUT)
-        self._reader = SQLiteReadStorage(
-            path, read_only=False, pool_size=config.reader_pool_size
-        )
-        self._host.attach(self._reader, self._writer, self._dispatcher, self._notifier)
-        self._checkpointer = Checkpointer(
-            SQLiteCheckpointRunner(path),
-            config.auto_persist_interval,
-            config.wal_checkpoint_bytes,
-            self._persisted,
-            lambda error: self._notify("error", (error,)),
-        )
-        committer.on_commit = self._checkpointer.commit_seen  # before any append
-        self._checkpointer.start()
 
     def __enter__(self) -> Self:
         return self.initialize()
@@ -307,13 +241,15 @@ class EventStore:
             try:
                 self._drain_appends()
                 self._host.finalize()
-                self._flush_writer()
+                self._wiring.flush_writer()
                 self._notify("shutdown", ())
             finally:
                 self._close_resources()
                 self._state = _CLOSED
                 unregister_open(self)
-        self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
+        self._log(
+            "swarmlog: closed %s (head %d)", self._wiring.path, self._head.position
+        )
 
     def _shutdown_at_exit(self) -> None:
         """The exit hook's shutdown (main thread, at interpreter exit)."""
@@ -327,15 +263,12 @@ class EventStore:
         """
         self._state = _FORKED
         self._lifecycle = threading.RLock()  # a parent thread may have held it
-        self._tempdir = None  # the parent's to remove
-        if self._lock is not None:
-            self._lock.abandon()
-            self._lock = None
+        self._wiring.fence_after_fork()
         self._host.fence_after_fork()
 
     def _check_not_forked(self) -> None:
         if self._state == _FORKED:
-            raise ForkedStoreError(self._path, self._pid)
+            raise ForkedStoreError(self._wiring.path, self._pid)
 
     def _drain_appends(self) -> None:
         # The state is no longer open, so appends that take a slot from now
@@ -345,46 +278,15 @@ class EventStore:
         # waking it (a signal on its thread) must not hold shutdown up.
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
-            self._wake_writer()
+            self._wiring.wake_writer()
             if self._in_flight.wait_idle(_DRAIN_LOOK):
                 break
-        self._flush_writer()
-
-    def _flush_writer(self) -> None:
-        future: Future[None] = Future()
-        try:
-            self._ask_writer(Flush(future), future)
-        except SwarmlogError:  # gone or stopped: nothing left to flush
-            return
+        self._wiring.flush_writer()
 
     def _close_resources(self) -> None:
         self._host.stop_all()
         self._host.detach()
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
-        if self._follower is not None:
-            self._follower.stop()
-            self._follower = None
-        if self._committer is not None:
-            self._committer.retire()  # the writer's stop is expected now
-        for attr in ("_dispatcher", "_writer", "_notifier"):
-            ref = getattr(self, attr)
-            if ref is not None:
-                stop_bounded(ref)
-                setattr(self, attr, None)
-        committer, self._committer = self._committer, None
-        if committer is not None:  # closed by the writer's on_stop, unless
-            committer.shut()  # the writer never started
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
+        self._wiring.close()
 
     def _require_open(self) -> None:
         state = self._state
@@ -399,7 +301,7 @@ class EventStore:
 
     def _reader_checked(self) -> ReadStorage:
         self._require_open()
-        reader = self._reader
+        reader = self._wiring.reader
         if reader is None:
             msg = "the store is shut down"
             raise StoreClosedError(msg)
@@ -516,8 +418,8 @@ class EventStore:
 
     def _require_writable(self) -> Committer:
         self._require_open()
-        committer = self._committer
-        if committer is None or self._writer is None:
+        committer = self._wiring.committer
+        if committer is None or self._wiring.writer is None:
             if self.config.read_only:
                 msg = "the store was opened read-only"
                 raise ReadOnlyStoreError(msg)
@@ -585,47 +487,6 @@ class EventStore:
             if committer.reclaim(request):
                 self._in_flight.release()
             raise
-
-    def _tell_writer(self, message: Any) -> None:
-        writer = self._writer
-        try:
-            if writer is None:
-                raise pykka.ActorDeadError("the writer stopped")
-            writer.tell(message)
-        except pykka.ActorDeadError:
-            raise self._writer_gone() from None
-
-    def _writer_gone(self) -> SwarmlogError:
-        """Why the writer cannot be reached: the store shut down, or (while
-        the store is open) the writer stopped."""
-        committer = self._committer
-        if self._state == _OPEN and committer is not None:
-            stopped = committer.stopped
-            if stopped is None:
-                msg = "the writer stopped accepting appends; reopen the store"
-                stopped = WriterStoppedError(msg)
-            return stopped
-        msg = "the store is shut down"
-        return StoreClosedError(msg)
-
-    def _wake_writer(self) -> None:
-        """Tell the writer to commit what is queued (any thread; the
-        committer's bound wake target)."""
-        try:
-            self._tell_writer(WAKE)
-        except SwarmlogError:
-            # Stopped under our feet: nobody will commit; fail the queue.
-            committer = self._committer
-            if committer is not None:
-                committer.shut()
-
-    def _ask_writer(self, message: Any, future: Future[None]) -> None:
-        """Tell the writer ``message`` and wait (bounded) for ``future``."""
-        committer = self._committer
-        if committer is not None:
-            committer.tracked.track(future)
-        self._tell_writer(message)
-        future.result(STOP_TIMEOUT)
 
     # -- reading ------------------------------------------------------------------
 
@@ -750,8 +611,8 @@ class EventStore:
         """The highest committed position (as published by the writer; on a
         read-only store, as found in the file now)."""
         self._check_not_forked()
-        if self._follower is not None:
-            self._follower.poll()
+        if self._wiring.follower is not None:
+            self._wiring.follower.poll()
         return self._head.position
 
     @property
@@ -784,7 +645,7 @@ class EventStore:
                 committer.write(lambda storage: storage.save_snapshot(record))
         else:
             future: Future[None] = Future()
-            self._ask_writer(SaveSnapshot(record, future), future)
+            self._wiring.ask_writer(SaveSnapshot(record, future), future)
         self._log(
             "swarmlog: snapshot of %s at version %d",
             snapshot.aggregate_id,
@@ -865,7 +726,7 @@ class EventStore:
         target = fork_target(path)
         position = check_count(at_position, "at_position")
         self._reader_checked()
-        fork_file(self._path, target, position)
+        fork_file(self._wiring.path, target, position)
         config = msgspec.structs.replace(
             self.config, database_path=target, read_only=False
         )
@@ -955,7 +816,7 @@ class EventStore:
             caller_transactions=metrics.caller_transactions,
             mean_batch_size=metrics.mean_batch_size,
             failed_appends=metrics.failed_appends,
-            writer_stopped=self._writer_stopped(),
+            writer_stopped=self._wiring.writer_stopped(),
             callback_errors=callback_errors(),
             appends_in_flight=self._in_flight.count,
             projections=self._host.statuses(),
@@ -969,12 +830,6 @@ class EventStore:
                 for r in base.lineage
             ),
         )
-
-    def _writer_stopped(self) -> bool:
-        committer, writer = self._committer, self._writer
-        if committer is None or writer is None:
-            return False
-        return committer.stopped is not None or not writer.is_alive()
 
     def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
         """Call ``callback`` on ``name`` notifications (allowed before
@@ -998,16 +853,20 @@ class EventStore:
         the WAL and makes the main file complete on its own.
         """
         self._require_writable()
-        assert self._checkpointer is not None
-        self._checkpointer.persist()
+        assert self._wiring.checkpointer is not None
+        self._wiring.checkpointer.persist()
 
     def _persisted(self, wal_size: int) -> None:
-        size = os.path.getsize(self._path) if os.path.exists(self._path) else 0
+        size = (
+            os.path.getsize(self._wiring.path)
+            if os.path.exists(self._wiring.path)
+            else 0
+        )
         self._log("swarmlog: checkpointed %d WAL bytes", wal_size)
-        self._notify("persisted", ({"size": size, "path": self._path},))
+        self._notify("persisted", ({"size": size, "path": self._wiring.path},))
 
     def _notify(self, name: str, args: tuple[Any, ...]) -> None:
-        notifier = self._notifier
+        notifier = self._wiring.notifier
         if notifier is not None and self._listeners.get(name):
             try:
                 notifier.tell(Notify(name, args))
