@@ -14,12 +14,10 @@ those -> WAL checkpoint -> close. Nothing committed is lost by a shutdown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
@@ -34,7 +32,7 @@ from swarmlog.actors.messages import (
 from swarmlog.actors.notifier import Listeners
 from swarmlog.actors.projection_actor import PAGE_SIZE
 from swarmlog.actors.projection_host import STOP_TIMEOUT, ProjectionHost
-from swarmlog.actors.reply import InFlightLimit, Overflow, callback_errors
+from swarmlog.actors.reply import callback_errors
 from swarmlog.actors.runtime import (
     Audience,
     CommitHead,
@@ -48,10 +46,9 @@ from swarmlog.futures import AppendFuture
 from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.lifecycle import register as register_open
 from swarmlog.lifecycle import unregister as unregister_open
-from swarmlog.schema.codec import decode_value, prepare_event
+from swarmlog.schema.codec import decode_value
 from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot
 from swarmlog.schema.errors import (
-    DuplicateEventError,
     EngineThreadWaitError,
     EventDecodeError,
     InvalidQueryError,
@@ -61,10 +58,10 @@ from swarmlog.schema.errors import (
 )
 from swarmlog.schema.timeutil import from_micros
 from swarmlog.stats import EventStoreStats, ForkOrigin
+from swarmlog.submit import AppendGate
 from swarmlog.validation import (
     check_aggregate_id,
     check_count,
-    check_expected,
     check_instant,
     check_strings,
     fork_target,
@@ -74,14 +71,13 @@ from swarmlog.validation import (
 from swarmlog.wiring import StoreWiring
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from datetime import datetime
 
     from swarmlog.actors.committer import Committer
     from swarmlog.actors.notifier import ListenerHandle
     from swarmlog.actors.storage import ReadStorage
     from swarmlog.effects import EffectMode, Effects
-    from swarmlog.schema.codec import PreparedEvent
 
 __all__ = ["EventStore"]
 
@@ -140,9 +136,8 @@ class EventStore:
             config.projection_snapshot_every,
         )
         self._pid = 0  # the process that opened it
-        self._in_flight = InFlightLimit(config.max_in_flight)
-        self._overflow: Overflow[AppendRequest] = Overflow(
-            self._in_flight, self._submit_overflow, _refuse
+        self._appends = AppendGate(
+            config, self._require_writable, lambda: self._state == _OPEN
         )
         self._wiring = StoreWiring(
             config,
@@ -150,7 +145,7 @@ class EventStore:
             self._audience,
             self._head,
             self._metrics,
-            on_settled=self._in_flight.release,
+            on_settled=self._appends.in_flight.release,
             is_open=lambda: self._state == _OPEN,
             persisted=self._persisted,
             on_error=lambda error: self._notify("error", (error,)),
@@ -279,7 +274,7 @@ class EventStore:
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._wiring.wake_writer()
-            if self._in_flight.wait_idle(_DRAIN_LOOK):
+            if self._appends.in_flight.wait_idle(_DRAIN_LOOK):
                 break
         self._wiring.flush_writer()
 
@@ -336,8 +331,10 @@ class EventStore:
             StorageFullError: The disk is full (nothing was stored).
             WriterStoppedError: The writer stopped after an unknown commit.
         """
-        request = AppendRequest((self._prepare(event),), expected_version, single=True)
-        self._submit(request, lead=True)
+        request = AppendRequest(
+            (self._appends.prepare(event),), expected_version, single=True
+        )
+        self._appends.submit(request, lead=True)
         stored: Event[Any] = request.result()
         return stored
 
@@ -356,12 +353,12 @@ class EventStore:
         Returns:
             The stored events, in the order given.
         """
-        prepared = self._prepare_batch(events)
+        prepared = self._appends.prepare_batch(events)
         if not prepared:
             self._require_writable()
             return []
         request = AppendRequest(prepared, expected_version)
-        self._submit(request, lead=True)
+        self._appends.submit(request, lead=True)
         stored: list[Event[Any]] = request.result()
         return stored
 
@@ -379,9 +376,9 @@ class EventStore:
         the writer down.
         """
         future: AppendFuture[Event[Any]] = AppendFuture(
-            (self._prepare(event),), expected_version, single=True
+            (self._appends.prepare(event),), expected_version, single=True
         )
-        self._submit(future)
+        self._appends.submit(future)
         return future
 
     def append_many_async(
@@ -391,7 +388,7 @@ class EventStore:
         expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
     ) -> AppendFuture[list[Event[Any]]]:
         """:meth:`append_many` without waiting; returns its future."""
-        prepared = self._prepare_batch(events)
+        prepared = self._appends.prepare_batch(events)
         if not prepared:
             self._require_writable()
             done: AppendFuture[list[Event[Any]]] = AppendFuture(prepared, ANY)
@@ -400,21 +397,8 @@ class EventStore:
         future: AppendFuture[list[Event[Any]]] = AppendFuture(
             prepared, expected_version
         )
-        self._submit(future)
+        self._appends.submit(future)
         return future
-
-    def _prepare(self, event: Event[Any]) -> PreparedEvent:
-        return prepare_event(event, self.config.max_payload_bytes)
-
-    def _prepare_batch(self, events: Iterable[Event[Any]]) -> tuple[PreparedEvent, ...]:
-        prepared = tuple(self._prepare(e) for e in events)
-        if len({p.id_bytes for p in prepared}) != len(prepared):
-            seen: set[bytes] = set()
-            for p in prepared:
-                if p.id_bytes in seen:
-                    raise DuplicateEventError(p.event.id)
-                seen.add(p.id_bytes)
-        return prepared
 
     def _require_writable(self) -> Committer:
         self._require_open()
@@ -426,67 +410,6 @@ class EventStore:
             msg = "the store is shut down"
             raise StoreClosedError(msg)
         return committer
-
-    def _submit(self, request: AppendRequest, *, lead: bool = False) -> None:
-        """Queue an append on the committer (it settles ``request``).
-
-        With ``lead`` (a caller about to wait anyway) and the writer idle,
-        the append is committed on this thread before this returns.
-        """
-        expected = request.expected
-        if expected is not ANY:
-            if isinstance(expected, Mapping):
-                for value in expected.values():
-                    check_expected(value)
-            else:
-                check_expected(expected)
-        committer = self._require_writable()
-        # On an event loop's thread, back-pressure must make the await wait,
-        # never block the loop: a request that finds no slot (or others
-        # already waiting for one) waits in the overflow line.
-        on_loop = not lead and asyncio._get_running_loop() is not None
-        if on_loop and self._overflow.busy():
-            self._overflow.put(request)
-            return
-        in_flight = self._in_flight
-        if not in_flight.acquire(blocking=False):
-            if on_loop:
-                self._overflow.put(request)
-                return
-            # A handler or listener must not block on back-pressure: the
-            # writer may be waiting for the very thread it runs on to drain.
-            if in_engine_thread():
-                msg = "too many appends in flight to append from inside the engine"
-                raise EngineThreadWaitError(msg)
-            in_flight.acquire()
-        try:
-            self._submit_held(committer, request, lead=lead, park=not on_loop)
-        except BaseException:
-            # An interrupt (a signal on this thread) or a refusal: give the
-            # slot back unless the request reached the queue (then the
-            # writer commits it and releases the slot; its outcome is
-            # unknown to this caller).
-            if committer.reclaim(request):
-                in_flight.release()
-            raise
-
-    def _submit_held(
-        self, committer: Committer, request: AppendRequest, *, lead: bool, park: bool
-    ) -> None:
-        """Queue a request that holds an in-flight slot."""
-        if self._state != _OPEN:
-            self._require_writable()
-        committer.submit(request, lead=lead and self.config.caller_commits, park=park)
-
-    def _submit_overflow(self, request: AppendRequest) -> None:
-        """Queue a request from the overflow line (its helper thread)."""
-        committer = self._require_writable()
-        try:
-            self._submit_held(committer, request, lead=False, park=True)
-        except BaseException:
-            if committer.reclaim(request):
-                self._in_flight.release()
-            raise
 
     # -- reading ------------------------------------------------------------------
 
@@ -818,7 +741,7 @@ class EventStore:
             failed_appends=metrics.failed_appends,
             writer_stopped=self._wiring.writer_stopped(),
             callback_errors=callback_errors(),
-            appends_in_flight=self._in_flight.count,
+            appends_in_flight=self._appends.in_flight.count,
             projections=self._host.statuses(),
             listener_errors=self._listeners.errors,
             lineage=tuple(
@@ -876,9 +799,3 @@ class EventStore:
 
 def _quiet(*_: Any) -> None:
     return None
-
-
-def _refuse(request: AppendRequest, error: BaseException) -> None:
-    """Settle a request of the overflow line that could not be queued."""
-    if not request.done():
-        request.set_exception(error)
