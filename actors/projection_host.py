@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from swarmlog.actors import runtime
 from swarmlog.actors.messages import DeleteCheckpoint
 from swarmlog.actors.projection_actor import ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
-from swarmlog.actors.runtime import in_engine_thread
+from swarmlog.actors.runtime import in_engine_thread, stop_bounded
 from swarmlog.schema.errors import (
     EngineThreadWaitError,
     ProjectionStateError,
@@ -40,21 +41,9 @@ if TYPE_CHECKING:
     from swarmlog.actors.runtime import Audience, CommitHead
     from swarmlog.actors.storage import ReadStorage
 
-__all__ = ["STOP_TIMEOUT", "ProjectionHost", "stop_bounded"]
+__all__ = ["ProjectionHost"]
 
 logger = logging.getLogger("swarmlog")
-
-STOP_TIMEOUT = 60.0  # seconds an actor may take to stop (a bound, not a pace)
-
-
-def stop_bounded(actor: pykka.ActorRef[Any]) -> None:
-    """Stop an actor, waiting at most :data:`STOP_TIMEOUT` (a handler stuck
-    forever must not hold the process: the thread is a daemon). Any thread
-    but the actor's own."""
-    try:
-        actor.stop(timeout=STOP_TIMEOUT)
-    except pykka.Timeout:
-        logger.warning("swarmlog: %s did not stop in %ss", actor, STOP_TIMEOUT)
 
 
 class ProjectionHost:
@@ -186,7 +175,7 @@ class ProjectionHost:
         if writer is not None:
             future: Future[None] = Future()
             writer.tell(DeleteCheckpoint(projection.name, future))
-            future.result(STOP_TIMEOUT)
+            future.result(runtime.STOP_TIMEOUT)
         projection.reset_state()
         projection._engine.clear_progress()
 
@@ -213,7 +202,7 @@ class ProjectionHost:
             waits.append((projection, future))
         for projection, future in waits:
             try:
-                future.result(STOP_TIMEOUT)
+                future.result(runtime.STOP_TIMEOUT)
             except Exception as error:
                 logger.warning(
                     "projection %r: no final snapshot: %s", projection.name, error

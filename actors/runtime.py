@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ESCAPED",
+    "STOP_TIMEOUT",
     "Audience",
     "CommitHead",
     "EventListeners",
@@ -29,6 +30,7 @@ __all__ = [
     "WriterMetrics",
     "in_engine_thread",
     "mark_engine_thread",
+    "stop_bounded",
 ]
 
 logger = logging.getLogger("swarmlog.actors")
@@ -204,3 +206,21 @@ def _stopped_at_edge(
             future.set_exception(error)
         except Exception:  # settled meanwhile
             logger.debug("future settled meanwhile", exc_info=True)
+
+
+STOP_TIMEOUT = 60.0
+"""Seconds the store's shutdown waits for any one actor or reply (a bound
+against a stuck handler, not a pace). Read at each use, so a test may
+lower it."""
+
+
+def stop_bounded(actor: pykka.ActorRef[Any]) -> None:
+    """Stop an actor, waiting at most :data:`STOP_TIMEOUT` (a handler stuck
+    forever must not hold the process: the thread is a daemon). Any thread
+    but the actor's own."""
+    try:
+        actor.stop(timeout=STOP_TIMEOUT)
+    except pykka.Timeout:
+        logging.getLogger("swarmlog").warning(
+            "swarmlog: %s did not stop in %ss", actor, STOP_TIMEOUT
+        )

@@ -18,20 +18,18 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
-from uuid import UUID
 
 import msgspec
 
+from swarmlog.actors import runtime
 from swarmlog.actors.messages import (
     AppendRequest,
     Notify,
-    SaveSnapshot,
 )
 from swarmlog.actors.notifier import Listeners
 from swarmlog.actors.projection_actor import PAGE_SIZE
-from swarmlog.actors.projection_host import STOP_TIMEOUT, ProjectionHost
+from swarmlog.actors.projection_host import ProjectionHost
 from swarmlog.actors.reply import callback_errors
 from swarmlog.actors.runtime import (
     Audience,
@@ -42,21 +40,21 @@ from swarmlog.actors.runtime import (
 from swarmlog.actors.storage import EventQuery
 from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
+from swarmlog.forking import ForkMethods
 from swarmlog.futures import AppendFuture
 from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.lifecycle import register as register_open
 from swarmlog.lifecycle import unregister as unregister_open
-from swarmlog.schema.codec import decode_value
-from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot
+from swarmlog.schema.envelope import ANY, Event, ExpectedVersion
 from swarmlog.schema.errors import (
     EngineThreadWaitError,
-    EventDecodeError,
     InvalidQueryError,
     ReadOnlyStoreError,
     StoreClosedError,
     StoreNotInitializedError,
 )
 from swarmlog.schema.timeutil import from_micros
+from swarmlog.snapshots import SnapshotMethods
 from swarmlog.stats import EventStoreStats, ForkOrigin
 from swarmlog.submit import AppendGate
 from swarmlog.validation import (
@@ -64,10 +62,8 @@ from swarmlog.validation import (
     check_count,
     check_instant,
     check_strings,
-    fork_target,
-    snapshot_record,
-    why_key,
 )
+from swarmlog.why import WhyQueries
 from swarmlog.wiring import StoreWiring
 
 if TYPE_CHECKING:
@@ -88,7 +84,7 @@ _FORKED = "forked"  # this process is a fork of the one that opened the store
 _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
 
 
-class EventStore:
+class EventStore(WhyQueries, SnapshotMethods, ForkMethods):
     """An embedded, actor-based event store on SQLite.
 
     Safe from any thread. Use it as a context manager, or call
@@ -271,7 +267,7 @@ class EventStore:
         # between its state check and its message to the writer. The writer
         # is woken on each look: an append interrupted between queueing and
         # waking it (a signal on its thread) must not hold shutdown up.
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + runtime.STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._wiring.wake_writer()
             if self._appends.in_flight.wait_idle(_DRAIN_LOOK):
@@ -550,61 +546,6 @@ class EventStore:
         ``async for event in store.aio.replay()``); see :mod:`swarmlog.aio`."""
         return AsyncStoreReads(self)
 
-    # -- snapshots ----------------------------------------------------------------
-
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store an aggregate snapshot (a lower version never replaces a
-        higher one). Returns once it is committed.
-
-        Raises:
-            InvalidEventError: The snapshot is malformed or not encodable.
-        """
-        record = snapshot_record(snapshot)
-        committer = self._require_writable()
-        if threading.get_ident() == committer.writer_ident:
-            # A done-callback on the writer's own thread: write it here, as
-            # waiting for the writer would wait for itself.
-            with committer.turn:
-                committer.write(lambda storage: storage.save_snapshot(record))
-        else:
-            future: Future[None] = Future()
-            self._wiring.ask_writer(SaveSnapshot(record, future), future)
-        self._log(
-            "swarmlog: snapshot of %s at version %d",
-            snapshot.aggregate_id,
-            snapshot.version,
-        )
-        self._notify("snapshot:saved", (snapshot,))
-
-    def get_snapshot(self, aggregate_id: str, *, type: Any = None) -> Snapshot | None:
-        """The highest-version snapshot of an aggregate, or None.
-
-        Args:
-            aggregate_id: The aggregate.
-            type: Decode the state into this type (e.g. a Struct); default
-                plain JSON-like data.
-
-        Raises:
-            EventDecodeError: The stored state does not decode as ``type``.
-        """
-        if not isinstance(aggregate_id, str):
-            msg = f"aggregate_id must be a string, got {aggregate_id!r}"
-            raise InvalidQueryError(msg)
-        record = self._reader_checked().load_snapshot(aggregate_id)
-        if record is None:
-            return None
-        try:
-            state = decode_value(record.state, Any if type is None else type)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise EventDecodeError(record.version, f"snapshot state: {e}") from e
-        return Snapshot(
-            record.aggregate_id,
-            record.aggregate_type,
-            record.version,
-            state,
-            from_micros(record.timestamp),
-        )
-
     def effects(
         self,
         run_id: str,
@@ -623,101 +564,6 @@ class EventStore:
         from swarmlog.effects import Effects
 
         return Effects(self, run_id, mode=mode, clock=clock, source=source)
-
-    def fork(
-        self, path: str | os.PathLike[str], *, at_position: int | None = None
-    ) -> EventStore:
-        """A new store at ``path`` holding this store's events up to
-        ``at_position`` (default: the head), started and writable.
-
-        Runs on the calling thread; this store keeps running and is never
-        written (a read-only store can be forked). The fork has the same
-        ids, positions, versions, timestamps and metadata, the aggregate
-        snapshots whose version was reached by then, and its lineage
-        (``get_stats().lineage``); its next append takes position
-        ``at_position + 1``. It has this store's options; shut it down
-        (or use it as a context manager) when done.
-
-        Raises:
-            InvalidQueryError: ``at_position`` is not an int from 0 to the
-                head.
-            StoreOpenError: ``path`` exists, or its folder does not.
-            InvalidConfigError: ``path`` is ``":memory:"``.
-        """
-        from swarmlog.actors.sqlite_fork import fork_file
-
-        target = fork_target(path)
-        position = check_count(at_position, "at_position")
-        self._reader_checked()
-        fork_file(self._wiring.path, target, position)
-        config = msgspec.structs.replace(
-            self.config, database_path=target, read_only=False
-        )
-        return EventStore(config).initialize()
-
-    # -- why: causation and correlation ------------------------------------------------
-
-    def get_event(self, event_id: UUID | str) -> Event[Any] | None:
-        """The event with this id (a ``UUID`` or its string), or None.
-        Safe from any thread; one index lookup.
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = why_key(event_id, "event_id")
-        if not isinstance(key, bytes):
-            return None
-        return self._reader_checked().event(key)
-
-    def get_causal_chain(self, event_id: UUID | str) -> list[Event[Any]]:
-        """Why did this happen: the event's causes, root first, ending with
-        the event itself; ``[]`` for an unknown id. Safe from any thread.
-
-        Follows ``causation_id`` while it names a stored event committed
-        before the one it caused: a cause outside the store (a command, a
-        request, a pruned event) ends the chain, and so does one that names
-        a later event (ids are the caller's; this is what makes cycles
-        impossible to walk). One indexed query, whatever the depth.
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = why_key(event_id, "event_id")
-        if not isinstance(key, bytes):
-            return []
-        return self._reader_checked().causal_chain(key)
-
-    def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]:
-        """What did this lead to: every event caused by it, directly or
-        transitively, in commit order, the event itself excluded. Safe from
-        any thread; one indexed query.
-
-        ``event_id`` may also be an outside id (a command's, as the events
-        it caused name it in ``causation_id``). A consequence counts only if
-        it was committed after its cause (see :meth:`get_causal_chain`).
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = why_key(event_id, "event_id")
-        if key is None:
-            return []
-        return self._reader_checked().consequences(key)
-
-    def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]:
-        """Every event with this ``correlation_id``, in commit order. Safe
-        from any thread; one indexed query.
-
-        Raises:
-            InvalidQueryError: ``correlation_id`` is neither a UUID nor a
-                string.
-        """
-        if isinstance(correlation_id, UUID):
-            correlation_id = str(correlation_id)
-        if not isinstance(correlation_id, str):
-            msg = f"correlation_id must be a UUID or a string, got {correlation_id!r}"
-            raise InvalidQueryError(msg)
-        return self._reader_checked().correlated(correlation_id)
 
     # -- stats, listeners, persistence ----------------------------------------------
 

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from swarmlog.actors import runtime
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.committer import Committer
 from swarmlog.actors.dispatcher import DispatcherActor
 from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import WAKE, Flush
 from swarmlog.actors.notifier import NotifierActor
-from swarmlog.actors.projection_host import STOP_TIMEOUT, stop_bounded
+from swarmlog.actors.runtime import stop_bounded
 from swarmlog.actors.sqlite_files import (
     FileLock,
     SQLiteCheckpointRunner,
@@ -155,7 +156,7 @@ class StoreWiring:
         # thread; what goes wrong there is raised here, in initialize().
         started: Future[None] = Future()
         self.writer = WriterActor.start(committer, started)
-        started.result(STOP_TIMEOUT)
+        started.result(runtime.STOP_TIMEOUT)
         self.reader = SQLiteReadStorage(
             path, read_only=False, pool_size=config.reader_pool_size
         )
@@ -252,7 +253,7 @@ class StoreWiring:
         if committer is not None:
             committer.tracked.track(future)
         self.tell_writer(message)
-        future.result(STOP_TIMEOUT)
+        future.result(runtime.STOP_TIMEOUT)
 
     def flush_writer(self) -> None:
         """Wait until the writer committed what it holds (a stopped or
