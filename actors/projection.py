@@ -48,7 +48,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     ClassVar,
-    Literal,
     ParamSpec,
     Protocol,
     Self,
@@ -56,7 +55,6 @@ from typing import (
     TypeVar,
 )
 
-import msgspec
 import pykka
 
 from swarmlog.actors.projection_aio import AsyncQueries, async_queries_for
@@ -66,6 +64,15 @@ from swarmlog.actors.projection_messages import (
     RetryDeadLetters,
     RunQuery,
     WaitFor,
+)
+from swarmlog.actors.projection_state import (
+    POLICIES,
+    Consistency,
+    DeadLetter,
+    FailurePolicy,
+    ProjectionOptions,
+    ProjectionProgress,
+    ProjectionStatus,
 )
 from swarmlog.actors.runtime import in_engine_thread
 from swarmlog.schema.errors import (
@@ -80,6 +87,8 @@ from swarmlog.schema.registry import info_for_class
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import msgspec
 
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage
@@ -100,47 +109,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Handler: TypeAlias = "Callable[[Any, Event[Any]], None]"
-FailurePolicy = Literal["retry-then-stop", "retry-then-skip", "skip"]
-Consistency = Literal["strong", "eventual"]
-_POLICIES = ("retry-then-stop", "retry-then-skip", "skip")
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    """An event a projection skipped because its handler kept failing.
-
-    Attributes:
-        projection: The projection's name.
-        position: The event's position.
-        event_type: The event's type.
-        error: The handler's error, as text.
-    """
-
-    projection: str
-    position: int
-    event_type: str
-    error: str
-
-
-class ProjectionStatus(msgspec.Struct, frozen=True):
-    """A projection's progress, as shown by ``EventStore.get_stats()``.
-
-    Attributes:
-        name: The projection's name.
-        status: ``catching-up``, ``live``, ``failed`` or ``stopped``.
-        position: The last position it applied.
-        lag: Committed head minus ``position``.
-        events_handled: Events applied since it started.
-        snapshot_position: Position of its latest stored snapshot.
-        dead_letters: Number of skipped events.
-    """
-
-    name: str
-    status: str
-    position: int
-    lag: int
-    events_handled: int
-    snapshot_position: int
-    dead_letters: int
 
 
 def handles(*event_types: str | type[msgspec.Struct]) -> Callable[[R], R]:
@@ -231,26 +199,21 @@ class ProjectionStore(Protocol):
 
 
 class _Engine:
-    """The projection's link to its actor (the handle's side, any thread)."""
+    """The projection's link to its actor (the handle's side, any thread).
+
+    ``options`` are fixed when the projection is built; ``progress`` is
+    written only by the projection's actor thread (or while no actor of it
+    runs: the host's reset, a time-travel copy being built).
+    """
 
     __slots__ = (
         "actor",
-        "consistency",
         "ctor",
-        "dead_letters",
-        "events_handled",
-        "failure",
         "frozen",
         "head",
-        "max_retries",
-        "on_failure",
-        "position",
+        "options",
+        "progress",
         "projection",
-        "query_timeout",
-        "retry_backoff",
-        "snapshot_every",
-        "snapshot_position",
-        "status",
         "store",
         "thread",
     )
@@ -262,30 +225,35 @@ class _Engine:
         self.thread: threading.Thread | None = None
         self.head: CommitHead | None = None
         self.frozen = False
-        self.consistency: Consistency = "strong"
-        self.on_failure: FailurePolicy = "retry-then-stop"
-        self.max_retries = 3
-        self.retry_backoff = 0.05
-        self.query_timeout = 30.0
-        self.snapshot_every: int | None = None
+        self.options = ProjectionOptions()
         self.ctor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
-        # Written only by the actor thread; read anywhere.
-        self.status = "stopped"
-        self.position = 0
-        self.events_handled = 0
-        self.snapshot_position = 0
-        self.failure: ProjectionFailedError | None = None
-        self.dead_letters: tuple[tuple[DeadLetter, Event[Any]], ...] = ()
+        self.progress = ProjectionProgress()
 
     def clear_progress(self) -> None:
         """Back to position 0, status ``stopped`` (the host's reset; runs
         while no actor of this projection runs, so nobody else writes)."""
-        self.position = 0
-        self.events_handled = 0
-        self.snapshot_position = 0
-        self.failure = None
-        self.dead_letters = ()
-        self.status = "stopped"
+        self.progress = ProjectionProgress()
+
+    # Read-only views (the Protocols of projection_direct/projection_aio).
+    @property
+    def position(self) -> int:
+        """The last position applied."""
+        return self.progress.position
+
+    @property
+    def failure(self) -> ProjectionFailedError | None:
+        """Why the projection stopped, if it failed."""
+        return self.progress.failure
+
+    @property
+    def consistency(self) -> Consistency:
+        """``strong`` or ``eventual``."""
+        return self.options.consistency
+
+    @property
+    def query_timeout(self) -> float:
+        """Seconds a query waits for the actor."""
+        return self.options.query_timeout
 
     def check_usable(self) -> pykka.ActorRef[Any]:
         if self.failure is not None:
@@ -433,8 +401,8 @@ class Projection:
         if consistency not in ("strong", "eventual"):
             msg = f"consistency must be 'strong' or 'eventual', got {consistency!r}"
             raise InvalidConfigError(msg)
-        if on_failure not in _POLICIES:
-            msg = f"on_failure must be one of {_POLICIES}, got {on_failure!r}"
+        if on_failure not in POLICIES:
+            msg = f"on_failure must be one of {POLICIES}, got {on_failure!r}"
             raise InvalidConfigError(msg)
         if not isinstance(max_retries, int) or max_retries < 0:
             msg = f"max_retries must be an int >= 0, got {max_retries!r}"
@@ -451,12 +419,14 @@ class Projection:
             raise InvalidConfigError(msg)
         engine = self._engine
         engine.store = store
-        engine.consistency = consistency
-        engine.on_failure = on_failure
-        engine.max_retries = max_retries
-        engine.retry_backoff = float(retry_backoff)
-        engine.snapshot_every = snapshot_every
-        engine.query_timeout = query_timeout
+        engine.options = ProjectionOptions(
+            consistency=consistency,
+            on_failure=on_failure,
+            max_retries=max_retries,
+            retry_backoff=float(retry_backoff),
+            snapshot_every=snapshot_every,
+            query_timeout=query_timeout,
+        )
         self.reset_state()
 
     # -- what subclasses implement ------------------------------------------
@@ -539,7 +509,9 @@ class Projection:
         try:
             future.result(timeout)
         except FutureTimeout as e:
-            raise ProjectionTimeoutError(self.name, -1, self._engine.position) from e
+            raise ProjectionTimeoutError(
+                self.name, -1, self._engine.progress.position
+            ) from e
 
     def reset(self) -> None:
         """Stop the projection, forget its snapshot and empty its model.
@@ -557,7 +529,7 @@ class Projection:
 
     def get_dead_letters(self) -> list[DeadLetter]:
         """Events this projection skipped, oldest first."""
-        return [letter for letter, _ in self._engine.dead_letters]
+        return [letter for letter, _ in self._engine.progress.dead_letters]
 
     def retry_dead_letters(self, timeout: float | None = 30.0) -> int:
         """Re-apply the skipped events (after a fix); return how many now
@@ -583,25 +555,29 @@ class Projection:
     @property
     def status(self) -> str:
         """``catching-up``, ``live``, ``failed`` or ``stopped``."""
-        return self._engine.status
+        return self._engine.progress.status
 
     @property
     def position(self) -> int:
         """The last position this projection applied."""
-        return self._engine.position
+        return self._engine.progress.position
 
     def get_status(self) -> ProjectionStatus:
         """Progress figures (any thread)."""
         engine = self._engine
-        head = engine.head.position if engine.head is not None else engine.position
+        head = (
+            engine.head.position
+            if engine.head is not None
+            else engine.progress.position
+        )
         return ProjectionStatus(
             name=self.name,
-            status=engine.status,
-            position=engine.position,
-            lag=max(0, head - engine.position),
-            events_handled=engine.events_handled,
-            snapshot_position=engine.snapshot_position,
-            dead_letters=len(engine.dead_letters),
+            status=engine.progress.status,
+            position=engine.progress.position,
+            lag=max(0, head - engine.progress.position),
+            events_handled=engine.progress.events_handled,
+            snapshot_position=engine.progress.snapshot_position,
+            dead_letters=len(engine.progress.dead_letters),
         )
 
     # -- time travel --------------------------------------------------------------
@@ -626,8 +602,8 @@ class Projection:
             for event in page:
                 instance._apply_directly(event)
             after = page[-1].position
-        instance._engine.position = after
-        instance._engine.status = "stopped"
+        instance._engine.progress.position = after
+        instance._engine.progress.status = "stopped"
         return instance
 
     def _apply_directly(self, event: Event[Any]) -> None:
