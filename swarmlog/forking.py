@@ -1,7 +1,7 @@
 """ForkMethods: copy a store's history up to a position into a new store.
 
 Mixed into :class:`~swarmlog.EventStore`; the file copy itself is
-:func:`swarmlog.actors.sqlite_fork.fork_file`.
+:func:`swarmlog.actors.sqlite.fork.fork_file`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Self
 
 import msgspec
 
-from swarmlog.actors.sqlite_fork import fork_file
+from swarmlog.actors.sqlite.fork import fork_file
 from swarmlog.validation import check_count, fork_target
 
 if TYPE_CHECKING:

@@ -30,12 +30,12 @@ from swarmlog.actors.follower import Follower
 from swarmlog.actors.messages import WAKE, Flush
 from swarmlog.actors.notifier import NotifierActor
 from swarmlog.actors.runtime import stop_bounded
-from swarmlog.actors.sqlite_files import (
+from swarmlog.actors.sqlite.files import (
     FileLock,
     SQLiteCheckpointRunner,
     check_store_file,
 )
-from swarmlog.actors.sqlite_storage import SQLiteReadStorage, SQLiteWriteStorage
+from swarmlog.actors.sqlite.storage import SQLiteReadStorage, SQLiteWriteStorage
 from swarmlog.actors.writer import WriterActor
 from swarmlog.schema.errors import (
     StoreClosedError,

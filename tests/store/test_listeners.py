@@ -20,7 +20,7 @@ from swarmlog import (
     create_agent_started_event,
     create_task_created_event,
 )
-from swarmlog.actors.sqlite_storage import SQLiteWriteStorage
+from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.storage import CommitUnknownError
 
 if TYPE_CHECKING:

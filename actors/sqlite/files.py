@@ -12,7 +12,7 @@ import contextlib
 import os
 import sqlite3
 
-from swarmlog.actors.sqlite_storage import connect, translate_error
+from swarmlog.actors.sqlite.storage import connect, translate_error
 from swarmlog.schema.errors import (
     IncompatibleStoreError,
     StoreLockedError,

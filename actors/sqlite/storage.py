@@ -1,7 +1,7 @@
 """SQLite behind the storage seam: the writing connection and reader pool.
 
 The file itself (checks before opening, the lock, the WAL checkpoint
-runner) is :mod:`swarmlog.actors.sqlite_files`.
+runner) is :mod:`swarmlog.actors.sqlite.files`.
 
 This is the one module that speaks SQLite dialect and the one boundary where
 ``sqlite3`` errors become typed swarmlog errors. WAL mode gives readers
@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from swarmlog.actors.sqlite_backfill import backfill_links
+from swarmlog.actors.sqlite.backfill import backfill_links
 from swarmlog.actors.storage import (
     CheckpointRecord,
     CommitUnknownError,
