@@ -26,6 +26,8 @@ class ForkMethods:
     """What-if branches of a store (see :meth:`fork`)."""
 
     __slots__ = ()
+    # What EventStore provides, declared here for the type checker only
+    # (a mixin never imports the store: that would be an import cycle).
     config: EventStoreConfig
 
     def __init__(self, database_path: EventStoreConfig) -> None:

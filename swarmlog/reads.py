@@ -33,6 +33,8 @@ class EventReads:
     """Reads of stored events (see each method)."""
 
     __slots__ = ()
+    # What EventStore provides, declared here for the type checker only
+    # (a mixin never imports the store: that would be an import cycle).
 
     def _reader_checked(self) -> ReadStorage:
         raise NotImplementedError  # EventStore's: the open store's readers

@@ -35,6 +35,8 @@ class SnapshotMethods:
     """Save and load aggregate snapshots (see each method)."""
 
     __slots__ = ()
+    # What EventStore provides, declared here for the type checker only
+    # (a mixin never imports the store: that would be an import cycle).
     _wiring: StoreWiring
     _log: Callable[..., None]
 

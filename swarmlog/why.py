@@ -23,6 +23,8 @@ class WhyQueries:
     """Why did this happen, what did it lead to (see each method)."""
 
     __slots__ = ()
+    # What EventStore provides, declared here for the type checker only
+    # (a mixin never imports the store: that would be an import cycle).
 
     def _reader_checked(self) -> ReadStorage:
         raise NotImplementedError  # EventStore's: the open store's readers
