@@ -19,7 +19,7 @@ from swarmlog.schema.errors import SwarmlogError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from swarmlog.actors.sqlite_storage import SQLiteCheckpointRunner
+    from swarmlog.actors.sqlite.files import SQLiteCheckpointRunner
 
 __all__ = ["Checkpointer"]
 

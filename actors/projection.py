@@ -48,14 +48,13 @@ from typing import (
     TYPE_CHECKING,
     Any,
     ClassVar,
-    Literal,
     ParamSpec,
+    Protocol,
     Self,
     TypeAlias,
     TypeVar,
 )
 
-import msgspec
 import pykka
 
 from swarmlog.actors.projection_aio import AsyncQueries, async_queries_for
@@ -65,6 +64,15 @@ from swarmlog.actors.projection_messages import (
     RetryDeadLetters,
     RunQuery,
     WaitFor,
+)
+from swarmlog.actors.projection_state import (
+    POLICIES,
+    Consistency,
+    DeadLetter,
+    FailurePolicy,
+    ProjectionOptions,
+    ProjectionProgress,
+    ProjectionStatus,
 )
 from swarmlog.actors.runtime import in_engine_thread
 from swarmlog.schema.errors import (
@@ -80,14 +88,19 @@ from swarmlog.schema.registry import info_for_class
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import msgspec
+
     from swarmlog.actors.runtime import CommitHead
+    from swarmlog.actors.storage import ReadStorage
     from swarmlog.schema.envelope import Event
 
 __all__ = [
     "DeadLetter",
     "FailurePolicy",
     "Projection",
+    "ProjectionHosting",
     "ProjectionStatus",
+    "ProjectionStore",
     "handles",
     "query",
 ]
@@ -96,47 +109,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Handler: TypeAlias = "Callable[[Any, Event[Any]], None]"
-FailurePolicy = Literal["retry-then-stop", "retry-then-skip", "skip"]
-Consistency = Literal["strong", "eventual"]
-_POLICIES = ("retry-then-stop", "retry-then-skip", "skip")
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    """An event a projection skipped because its handler kept failing.
-
-    Attributes:
-        projection: The projection's name.
-        position: The event's position.
-        event_type: The event's type.
-        error: The handler's error, as text.
-    """
-
-    projection: str
-    position: int
-    event_type: str
-    error: str
-
-
-class ProjectionStatus(msgspec.Struct, frozen=True):
-    """A projection's progress, as shown by ``EventStore.get_stats()``.
-
-    Attributes:
-        name: The projection's name.
-        status: ``catching-up``, ``live``, ``failed`` or ``stopped``.
-        position: The last position it applied.
-        lag: Committed head minus ``position``.
-        events_handled: Events applied since it started.
-        snapshot_position: Position of its latest stored snapshot.
-        dead_letters: Number of skipped events.
-    """
-
-    name: str
-    status: str
-    position: int
-    lag: int
-    events_handled: int
-    snapshot_position: int
-    dead_letters: int
 
 
 def handles(*event_types: str | type[msgspec.Struct]) -> Callable[[R], R]:
@@ -189,59 +161,106 @@ def query(method: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+class ProjectionHosting(Protocol):
+    """What a projection asks of its store's projection host
+    (:class:`swarmlog.actors.projection_host.ProjectionHost`; a Protocol
+    here, the lower room). Every method runs on the caller's thread."""
+
+    def start(self, projection: Projection) -> None:
+        """Start the projection's actor unless it runs."""
+        ...
+
+    def stop(self, projection: Projection) -> None:
+        """Stop its actor and unregister it."""
+        ...
+
+    def reset(self, projection: Projection) -> None:
+        """Stop it, forget its snapshot, empty its model and progress."""
+        ...
+
+    def reader(self) -> ReadStorage:
+        """The store's reader pool (time-travel copies read through it)."""
+        ...
+
+
+class ProjectionStore(Protocol):
+    """What a projection needs of the store it follows
+    (:class:`~swarmlog.EventStore`)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the store was shut down."""
+        ...
+
+    @property
+    def projection_host(self) -> ProjectionHosting:
+        """The host that runs the store's projections."""
+        ...
+
+
 class _Engine:
-    """The projection's link to its actor (the handle's side, any thread)."""
+    """The projection's link to its actor (the handle's side, any thread).
+
+    ``options`` are fixed when the projection is built; ``progress`` is
+    written only by the projection's actor thread (or while no actor of it
+    runs: the host's reset, a time-travel copy being built).
+    """
 
     __slots__ = (
         "actor",
-        "consistency",
         "ctor",
-        "dead_letters",
-        "events_handled",
-        "failure",
         "frozen",
         "head",
-        "max_retries",
-        "on_failure",
-        "position",
+        "options",
+        "progress",
         "projection",
-        "query_timeout",
-        "retry_backoff",
-        "snapshot_every",
-        "snapshot_position",
-        "status",
         "store",
         "thread",
     )
 
-    def __init__(self, projection: Projection, store: Any) -> None:
+    def __init__(self, projection: Projection, store: ProjectionStore) -> None:
         self.projection = projection
         self.store = store
         self.actor: pykka.ActorRef[Any] | None = None
         self.thread: threading.Thread | None = None
         self.head: CommitHead | None = None
         self.frozen = False
-        self.consistency: Consistency = "strong"
-        self.on_failure: FailurePolicy = "retry-then-stop"
-        self.max_retries = 3
-        self.retry_backoff = 0.05
-        self.query_timeout = 30.0
-        self.snapshot_every: int | None = None
+        self.options = ProjectionOptions()
         self.ctor: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
-        # Written only by the actor thread; read anywhere.
-        self.status = "stopped"
-        self.position = 0
-        self.events_handled = 0
-        self.snapshot_position = 0
-        self.failure: ProjectionFailedError | None = None
-        self.dead_letters: tuple[tuple[DeadLetter, Event[Any]], ...] = ()
+        self.progress = ProjectionProgress()
+
+    def clear_progress(self) -> None:
+        """Back to position 0, status ``stopped`` (the host's reset; runs
+        while no actor of this projection runs, so nobody else writes)."""
+        self.progress = ProjectionProgress()
+
+    # Read-only views (the Protocols of projection_direct/projection_aio).
+    @property
+    def position(self) -> int:
+        """The last position applied."""
+        return self.progress.position
+
+    @property
+    def failure(self) -> ProjectionFailedError | None:
+        """Why the projection stopped, if it failed."""
+        return self.progress.failure
+
+    @property
+    def consistency(self) -> Consistency:
+        """``strong`` or ``eventual``."""
+        return self.options.consistency
+
+    @property
+    def query_timeout(self) -> float:
+        """Seconds a query waits for the actor."""
+        return self.options.query_timeout
 
     def check_usable(self) -> pykka.ActorRef[Any]:
         if self.failure is not None:
             raise self.failure
         actor = self.actor
         if actor is None:
-            if getattr(self.store, "closed", False):
+            if self.store.closed:
                 msg = "the store is shut down"
                 raise StoreClosedError(msg)
             name = self.projection.name
@@ -347,7 +366,8 @@ class Projection:
         """Remember the constructor's arguments (``rebuild`` and ``as_of``
         build fresh copies with them)."""
         self = super().__new__(cls)
-        self._engine = _Engine(self, args[0] if args else kwargs.get("store"))
+        store: Any = args[0] if args else kwargs.get("store")  # checked by use
+        self._engine = _Engine(self, store)
         self._engine.ctor = (args, kwargs)
         return self
 
@@ -366,7 +386,7 @@ class Projection:
 
     def __init__(
         self,
-        store: Any,
+        store: ProjectionStore,
         *,
         consistency: Consistency = "strong",
         on_failure: FailurePolicy = "retry-then-stop",
@@ -381,8 +401,8 @@ class Projection:
         if consistency not in ("strong", "eventual"):
             msg = f"consistency must be 'strong' or 'eventual', got {consistency!r}"
             raise InvalidConfigError(msg)
-        if on_failure not in _POLICIES:
-            msg = f"on_failure must be one of {_POLICIES}, got {on_failure!r}"
+        if on_failure not in POLICIES:
+            msg = f"on_failure must be one of {POLICIES}, got {on_failure!r}"
             raise InvalidConfigError(msg)
         if not isinstance(max_retries, int) or max_retries < 0:
             msg = f"max_retries must be an int >= 0, got {max_retries!r}"
@@ -399,12 +419,14 @@ class Projection:
             raise InvalidConfigError(msg)
         engine = self._engine
         engine.store = store
-        engine.consistency = consistency
-        engine.on_failure = on_failure
-        engine.max_retries = max_retries
-        engine.retry_backoff = float(retry_backoff)
-        engine.snapshot_every = snapshot_every
-        engine.query_timeout = query_timeout
+        engine.options = ProjectionOptions(
+            consistency=consistency,
+            on_failure=on_failure,
+            max_retries=max_retries,
+            retry_backoff=float(retry_backoff),
+            snapshot_every=snapshot_every,
+            query_timeout=query_timeout,
+        )
         self.reset_state()
 
     # -- what subclasses implement ------------------------------------------
@@ -440,7 +462,7 @@ class Projection:
             msg = "a time-travel (as_of) projection cannot be initialised"
             raise ProjectionStateError(msg)
         if self._engine.actor is None:
-            self._engine.store._start_projection(self)
+            self._engine.store.projection_host.start(self)
         return self
 
     def wait_for(self, position: int, timeout: float | None = 30.0) -> None:
@@ -487,25 +509,27 @@ class Projection:
         try:
             future.result(timeout)
         except FutureTimeout as e:
-            raise ProjectionTimeoutError(self.name, -1, self._engine.position) from e
+            raise ProjectionTimeoutError(
+                self.name, -1, self._engine.progress.position
+            ) from e
 
     def reset(self) -> None:
         """Stop the projection, forget its snapshot and empty its model.
 
         ``initialize()`` afterwards starts it again from position 0.
         """
-        self._engine.store._reset_projection(self)
+        self._engine.store.projection_host.reset(self)
 
     def stop(self) -> None:
         """Stop following the store (status ``stopped``); queries then fail
         until ``initialize()`` is called again."""
-        self._engine.store._stop_projection(self)
+        self._engine.store.projection_host.stop(self)
 
     # -- failures ---------------------------------------------------------------
 
     def get_dead_letters(self) -> list[DeadLetter]:
         """Events this projection skipped, oldest first."""
-        return [letter for letter, _ in self._engine.dead_letters]
+        return [letter for letter, _ in self._engine.progress.dead_letters]
 
     def retry_dead_letters(self, timeout: float | None = 30.0) -> int:
         """Re-apply the skipped events (after a fix); return how many now
@@ -531,31 +555,35 @@ class Projection:
     @property
     def status(self) -> str:
         """``catching-up``, ``live``, ``failed`` or ``stopped``."""
-        return self._engine.status
+        return self._engine.progress.status
 
     @property
     def position(self) -> int:
         """The last position this projection applied."""
-        return self._engine.position
+        return self._engine.progress.position
 
     def get_status(self) -> ProjectionStatus:
         """Progress figures (any thread)."""
         engine = self._engine
-        head = engine.head.position if engine.head is not None else engine.position
+        head = (
+            engine.head.position
+            if engine.head is not None
+            else engine.progress.position
+        )
         return ProjectionStatus(
             name=self.name,
-            status=engine.status,
-            position=engine.position,
-            lag=max(0, head - engine.position),
-            events_handled=engine.events_handled,
-            snapshot_position=engine.snapshot_position,
-            dead_letters=len(engine.dead_letters),
+            status=engine.progress.status,
+            position=engine.progress.position,
+            lag=max(0, head - engine.progress.position),
+            events_handled=engine.progress.events_handled,
+            snapshot_position=engine.progress.snapshot_position,
+            dead_letters=len(engine.progress.dead_letters),
         )
 
     # -- time travel --------------------------------------------------------------
 
     @classmethod
-    def as_of(cls, store: Any, position: int, **options: Any) -> Self:
+    def as_of(cls, store: ProjectionStore, position: int, **options: Any) -> Self:
         """A non-live copy built from the events up to and including
         ``position``, with the same query methods. The live projection (if
         any) is not touched. Runs on the calling thread.
@@ -565,7 +593,7 @@ class Projection:
             raise InvalidConfigError(msg)
         instance = cls(store, **options)
         instance._engine.frozen = True
-        reader = store._reader_for_projections()
+        reader = store.projection_host.reader()
         after = 0
         while after < position:
             page = reader.read_page(after, 1000, upto=position)
@@ -574,8 +602,8 @@ class Projection:
             for event in page:
                 instance._apply_directly(event)
             after = page[-1].position
-        instance._engine.position = after
-        instance._engine.status = "stopped"
+        instance._engine.progress.position = after
+        instance._engine.progress.status = "stopped"
         return instance
 
     def _apply_directly(self, event: Event[Any]) -> None:

@@ -116,7 +116,7 @@ class ProjectionActor(FastInboxActor):
         self._dispatcher = dispatcher
         self._notifier = notifier
         self._head = head
-        every = self._engine.snapshot_every
+        every = self._engine.options.snapshot_every
         self._snapshot_every = every if every is not None else snapshot_every
         self._snapshot_requested = 0
         self._waiters: list[tuple[int, int, Any]] = []
@@ -132,9 +132,9 @@ class ProjectionActor(FastInboxActor):
         engine = self._engine
         engine.thread = threading.current_thread()
         engine.head = self._head
-        engine.failure = None
+        engine.progress.failure = None
         self._restore_checkpoint()
-        engine.status = "catching-up"
+        engine.progress.status = "catching-up"
         if self._dispatcher is not None:
             self._dispatcher.tell(Subscribe(self.actor_ref))
         self.actor_ref.tell(CatchUpStep())
@@ -156,15 +156,15 @@ class ProjectionActor(FastInboxActor):
             )
             projection.reset_state()
             return
-        engine.position = record.position
-        engine.snapshot_position = record.position
+        engine.progress.position = record.position
+        engine.progress.snapshot_position = record.position
         self._snapshot_requested = record.position
 
     def on_stop(self) -> None:
         """Fail whatever still waits; mark the projection stopped."""
         engine = self._engine
-        if engine.status != "failed":
-            engine.status = "stopped"
+        if engine.progress.status != "failed":
+            engine.progress.status = "stopped"
         error = ProjectionStateError(f"projection {self._projection.name!r} stopped")
         for _, _, message in self._waiters:
             if not message.future.done():
@@ -187,12 +187,12 @@ class ProjectionActor(FastInboxActor):
         try:
             self._handle(message)
         except BaseException as error:  # nothing leaves this actor
-            position = getattr(error, "position", self._engine.position + 1)
+            position = getattr(error, "position", self._engine.progress.position + 1)
             logger.exception("projection %r failed", self._projection.name)
             self._stop_at(position, error)
             future = getattr(message, "future", None)
             if future is not None and not future.done():
-                future.set_exception(self._engine.failure)
+                future.set_exception(self._engine.progress.failure)
         return None
 
     def _stop_at(
@@ -202,20 +202,20 @@ class ProjectionActor(FastInboxActor):
         ``applied_before``: every event before it was applied."""
         engine = self._engine
         if applied_before:
-            engine.position = position - 1
+            engine.progress.position = position - 1
         else:
-            engine.position = min(engine.position, position - 1)
-        engine.failure = ProjectionFailedError(
+            engine.progress.position = min(engine.progress.position, position - 1)
+        engine.progress.failure = ProjectionFailedError(
             self._projection.name, position, _error_text(error)
         )
-        engine.status = "failed"
-        self._fail_waiters(engine.failure)
+        engine.progress.status = "failed"
+        self._fail_waiters(engine.progress.failure)
         if self._rebuild is not None:
             run, self._rebuild = self._rebuild, None
             if not run.future.done():
-                run.future.set_exception(engine.failure)
+                run.future.set_exception(engine.progress.failure)
         if self._notifier is not None:
-            self._notifier.tell(Notify("error", (engine.failure,)))
+            self._notifier.tell(Notify("error", (engine.progress.failure,)))
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, DeliverPage):
@@ -237,33 +237,38 @@ class ProjectionActor(FastInboxActor):
 
     def _catch_up_step(self) -> None:
         engine = self._engine
-        if engine.status != "catching-up":
+        if engine.progress.status != "catching-up":
             return
-        page = self._reader.read_page(engine.position, PAGE_SIZE)
+        page = self._reader.read_page(engine.progress.position, PAGE_SIZE)
         if page and not self._apply_page(page):
             return
-        if len(page) == PAGE_SIZE or engine.position < self._head.position:
+        if len(page) == PAGE_SIZE or engine.progress.position < self._head.position:
             self.actor_ref.tell(CatchUpStep())
             return
-        engine.status = "live"
+        engine.progress.status = "live"
         self._snapshot_if_due()
         self._answer_waiters()
 
     def _deliver(self, events: tuple[Event[Any], ...]) -> None:
         engine = self._engine
-        if engine.status != "live" or events[-1].position <= engine.position:
+        if (
+            engine.progress.status != "live"
+            or events[-1].position <= engine.progress.position
+        ):
             return
         first = events[0].position
-        while first > engine.position + 1:  # a gap: fill it from the store
-            gap = self._reader.read_page(engine.position, PAGE_SIZE, upto=first - 1)
+        while first > engine.progress.position + 1:  # a gap: fill it from the store
+            gap = self._reader.read_page(
+                engine.progress.position, PAGE_SIZE, upto=first - 1
+            )
             if not gap or not self._apply_page(gap):
                 break
-        if engine.status == "live" and first <= engine.position + 1:
-            skip = engine.position - first + 1
+        if engine.progress.status == "live" and first <= engine.progress.position + 1:
+            skip = engine.progress.position - first + 1
             fresh = events[skip:] if skip > 0 else events
             if fresh:
                 self._apply_page(fresh)
-        if engine.status == "live":
+        if engine.progress.status == "live":
             self._snapshot_if_due()
         self._answer_waiters()
 
@@ -282,8 +287,8 @@ class ProjectionActor(FastInboxActor):
             except BaseException as error:  # user code: a guard for everything
                 if not self._apply_failure_policy(event, handlers, error):
                     return False
-        engine.position = page[-1].position
-        engine.events_handled += len(page)
+        engine.progress.position = page[-1].position
+        engine.progress.events_handled += len(page)
         return True
 
     def _apply_failure_policy(
@@ -295,8 +300,10 @@ class ProjectionActor(FastInboxActor):
         """Apply the failure policy; True to go on, False if stopped."""
         engine = self._engine
         projection = self._projection
-        retries = 0 if engine.on_failure == "skip" else engine.max_retries
-        delay = engine.retry_backoff
+        retries = (
+            0 if engine.options.on_failure == "skip" else engine.options.max_retries
+        )
+        delay = engine.options.retry_backoff
         for _ in range(retries):
             time.sleep(delay)  # only this projection's own thread waits
             delay *= 2
@@ -314,24 +321,24 @@ class ProjectionActor(FastInboxActor):
             event.position,
             _error_text(error),
         )
-        if engine.on_failure == "retry-then-stop":
+        if engine.options.on_failure == "retry-then-stop":
             self._stop_at(event.position, error, applied_before=True)
             return False
         letter = DeadLetter(
             projection.name, event.position, event.type, _error_text(error)
         )
-        engine.dead_letters = (*engine.dead_letters, (letter, event))
+        engine.progress.dead_letters = (*engine.progress.dead_letters, (letter, event))
         return True
 
     # -- waiting -------------------------------------------------------------------
 
     def _park(self, message: RunQuery | WaitFor | Finalize) -> None:
         engine = self._engine
-        if engine.failure is not None and not isinstance(message, Finalize):
-            message.future.set_exception(engine.failure)
+        if engine.progress.failure is not None and not isinstance(message, Finalize):
+            message.future.set_exception(engine.progress.failure)
             return
-        if engine.position >= message.position or (
-            isinstance(message, Finalize) and engine.failure is not None
+        if engine.progress.position >= message.position or (
+            isinstance(message, Finalize) and engine.progress.failure is not None
         ):
             self._answer(message)
             return
@@ -339,7 +346,7 @@ class ProjectionActor(FastInboxActor):
 
     def _answer_waiters(self) -> None:
         waiters = self._waiters
-        position = self._engine.position
+        position = self._engine.progress.position
         while waiters and waiters[0][0] <= position:
             self._answer(heapq.heappop(waiters)[2])
 
@@ -369,14 +376,17 @@ class ProjectionActor(FastInboxActor):
     def _snapshot_if_due(self) -> None:
         """Snapshot every ``snapshot_every`` events: after live pages and
         once at the end of catch-up, never in the middle of it."""
-        if self._engine.position - self._snapshot_requested >= self._snapshot_every:
+        if (
+            self._engine.progress.position - self._snapshot_requested
+            >= self._snapshot_every
+        ):
             self._snapshot()
 
     def _snapshot(self) -> bool:
         """Hand the model to the writer; True if a snapshot was sent."""
         engine = self._engine
         projection = self._projection
-        if self._writer is None or engine.status == "failed":
+        if self._writer is None or engine.progress.status == "failed":
             return False
         try:
             state = projection.snapshot_state()
@@ -386,8 +396,10 @@ class ProjectionActor(FastInboxActor):
         except BaseException:  # user code: a guard for everything
             logger.exception("projection %r: snapshot failed", projection.name)
             return False
-        record = CheckpointRecord(engine.position, projection.state_version, blob)
-        self._snapshot_requested = engine.position
+        record = CheckpointRecord(
+            engine.progress.position, projection.state_version, blob
+        )
+        self._snapshot_requested = engine.progress.position
         try:
             self._writer.tell(SaveCheckpoint(projection.name, record, self.actor_ref))
         except pykka.ActorDeadError:
@@ -396,8 +408,8 @@ class ProjectionActor(FastInboxActor):
 
     def _checkpoint_saved(self, message: CheckpointSaved) -> None:
         if message.error is None:
-            self._engine.snapshot_position = max(
-                self._engine.snapshot_position, message.position
+            self._engine.progress.snapshot_position = max(
+                self._engine.progress.snapshot_position, message.position
             )
         else:
             logger.warning(
@@ -416,8 +428,11 @@ class ProjectionActor(FastInboxActor):
 
     def _finalize(self, message: Finalize) -> None:
         engine = self._engine
-        if engine.position > engine.snapshot_position and self._snapshot():
-            self._finalizing.append((engine.position, message.future))
+        if (
+            engine.progress.position > engine.progress.snapshot_position
+            and self._snapshot()
+        ):
+            self._finalizing.append((engine.progress.position, message.future))
         else:
             message.future.set_result(None)
 
@@ -466,7 +481,7 @@ class ProjectionActor(FastInboxActor):
                 handler(run.fresh, event)
         except BaseException as error:  # user code: a guard for everything
             name = self._projection.name
-            if self._engine.on_failure == "retry-then-stop":
+            if self._engine.options.on_failure == "retry-then-stop":
                 raise ProjectionFailedError(
                     name, event.position, _error_text(error)
                 ) from error
@@ -476,10 +491,10 @@ class ProjectionActor(FastInboxActor):
     def _swap(self, run: _RebuildRun) -> None:
         engine = self._engine
         self._projection._adopt(run.fresh)
-        engine.position = run.position
-        engine.dead_letters = tuple(run.dead_letters)
-        engine.failure = None
-        engine.status = "live"
+        engine.progress.position = run.position
+        engine.progress.dead_letters = tuple(run.dead_letters)
+        engine.progress.failure = None
+        engine.progress.status = "live"
         self._rebuild = None
         self._snapshot_requested = 0
         self._snapshot()
@@ -489,7 +504,7 @@ class ProjectionActor(FastInboxActor):
     def _retry_dead_letters(self) -> int:
         fixed = 0
         remaining = []
-        for letter, event in self._engine.dead_letters:
+        for letter, event in self._engine.progress.dead_letters:
             try:
                 for handler in self._table.get(event.type, ()):
                     handler(self._projection, event)
@@ -498,5 +513,5 @@ class ProjectionActor(FastInboxActor):
                 logger.warning("dead letter %d still fails: %s", letter.position, error)
             else:
                 fixed += 1
-        self._engine.dead_letters = tuple(remaining)
+        self._engine.progress.dead_letters = tuple(remaining)
         return fixed

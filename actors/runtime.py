@@ -12,23 +12,25 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from swarmlog.actors.notifier import Listeners
 
 __all__ = [
     "ESCAPED",
+    "STOP_TIMEOUT",
     "Audience",
     "CommitHead",
+    "EventListeners",
     "FastInboxActor",
     "WriterMetrics",
     "in_engine_thread",
     "mark_engine_thread",
+    "stop_bounded",
 ]
 
 logger = logging.getLogger("swarmlog.actors")
@@ -57,6 +59,17 @@ class CommitHead:
         self.position = position
 
 
+class EventListeners(Protocol):
+    """What :class:`Audience` reads of the notifier's listener registry
+    (``swarmlog.actors.notifier.Listeners``; a Protocol here, the lower
+    room, so runtime never imports the notifier)."""
+
+    @property
+    def wants_events(self) -> bool:
+        """Whether any listener wants committed events."""
+        ...
+
+
 class Audience:
     """Who wants committed pages: running projections (counted by the
     store) and event listeners. With nobody, the committer does not even
@@ -66,7 +79,7 @@ class Audience:
 
     __slots__ = ("listeners", "projections")
 
-    def __init__(self, listeners: Listeners) -> None:
+    def __init__(self, listeners: EventListeners) -> None:
         self.listeners = listeners
         self.projections = 0
 
@@ -193,3 +206,21 @@ def _stopped_at_edge(
             future.set_exception(error)
         except Exception:  # settled meanwhile
             logger.debug("future settled meanwhile", exc_info=True)
+
+
+STOP_TIMEOUT = 60.0
+"""Seconds the store's shutdown waits for any one actor or reply (a bound
+against a stuck handler, not a pace). Read at each use, so a test may
+lower it."""
+
+
+def stop_bounded(actor: pykka.ActorRef[Any]) -> None:
+    """Stop an actor, waiting at most :data:`STOP_TIMEOUT` (a handler stuck
+    forever must not hold the process: the thread is a daemon). Any thread
+    but the actor's own."""
+    try:
+        actor.stop(timeout=STOP_TIMEOUT)
+    except pykka.Timeout:
+        logging.getLogger("swarmlog").warning(
+            "swarmlog: %s did not stop in %ss", actor, STOP_TIMEOUT
+        )

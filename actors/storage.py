@@ -1,7 +1,7 @@
 """The storage seam: what the actors need from a database, and nothing more.
 
 The writer, dispatcher and projections speak only these two protocols, never
-SQL. ``swarmlog.actors.sqlite_storage`` implements them on SQLite; a
+SQL. ``swarmlog.actors.sqlite.storage`` implements them on SQLite; a
 PostgreSQL backend would implement the same (append a batch, read a stream,
 read all from a position, head, snapshots, projection checkpoints).
 

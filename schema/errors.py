@@ -3,7 +3,7 @@
 Every error a caller can see is a :class:`SwarmlogError`. Subclasses are split
 by what the caller can do about them, and carry the facts as attributes.
 Raw ``sqlite3`` and msgspec errors are translated at one boundary
-(``swarmlog.actors.sqlite_storage`` and ``swarmlog.schema.codec``) and never
+(``swarmlog.actors.sqlite.storage`` and ``swarmlog.schema.codec``) and never
 reach the user.
 """
 

@@ -1,6 +1,6 @@
 """SQLite DDL, pragmas and statements, as constants.
 
-Only ``swarmlog.actors.sqlite_storage`` (and the benchmark anchors, which
+Only ``swarmlog.actors.sqlite.storage`` (and the benchmark anchors, which
 must do the same physical work) use these; the actors and projections talk
 to storage through the seam in ``swarmlog.actors.storage``.
 """
@@ -22,7 +22,7 @@ APPLICATION_ID: Final = 0x53574C47  # "SWLG" in PRAGMA application_id
 FORMAT_VERSION: Final = 3  # PRAGMA user_version of a current store file
 
 # A fork's ancestry, oldest first: the last row is the store it was forked
-# from. A fork copies its source's rows and adds one (see sqlite_fork.py).
+# from. A fork copies its source's rows and adds one (see actors/sqlite/fork.py).
 LINEAGE_TABLE: Final = """
     CREATE TABLE IF NOT EXISTS lineage (
         generation INTEGER PRIMARY KEY,
@@ -265,7 +265,7 @@ SELECT_CORRELATED: Final = (
     f"SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = ? ORDER BY position"
 )
 
-# Fork (sqlite_fork.py): the target is a new store file with the source
+# Fork (actors/sqlite/fork.py): the target is a new store file with the source
 # attached read-only as `source`; one transaction, so every read sees one
 # snapshot of the source. A snapshot is kept when its version was reached at
 # or before the fork's position; a projection checkpoint when its position is.

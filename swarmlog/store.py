@@ -1,11 +1,20 @@
-"""EventStore: the thread-safe front door.
+"""EventStore: the thread-safe front door (a facade).
 
-``EventStore`` validates and encodes on the caller's thread, queues appends
-on the one :class:`~swarmlog.actors.committer.Committer` (committed by the
-:class:`~swarmlog.actors.writer.WriterActor` with group commit, or by a lone
-caller itself when the writer is idle), reads on pooled reader connections
-(never queued behind the writer), and starts and stops the actors: writer,
-dispatcher, notifier, one per projection, and the checkpointer thread.
+``EventStore`` holds the store's lifecycle (new -> open -> closing ->
+closed, or forked) and hands each job to its room:
+
+- appends: :class:`~swarmlog.submit.AppendGate` encodes on the caller's
+  thread and queues on the :class:`~swarmlog.actors.committer.Committer`
+  (committed by the :class:`~swarmlog.actors.writer.WriterActor` with group
+  commit, or by a lone caller itself when the writer is idle);
+- reads: :class:`~swarmlog.reads.EventReads`,
+  :class:`~swarmlog.why.WhyQueries`, :class:`~swarmlog.snapshots.SnapshotMethods`
+  (pooled reader connections, never queued behind the writer), ``aio``;
+- actors and resources: :class:`~swarmlog.wiring.StoreWiring` starts and
+  stops writer, dispatcher, notifier, checkpointer and follower in order;
+- projections: :class:`~swarmlog.actors.projection_host.ProjectionHost`;
+- argument checks: :mod:`swarmlog.validation`; forks:
+  :class:`~swarmlog.forking.ForkMethods`.
 
 Shutdown order: stop accepting appends -> drain the writer -> projections
 apply what was committed and take a final snapshot -> the writer stores
@@ -14,96 +23,60 @@ those -> WAL checkpoint -> close. Nothing committed is lost by a shutdown.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Self
-from uuid import UUID
 
 import msgspec
-import pykka
 
-from swarmlog.actors.checkpointer import Checkpointer
-from swarmlog.actors.committer import Committer
-from swarmlog.actors.dispatcher import DispatcherActor
-from swarmlog.actors.follower import Follower
+from swarmlog.actors import runtime
 from swarmlog.actors.messages import (
-    WAKE,
     AppendRequest,
-    DeleteCheckpoint,
-    Flush,
     Notify,
-    RunWrite,
-    SaveSnapshot,
 )
-from swarmlog.actors.notifier import Listeners, NotifierActor
-from swarmlog.actors.projection_actor import PAGE_SIZE, ProjectionActor
-from swarmlog.actors.projection_messages import Finalize
-from swarmlog.actors.reply import InFlightLimit, Overflow, callback_errors
+from swarmlog.actors.notifier import Listeners
+from swarmlog.actors.projection_host import ProjectionHost
+from swarmlog.actors.reply import callback_errors
 from swarmlog.actors.runtime import (
     Audience,
     CommitHead,
     WriterMetrics,
     in_engine_thread,
 )
-from swarmlog.actors.sqlite_storage import (
-    FileLock,
-    SQLiteCheckpointRunner,
-    SQLiteReadStorage,
-    SQLiteWriteStorage,
-)
-from swarmlog.actors.storage import EventQuery, SnapshotRecord
-from swarmlog.actors.writer import WriterActor
 from swarmlog.aio import AsyncStoreReads
 from swarmlog.config import EventStoreConfig
+from swarmlog.forking import ForkMethods
 from swarmlog.futures import AppendFuture
 from swarmlog.lifecycle import ForkedStoreError
 from swarmlog.lifecycle import register as register_open
 from swarmlog.lifecycle import unregister as unregister_open
-from swarmlog.schema.causation import event_key
-from swarmlog.schema.codec import decode_value, encode_value, prepare_event
-from swarmlog.schema.envelope import ANY, Event, ExpectedVersion, Snapshot, StreamState
+from swarmlog.reads import EventReads
+from swarmlog.schema.envelope import ANY, Event, ExpectedVersion
 from swarmlog.schema.errors import (
-    DuplicateEventError,
     EngineThreadWaitError,
-    EventDecodeError,
-    IncompatibleStoreError,
-    InvalidConfigError,
-    InvalidEventError,
-    InvalidQueryError,
-    ProjectionStateError,
     ReadOnlyStoreError,
     StoreClosedError,
     StoreNotInitializedError,
-    StoreOpenError,
-    SwarmlogError,
-    WriterStoppedError,
 )
-from swarmlog.schema.timeutil import check_utc, from_micros, to_micros
+from swarmlog.schema.timeutil import from_micros
+from swarmlog.snapshots import SnapshotMethods
 from swarmlog.stats import EventStoreStats, ForkOrigin
-from swarmlog.subscriptions import (
-    MAX_ATTEMPTS,
-    RETRY_DELAY,
-    FromPosition,
-    Subscription,
-    SubscriptionManager,
-)
+from swarmlog.submit import AppendGate
+from swarmlog.subscribing import SubscriptionMethods
+from swarmlog.subscriptions import SubscriptionManager
+from swarmlog.why import WhyQueries
+from swarmlog.wiring import StoreWiring
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import Callable, Iterable, Mapping
     from datetime import datetime
 
+    from swarmlog.actors.committer import Committer
     from swarmlog.actors.notifier import ListenerHandle
-    from swarmlog.actors.projection import Projection
-    from swarmlog.actors.storage import ReadStorage, WriteStorage
+    from swarmlog.actors.storage import ReadStorage
     from swarmlog.effects import EffectMode, Effects
-    from swarmlog.schema.codec import PreparedEvent
 
 __all__ = ["EventStore"]
 
@@ -111,70 +84,12 @@ logger = logging.getLogger("swarmlog")
 
 _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _FORKED = "forked"  # this process is a fork of the one that opened the store
-_SHUTDOWN_TIMEOUT = 60.0
 _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
 
 
-def _check_expected(expected: object) -> None:
-    if isinstance(expected, StreamState):
-        return
-    if (
-        isinstance(expected, bool)
-        or not isinstance(expected, int)
-        or not 0 <= expected <= _MAX_INT64
-    ):
-        msg = (
-            "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an "
-            f"int >= 0, got {expected!r}"
-        )
-        raise InvalidEventError(msg)
-
-
-def _strings(value: object, name: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Iterable):
-        items = tuple(value)
-        if all(isinstance(v, str) for v in items):
-            return items
-    msg = f"{name} must be a string or a list of strings, got {value!r}"
-    raise InvalidQueryError(msg)
-
-
-_MAX_INT64 = 2**63 - 1  # SQLite's INTEGER range
-
-
-def _count(value: object, name: str, *, minimum: int = 0) -> int | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not minimum <= value <= _MAX_INT64
-    ):
-        msg = f"{name} must be an int from {minimum} to 2**63-1, got {value!r}"
-        raise InvalidQueryError(msg)
-    return value
-
-
-def _check_aggregate_id(aggregate_id: object) -> None:
-    if not isinstance(aggregate_id, str):
-        msg = f"aggregate_id must be a string, got {aggregate_id!r}"
-        raise InvalidQueryError(msg)
-
-
-def _instant(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return to_micros(check_utc(value, name))
-    except SwarmlogError as e:
-        raise InvalidQueryError(str(e)) from e
-
-
-class EventStore:
+class EventStore(
+    EventReads, WhyQueries, SnapshotMethods, ForkMethods, SubscriptionMethods
+):
     """An embedded, actor-based event store on SQLite.
 
     Safe from any thread. Use it as a context manager, or call
@@ -214,26 +129,33 @@ class EventStore:
         self._audience = Audience(self._listeners)
         self._head = CommitHead()
         self._metrics = WriterMetrics()
-        self._projections: dict[str, Projection] = {}
-        self._path = ""
-        self._tempdir: str | None = None
-        self._pid = 0  # the process that opened it
-        self._lock: FileLock | None = None
-        self._reader: ReadStorage | None = None
-        self._writer: pykka.ActorRef[Any] | None = None
-        self._committer: Committer | None = None
-        self._dispatcher: pykka.ActorRef[Any] | None = None
-        self._notifier: pykka.ActorRef[Any] | None = None
-        self._checkpointer: Checkpointer | None = None
-        self._follower: Follower | None = None
-        self._in_flight = InFlightLimit(config.max_in_flight)
-        self._overflow: Overflow[AppendRequest] = Overflow(
-            self._in_flight, self._submit_overflow, _refuse
+        self._host = ProjectionHost(
+            self._lifecycle,
+            self._require_open,
+            self._audience,
+            self._head,
+            config.projection_snapshot_every,
         )
-        self._log: Callable[..., None] = logger.info if config.verbose else _quiet
+        self._pid = 0  # the process that opened it
+        self._appends = AppendGate(
+            config, self._require_writable, lambda: self._state == _OPEN
+        )
         self._subscriptions = SubscriptionManager(
             self._reader_checked, self._subscription_write, self._require_writable
         )
+        self._wiring = StoreWiring(
+            config,
+            self._listeners,
+            self._audience,
+            self._head,
+            self._metrics,
+            on_settled=self._appends.in_flight.release,
+            is_open=lambda: self._state == _OPEN,
+            persisted=self._persisted,
+            on_error=lambda error: self._notify("error", (error,)),
+            on_commit=self._subscriptions.hub.commit_seen,
+        )
+        self._log: Callable[..., None] = logger.info if config.verbose else _quiet
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -246,7 +168,7 @@ class EventStore:
     @property
     def path(self) -> str:
         """The database file in use (a temporary file for ``:memory:``)."""
-        return self._path
+        return self._wiring.path
 
     def initialize(self) -> Self:
         """Open the database and start the actors. Idempotent.
@@ -269,91 +191,23 @@ class EventStore:
                 msg = "the store was shut down; create a new EventStore"
                 raise StoreClosedError(msg)
             try:
-                self._open()
+                wiring = self._wiring
+                wiring.open()
+                assert wiring.reader is not None
+                self._host.attach(
+                    wiring.reader, wiring.writer, wiring.dispatcher, wiring.notifier
+                )
             except BaseException:
                 self._close_resources()
                 raise
             self._state = _OPEN
             self._pid = os.getpid()
             register_open(self)  # shut down at exit, fenced in a forked child
-        self._log("swarmlog: opened %s (head %d)", self._path, self._head.position)
+        self._log(
+            "swarmlog: opened %s (head %d)", self._wiring.path, self._head.position
+        )
         self._notify("initialized", ())
         return self
-
-    def _open(self) -> None:
-        config = self.config
-        if config.database_path == ":memory:":
-            self._tempdir = tempfile.mkdtemp(prefix="swarmlog-")
-            self._path = os.path.join(self._tempdir, "memory.db")
-        else:
-            # The real path: a symlinked spelling of an open store's file
-            # must meet its lock (and SQLite its -wal file).
-            self._path = os.path.realpath(config.database_path)
-        path = self._path
-        if os.path.isdir(path):
-            raise StoreOpenError(path, "it is a directory")
-        if 0 < _file_size(path) < _SMALLEST_SQLITE_FILE:
-            raise IncompatibleStoreError(
-                path, "not an SQLite file (too short to be one)"
-            )
-        if config.read_only:
-            if not os.path.exists(path):
-                raise StoreOpenError(
-                    path, "no such file (read-only stores never create one)"
-                )
-        else:
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                raise StoreOpenError(path, f"folder {parent!r} does not exist")
-            self._lock = FileLock(path)
-            self._lock.acquire()
-        self._notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
-        self._dispatcher = DispatcherActor.start(self._notifier, self._listeners)
-        if config.read_only:
-            self._reader = SQLiteReadStorage(
-                path, read_only=True, pool_size=config.reader_pool_size
-            )
-            self._head.position = self._reader.head()
-            self._follower = Follower(
-                self._reader, self._head, self._dispatcher, config.poll_interval
-            )
-            self._follower.start()
-            return
-        synchronous, pragmas = config.synchronous, config.pragmas
-        committer = self._committer = Committer(
-            lambda: SQLiteWriteStorage(path, synchronous, pragmas),
-            self._dispatcher,
-            self._audience,
-            self._notifier,
-            self._head,
-            self._metrics,
-            config.max_batch,
-            self._wake_writer,
-            on_settled=self._in_flight.release,
-        )
-        # The writer opens (and later closes) its connection on its own
-        # thread; what goes wrong there is raised here, in initialize().
-        started: Future[None] = Future()
-        self._writer = WriterActor.start(committer, started)
-        started.result(_SHUTDOWN_TIMEOUT)
-        self._reader = SQLiteReadStorage(
-            path, read_only=False, pool_size=config.reader_pool_size
-        )
-        self._checkpointer = Checkpointer(
-            SQLiteCheckpointRunner(path),
-            config.auto_persist_interval,
-            config.wal_checkpoint_bytes,
-            self._persisted,
-            lambda error: self._notify("error", (error,)),
-        )
-        commit_seen, wake = self._checkpointer.commit_seen, self._subscriptions.hub
-
-        def on_commit() -> None:  # before any append
-            commit_seen()
-            wake.commit_seen()
-
-        committer.on_commit = on_commit
-        self._checkpointer.start()
 
     def __enter__(self) -> Self:
         return self.initialize()
@@ -387,14 +241,16 @@ class EventStore:
             try:
                 self._subscriptions.shutdown()  # bounded; before the writer drains
                 self._drain_appends()
-                self._finalize_projections()
-                self._flush_writer()
+                self._host.finalize()
+                self._wiring.flush_writer()
                 self._notify("shutdown", ())
             finally:
                 self._close_resources()
                 self._state = _CLOSED
                 unregister_open(self)
-        self._log("swarmlog: closed %s (head %d)", self._path, self._head.position)
+        self._log(
+            "swarmlog: closed %s (head %d)", self._wiring.path, self._head.position
+        )
 
     def _shutdown_at_exit(self) -> None:
         """The exit hook's shutdown (main thread, at interpreter exit)."""
@@ -408,17 +264,13 @@ class EventStore:
         """
         self._state = _FORKED
         self._lifecycle = threading.RLock()  # a parent thread may have held it
-        self._tempdir = None  # the parent's to remove
-        if self._lock is not None:
-            self._lock.abandon()
-            self._lock = None
-        for projection in list(self._projections.values()):
-            projection._engine.actor = None  # its thread stayed in the parent
+        self._wiring.fence_after_fork()
+        self._host.fence_after_fork()
         self._subscriptions.hub.abandon()
 
     def _check_not_forked(self) -> None:
         if self._state == _FORKED:
-            raise ForkedStoreError(self._path, self._pid)
+            raise ForkedStoreError(self._wiring.path, self._pid)
 
     def _drain_appends(self) -> None:
         # The state is no longer open, so appends that take a slot from now
@@ -426,70 +278,17 @@ class EventStore:
         # between its state check and its message to the writer. The writer
         # is woken on each look: an append interrupted between queueing and
         # waking it (a signal on its thread) must not hold shutdown up.
-        deadline = time.monotonic() + _SHUTDOWN_TIMEOUT
+        deadline = time.monotonic() + runtime.STOP_TIMEOUT
         while time.monotonic() < deadline:
-            self._wake_writer()
-            if self._in_flight.wait_idle(_DRAIN_LOOK):
+            self._wiring.wake_writer()
+            if self._appends.in_flight.wait_idle(_DRAIN_LOOK):
                 break
-        self._flush_writer()
-
-    def _flush_writer(self) -> None:
-        future: Future[None] = Future()
-        try:
-            self._ask_writer(Flush(future), future)
-        except SwarmlogError:  # gone or stopped: nothing left to flush
-            return
-
-    def _finalize_projections(self) -> None:
-        head = self._head.position
-        waits = []
-        for projection in list(self._projections.values()):
-            actor = projection._engine.actor
-            if actor is None:
-                continue
-            future: Future[None] = Future()
-            try:
-                actor.tell(Finalize(head, future))
-            except pykka.ActorDeadError:  # it died; nothing to snapshot
-                continue
-            waits.append((projection, future))
-        for projection, future in waits:
-            try:
-                future.result(_SHUTDOWN_TIMEOUT)
-            except Exception as error:
-                logger.warning(
-                    "projection %r: no final snapshot: %s", projection.name, error
-                )
+        self._wiring.flush_writer()
 
     def _close_resources(self) -> None:
-        for projection in list(self._projections.values()):
-            self._stop_actor(projection)
-        self._projections.clear()
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
-        if self._follower is not None:
-            self._follower.stop()
-            self._follower = None
-        if self._committer is not None:
-            self._committer.retire()  # the writer's stop is expected now
-        for attr in ("_dispatcher", "_writer", "_notifier"):
-            ref = getattr(self, attr)
-            if ref is not None:
-                _stop_bounded(ref)
-                setattr(self, attr, None)
-        committer, self._committer = self._committer, None
-        if committer is not None:  # closed by the writer's on_stop, unless
-            committer.shut()  # the writer never started
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        if self._tempdir is not None:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
-            self._tempdir = None
+        self._host.stop_all()
+        self._host.detach()
+        self._wiring.close()
 
     def _require_open(self) -> None:
         state = self._state
@@ -504,7 +303,7 @@ class EventStore:
 
     def _reader_checked(self) -> ReadStorage:
         self._require_open()
-        reader = self._reader
+        reader = self._wiring.reader
         if reader is None:
             msg = "the store is shut down"
             raise StoreClosedError(msg)
@@ -539,8 +338,10 @@ class EventStore:
             StorageFullError: The disk is full (nothing was stored).
             WriterStoppedError: The writer stopped after an unknown commit.
         """
-        request = AppendRequest((self._prepare(event),), expected_version, single=True)
-        self._submit(request, lead=True)
+        request = AppendRequest(
+            (self._appends.prepare(event),), expected_version, single=True
+        )
+        self._appends.submit(request, lead=True)
         stored: Event[Any] = request.result()
         return stored
 
@@ -559,12 +360,12 @@ class EventStore:
         Returns:
             The stored events, in the order given.
         """
-        prepared = self._prepare_batch(events)
+        prepared = self._appends.prepare_batch(events)
         if not prepared:
             self._require_writable()
             return []
         request = AppendRequest(prepared, expected_version)
-        self._submit(request, lead=True)
+        self._appends.submit(request, lead=True)
         stored: list[Event[Any]] = request.result()
         return stored
 
@@ -582,9 +383,9 @@ class EventStore:
         the writer down.
         """
         future: AppendFuture[Event[Any]] = AppendFuture(
-            (self._prepare(event),), expected_version, single=True
+            (self._appends.prepare(event),), expected_version, single=True
         )
-        self._submit(future)
+        self._appends.submit(future)
         return future
 
     def append_many_async(
@@ -594,7 +395,7 @@ class EventStore:
         expected_version: ExpectedVersion | Mapping[str, ExpectedVersion] = ANY,
     ) -> AppendFuture[list[Event[Any]]]:
         """:meth:`append_many` without waiting; returns its future."""
-        prepared = self._prepare_batch(events)
+        prepared = self._appends.prepare_batch(events)
         if not prepared:
             self._require_writable()
             done: AppendFuture[list[Event[Any]]] = AppendFuture(prepared, ANY)
@@ -603,26 +404,13 @@ class EventStore:
         future: AppendFuture[list[Event[Any]]] = AppendFuture(
             prepared, expected_version
         )
-        self._submit(future)
+        self._appends.submit(future)
         return future
-
-    def _prepare(self, event: Event[Any]) -> PreparedEvent:
-        return prepare_event(event, self.config.max_payload_bytes)
-
-    def _prepare_batch(self, events: Iterable[Event[Any]]) -> tuple[PreparedEvent, ...]:
-        prepared = tuple(self._prepare(e) for e in events)
-        if len({p.id_bytes for p in prepared}) != len(prepared):
-            seen: set[bytes] = set()
-            for p in prepared:
-                if p.id_bytes in seen:
-                    raise DuplicateEventError(p.event.id)
-                seen.add(p.id_bytes)
-        return prepared
 
     def _require_writable(self) -> Committer:
         self._require_open()
-        committer = self._committer
-        if committer is None or self._writer is None:
+        committer = self._wiring.committer
+        if committer is None or self._wiring.writer is None:
             if self.config.read_only:
                 msg = "the store was opened read-only"
                 raise ReadOnlyStoreError(msg)
@@ -630,321 +418,26 @@ class EventStore:
             raise StoreClosedError(msg)
         return committer
 
-    def _submit(self, request: AppendRequest, *, lead: bool = False) -> None:
-        """Queue an append on the committer (it settles ``request``).
-
-        With ``lead`` (a caller about to wait anyway) and the writer idle,
-        the append is committed on this thread before this returns.
-        """
-        expected = request.expected
-        if expected is not ANY:
-            if isinstance(expected, Mapping):
-                for value in expected.values():
-                    _check_expected(value)
-            else:
-                _check_expected(expected)
-        committer = self._require_writable()
-        # On an event loop's thread, back-pressure must make the await wait,
-        # never block the loop: a request that finds no slot (or others
-        # already waiting for one) waits in the overflow line.
-        on_loop = not lead and asyncio._get_running_loop() is not None
-        if on_loop and self._overflow.busy():
-            self._overflow.put(request)
-            return
-        in_flight = self._in_flight
-        if not in_flight.acquire(blocking=False):
-            if on_loop:
-                self._overflow.put(request)
-                return
-            # A handler or listener must not block on back-pressure: the
-            # writer may be waiting for the very thread it runs on to drain.
-            if in_engine_thread():
-                msg = "too many appends in flight to append from inside the engine"
-                raise EngineThreadWaitError(msg)
-            in_flight.acquire()
-        try:
-            self._submit_held(committer, request, lead=lead, park=not on_loop)
-        except BaseException:
-            # An interrupt (a signal on this thread) or a refusal: give the
-            # slot back unless the request reached the queue (then the
-            # writer commits it and releases the slot; its outcome is
-            # unknown to this caller).
-            if committer.reclaim(request):
-                in_flight.release()
-            raise
-
-    def _submit_held(
-        self, committer: Committer, request: AppendRequest, *, lead: bool, park: bool
-    ) -> None:
-        """Queue a request that holds an in-flight slot."""
-        if self._state != _OPEN:
-            self._require_writable()
-        committer.submit(request, lead=lead and self.config.caller_commits, park=park)
-
-    def _submit_overflow(self, request: AppendRequest) -> None:
-        """Queue a request from the overflow line (its helper thread)."""
-        committer = self._require_writable()
-        try:
-            self._submit_held(committer, request, lead=False, park=True)
-        except BaseException:
-            if committer.reclaim(request):
-                self._in_flight.release()
-            raise
-
-    def _tell_writer(self, message: Any) -> None:
-        writer = self._writer
-        try:
-            if writer is None:
-                raise pykka.ActorDeadError("the writer stopped")
-            writer.tell(message)
-        except pykka.ActorDeadError:
-            raise self._writer_gone() from None
-
-    def _writer_gone(self) -> SwarmlogError:
-        """Why the writer cannot be reached: the store shut down, or (while
-        the store is open) the writer stopped."""
-        committer = self._committer
-        if self._state == _OPEN and committer is not None:
-            stopped = committer.stopped
-            if stopped is None:
-                msg = "the writer stopped accepting appends; reopen the store"
-                stopped = WriterStoppedError(msg)
-            return stopped
-        msg = "the store is shut down"
-        return StoreClosedError(msg)
-
-    def _wake_writer(self) -> None:
-        """Tell the writer to commit what is queued (any thread; the
-        committer's bound wake target)."""
-        try:
-            self._tell_writer(WAKE)
-        except SwarmlogError:
-            # Stopped under our feet: nobody will commit; fail the queue.
-            committer = self._committer
-            if committer is not None:
-                committer.shut()
-
-    def _ask_writer(self, message: Any, future: Future[None]) -> None:
-        """Tell the writer ``message`` and wait (bounded) for ``future``."""
-        committer = self._committer
-        if committer is not None:
-            committer.tracked.track(future)
-        self._tell_writer(message)
-        future.result(_SHUTDOWN_TIMEOUT)
-
-    # -- reading ------------------------------------------------------------------
-
-    def get_events(
-        self,
-        aggregate_id: str,
-        from_version: int | None = None,
-        *,
-        limit: int | None = None,
-        backwards: bool = False,
-    ) -> list[Event[Any]]:
-        """An aggregate's events in version order; ``[]`` for an unknown
-        aggregate. Safe from any thread.
-
-        Args:
-            aggregate_id: The aggregate.
-            from_version: The lowest version included (default: the first).
-            limit: At most this many events, counted from the end read
-                first: the oldest ones, or with ``backwards`` the newest.
-            backwards: Newest first. ``get_events(a, limit=10,
-                backwards=True)`` is an aggregate's last ten events, read
-                from an index without touching the rest of the stream.
-
-        Raises:
-            InvalidQueryError: Wrongly typed arguments.
-            EventDecodeError: A stored row cannot be decoded.
-        """
-        _check_aggregate_id(aggregate_id)
-        start = _count(from_version, "from_version") or 1
-        count = _count(limit, "limit")
-        if not isinstance(backwards, bool):
-            msg = f"backwards must be True or False, got {backwards!r}"
-            raise InvalidQueryError(msg)
-        if count is None and not backwards:
-            return self._reader_checked().read_stream(aggregate_id, start)
-        return self._reader_checked().read_stream(
-            aggregate_id, start, limit=count, backwards=backwards
-        )
-
-    def get_version(self, aggregate_id: str) -> int:
-        """An aggregate's current version: 0 when it has no events. Safe
-        from any thread; answered from an index, without reading the
-        stream (use it for ``expected_version``).
-
-        Raises:
-            InvalidQueryError: ``aggregate_id`` is not a string.
-        """
-        _check_aggregate_id(aggregate_id)
-        return self._reader_checked().version(aggregate_id)
-
-    def get_events_by_type(self, event_type: str) -> list[Event[Any]]:
-        """Every event of one type, in commit order."""
-        if not isinstance(event_type, str):
-            msg = f"event_type must be a string, got {event_type!r}"
-            raise InvalidQueryError(msg)
-        return self._reader_checked().query(EventQuery(event_types=(event_type,)))
-
-    def query(
-        self,
-        *,
-        aggregate_ids: Iterable[str] | None = None,
-        aggregate_types: Iterable[str] | None = None,
-        event_types: Iterable[str] | None = None,
-        after_timestamp: datetime | None = None,
-        before_timestamp: datetime | None = None,
-        from_version: int | None = None,
-        from_position: int | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> list[Event[Any]]:
-        """Events matching every given filter, in commit order.
-
-        Time bounds are strict; ``from_version`` and ``from_position`` are
-        inclusive; ``limit=0`` gives ``[]``; ``offset`` works without
-        ``limit``. Filter values are always bound parameters.
-
-        Raises:
-            InvalidQueryError: A filter has the wrong type or is negative.
-        """
-        spec = EventQuery(
-            aggregate_ids=_strings(aggregate_ids, "aggregate_ids"),
-            aggregate_types=_strings(aggregate_types, "aggregate_types"),
-            event_types=_strings(event_types, "event_types"),
-            after_timestamp=_instant(after_timestamp, "after_timestamp"),
-            before_timestamp=_instant(before_timestamp, "before_timestamp"),
-            from_version=_count(from_version, "from_version"),
-            from_position=_count(from_position, "from_position"),
-            limit=_count(limit, "limit"),
-            offset=_count(offset, "offset") or 0,
-        )
-        return self._reader_checked().query(spec)
-
-    def replay(
-        self, from_position: int = 0, *, page_size: int = PAGE_SIZE
-    ) -> Iterator[Event[Any]]:
-        """Every event with ``position >= from_position``, in commit order.
-
-        Reads in keyset pages, each its own short read transaction, so a
-        replay of millions of events holds constant memory and never pins
-        the WAL. Abandoning the generator early leaks nothing.
-        """
-        start = _count(from_position, "from_position")
-        size = _count(page_size, "page_size", minimum=1)
-        if start is None or size is None:
-            msg = "from_position and page_size must be ints, not None"
-            raise InvalidQueryError(msg)
-        self._reader_checked()
-        return self._replay(max(start - 1, 0), size)
-
-    def _replay(self, after: int, size: int) -> Iterator[Event[Any]]:
-        while True:
-            page = self._reader_checked().read_page(after, size)
-            if not page:
-                return
-            yield from page
-            if len(page) < size:
-                return
-            after = page[-1].position
-
     @property
     def head_position(self) -> int:
         """The highest committed position (as published by the writer; on a
         read-only store, as found in the file now)."""
         self._check_not_forked()
-        if self._follower is not None:
-            self._follower.poll()
+        if self._wiring.follower is not None:
+            self._wiring.follower.poll()
         return self._head.position
+
+    @property
+    def projection_host(self) -> ProjectionHost:
+        """The host that runs this store's projections (the seam
+        :class:`~swarmlog.Projection` uses; not for application code)."""
+        return self._host
 
     @property
     def aio(self) -> AsyncStoreReads:
         """Awaitable forms of the reads (``await store.aio.get_events(...)``,
         ``async for event in store.aio.replay()``); see :mod:`swarmlog.aio`."""
         return AsyncStoreReads(self)
-
-    # -- snapshots ----------------------------------------------------------------
-
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store an aggregate snapshot (a lower version never replaces a
-        higher one). Returns once it is committed.
-
-        Raises:
-            InvalidEventError: The snapshot is malformed or not encodable.
-        """
-        if not isinstance(snapshot, Snapshot):
-            msg = f"expected a Snapshot, got {type(snapshot).__name__}"
-            raise InvalidEventError(msg)
-        if not isinstance(snapshot.aggregate_id, str) or not snapshot.aggregate_id:
-            msg = "snapshot aggregate_id must be a non-empty string"
-            raise InvalidEventError(msg)
-        if not isinstance(snapshot.aggregate_type, str) or not snapshot.aggregate_type:
-            msg = "snapshot aggregate_type must be a non-empty string"
-            raise InvalidEventError(msg)
-        if (
-            isinstance(snapshot.version, bool)
-            or not isinstance(snapshot.version, int)
-            or not 0 <= snapshot.version <= _MAX_INT64
-        ):
-            msg = (
-                f"snapshot version must be an int from 0 to 2**63-1, "
-                f"got {snapshot.version!r}"
-            )
-            raise InvalidEventError(msg)
-        check_utc(snapshot.timestamp, "snapshot timestamp")
-        record = SnapshotRecord(
-            snapshot.aggregate_id,
-            snapshot.aggregate_type,
-            snapshot.version,
-            encode_value(snapshot.state, "snapshot state"),
-            to_micros(snapshot.timestamp),
-        )
-        committer = self._require_writable()
-        if threading.get_ident() == committer.writer_ident:
-            # A done-callback on the writer's own thread: write it here, as
-            # waiting for the writer would wait for itself.
-            with committer.turn:
-                committer.write(lambda storage: storage.save_snapshot(record))
-        else:
-            future: Future[None] = Future()
-            self._ask_writer(SaveSnapshot(record, future), future)
-        self._log(
-            "swarmlog: snapshot of %s at version %d",
-            snapshot.aggregate_id,
-            snapshot.version,
-        )
-        self._notify("snapshot:saved", (snapshot,))
-
-    def get_snapshot(self, aggregate_id: str, *, type: Any = None) -> Snapshot | None:
-        """The highest-version snapshot of an aggregate, or None.
-
-        Args:
-            aggregate_id: The aggregate.
-            type: Decode the state into this type (e.g. a Struct); default
-                plain JSON-like data.
-
-        Raises:
-            EventDecodeError: The stored state does not decode as ``type``.
-        """
-        if not isinstance(aggregate_id, str):
-            msg = f"aggregate_id must be a string, got {aggregate_id!r}"
-            raise InvalidQueryError(msg)
-        record = self._reader_checked().load_snapshot(aggregate_id)
-        if record is None:
-            return None
-        try:
-            state = decode_value(record.state, Any if type is None else type)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise EventDecodeError(record.version, f"snapshot state: {e}") from e
-        return Snapshot(
-            record.aggregate_id,
-            record.aggregate_type,
-            record.version,
-            state,
-            from_micros(record.timestamp),
-        )
 
     def effects(
         self,
@@ -964,101 +457,6 @@ class EventStore:
         from swarmlog.effects import Effects
 
         return Effects(self, run_id, mode=mode, clock=clock, source=source)
-
-    def fork(
-        self, path: str | os.PathLike[str], *, at_position: int | None = None
-    ) -> EventStore:
-        """A new store at ``path`` holding this store's events up to
-        ``at_position`` (default: the head), started and writable.
-
-        Runs on the calling thread; this store keeps running and is never
-        written (a read-only store can be forked). The fork has the same
-        ids, positions, versions, timestamps and metadata, the aggregate
-        snapshots whose version was reached by then, and its lineage
-        (``get_stats().lineage``); its next append takes position
-        ``at_position + 1``. It has this store's options; shut it down
-        (or use it as a context manager) when done.
-
-        Raises:
-            InvalidQueryError: ``at_position`` is not an int from 0 to the
-                head.
-            StoreOpenError: ``path`` exists, or its folder does not.
-            InvalidConfigError: ``path`` is ``":memory:"``.
-        """
-        from swarmlog.actors.sqlite_fork import fork_file
-
-        target = _fork_target(path)
-        position = _count(at_position, "at_position")
-        self._reader_checked()
-        fork_file(self._path, target, position)
-        config = msgspec.structs.replace(
-            self.config, database_path=target, read_only=False
-        )
-        return EventStore(config).initialize()
-
-    # -- why: causation and correlation ------------------------------------------------
-
-    def get_event(self, event_id: UUID | str) -> Event[Any] | None:
-        """The event with this id (a ``UUID`` or its string), or None.
-        Safe from any thread; one index lookup.
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = _why_key(event_id, "event_id")
-        if not isinstance(key, bytes):
-            return None
-        return self._reader_checked().event(key)
-
-    def get_causal_chain(self, event_id: UUID | str) -> list[Event[Any]]:
-        """Why did this happen: the event's causes, root first, ending with
-        the event itself; ``[]`` for an unknown id. Safe from any thread.
-
-        Follows ``causation_id`` while it names a stored event committed
-        before the one it caused: a cause outside the store (a command, a
-        request, a pruned event) ends the chain, and so does one that names
-        a later event (ids are the caller's; this is what makes cycles
-        impossible to walk). One indexed query, whatever the depth.
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = _why_key(event_id, "event_id")
-        if not isinstance(key, bytes):
-            return []
-        return self._reader_checked().causal_chain(key)
-
-    def get_consequences(self, event_id: UUID | str) -> list[Event[Any]]:
-        """What did this lead to: every event caused by it, directly or
-        transitively, in commit order, the event itself excluded. Safe from
-        any thread; one indexed query.
-
-        ``event_id`` may also be an outside id (a command's, as the events
-        it caused name it in ``causation_id``). A consequence counts only if
-        it was committed after its cause (see :meth:`get_causal_chain`).
-
-        Raises:
-            InvalidQueryError: ``event_id`` is neither a UUID nor a string.
-        """
-        key = _why_key(event_id, "event_id")
-        if key is None:
-            return []
-        return self._reader_checked().consequences(key)
-
-    def get_correlated(self, correlation_id: UUID | str) -> list[Event[Any]]:
-        """Every event with this ``correlation_id``, in commit order. Safe
-        from any thread; one indexed query.
-
-        Raises:
-            InvalidQueryError: ``correlation_id`` is neither a UUID nor a
-                string.
-        """
-        if isinstance(correlation_id, UUID):
-            correlation_id = str(correlation_id)
-        if not isinstance(correlation_id, str):
-            msg = f"correlation_id must be a UUID or a string, got {correlation_id!r}"
-            raise InvalidQueryError(msg)
-        return self._reader_checked().correlated(correlation_id)
 
     # -- stats, listeners, persistence ----------------------------------------------
 
@@ -1080,10 +478,10 @@ class EventStore:
             caller_transactions=metrics.caller_transactions,
             mean_batch_size=metrics.mean_batch_size,
             failed_appends=metrics.failed_appends,
-            writer_stopped=self._writer_stopped(),
+            writer_stopped=self._wiring.writer_stopped(),
             callback_errors=callback_errors(),
-            appends_in_flight=self._in_flight.count,
-            projections={n: p.get_status() for n, p in list(self._projections.items())},
+            appends_in_flight=self._appends.in_flight.count,
+            projections=self._host.statuses(),
             listener_errors=self._listeners.errors,
             lineage=tuple(
                 ForkOrigin(
@@ -1095,84 +493,6 @@ class EventStore:
             ),
             subscriptions=self._subscriptions.statuses(base.head_position),
         )
-
-    # -- durable subscriptions (swarmlog/subscriptions.py) ---------------------------
-
-    def subscribe(
-        self,
-        name: str,
-        handler: Callable[[Event[Any]], Any],
-        *,
-        from_position: FromPosition = None,
-        max_attempts: int = MAX_ATTEMPTS,
-        retry_delay: float = RETRY_DELAY,
-    ) -> Subscription:
-        """Call ``handler(event)`` for every committed event after the last
-        one ``name`` handled, on a thread of the subscription's own, in
-        position order; the position is stored after each handled event
-        (through the writer), so a restart resumes after it.
-
-        Safe from any thread but the engine's. ``from_position`` applies
-        only when ``name`` has no stored position: None (the first event),
-        a position (that event on), or ``"end"`` (only events appended from
-        now on). A raising handler is called again after ``retry_delay``
-        seconds (doubling, at most 5 s), ``max_attempts`` times in all;
-        then the subscription stops with status ``"failed"`` and the error
-        in ``error``, its position before the failing event.
-
-        Raises:
-            SubscriptionActiveError: ``name`` is already running here.
-            InvalidConfigError: A bad name, handler or option.
-            ReadOnlyStoreError: The store is read-only.
-        """
-        return self._subscriptions.subscribe(
-            name,
-            handler,
-            from_position,
-            max_attempts=max_attempts,
-            retry_delay=retry_delay,
-        )
-
-    def reset_subscription(self, name: str, position: int) -> None:
-        """Store ``position`` as the last handled one of ``name`` (0: from
-        the first event on). Safe from any thread but the engine's.
-
-        Raises:
-            SubscriptionActiveError: ``name`` is running here.
-            InvalidQueryError: ``position`` is not an int from 0 to the head.
-        """
-        self._subscriptions.reset(name, position)
-
-    def delete_subscription(self, name: str) -> bool:
-        """Forget the stored position of ``name``; return whether there was
-        one. Safe from any thread but the engine's.
-
-        Raises:
-            SubscriptionActiveError: ``name`` is running here.
-        """
-        return self._subscriptions.delete(name)
-
-    def _aio_subscribe(
-        self, name: str, from_position: FromPosition
-    ) -> AsyncIterator[Event[Any]]:
-        """The iterator behind ``store.aio.subscribe`` (caller's thread)."""
-        return self._subscriptions.subscribe_async(name, from_position)
-
-    def _subscription_write(
-        self, function: Callable[[WriteStorage], None]
-    ) -> Future[None]:
-        """Tell the writer one write; return its reply future (any thread)."""
-        committer = self._require_writable()
-        future: Future[None] = Future()
-        committer.tracked.track(future)
-        self._tell_writer(RunWrite(function, future))
-        return future
-
-    def _writer_stopped(self) -> bool:
-        committer, writer = self._committer, self._writer
-        if committer is None or writer is None:
-            return False
-        return committer.stopped is not None or not writer.is_alive()
 
     def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:
         """Call ``callback`` on ``name`` notifications (allowed before
@@ -1196,132 +516,26 @@ class EventStore:
         the WAL and makes the main file complete on its own.
         """
         self._require_writable()
-        assert self._checkpointer is not None
-        self._checkpointer.persist()
+        assert self._wiring.checkpointer is not None
+        self._wiring.checkpointer.persist()
 
     def _persisted(self, wal_size: int) -> None:
-        size = os.path.getsize(self._path) if os.path.exists(self._path) else 0
+        size = (
+            os.path.getsize(self._wiring.path)
+            if os.path.exists(self._wiring.path)
+            else 0
+        )
         self._log("swarmlog: checkpointed %d WAL bytes", wal_size)
-        self._notify("persisted", ({"size": size, "path": self._path},))
+        self._notify("persisted", ({"size": size, "path": self._wiring.path},))
 
     def _notify(self, name: str, args: tuple[Any, ...]) -> None:
-        notifier = self._notifier
+        notifier = self._wiring.notifier
         if notifier is not None and self._listeners.get(name):
             try:
                 notifier.tell(Notify(name, args))
             except Exception:
                 return
 
-    # -- projections (called by Projection) ------------------------------------------
-
-    def _reader_for_projections(self) -> ReadStorage:
-        return self._reader_checked()
-
-    def _start_projection(self, projection: Projection) -> None:
-        with self._lifecycle:
-            self._require_open()
-            engine = projection._engine
-            if engine.actor is not None:
-                return
-            existing = self._projections.get(projection.name)
-            if existing is not None and existing is not projection:
-                msg = f"a projection named {projection.name!r} is already running"
-                raise ProjectionStateError(msg)
-            assert self._reader is not None
-            engine.head = self._head
-            self._audience.projections += 1  # before it subscribes
-            try:
-                engine.actor = ProjectionActor.start(
-                    projection,
-                    self._reader,
-                    self._writer,
-                    self._dispatcher,
-                    self._notifier,
-                    self._head,
-                    self.config.projection_snapshot_every,
-                )
-            except BaseException:
-                self._audience.projections -= 1
-                raise
-            self._projections[projection.name] = projection
-
-    def _stop_actor(self, projection: Projection) -> None:
-        engine = projection._engine
-        actor = engine.actor
-        if actor is None:
-            return
-        engine.actor = None
-        self._audience.projections -= 1
-        if actor.is_alive():
-            _stop_bounded(actor)
-
-    def _stop_projection(self, projection: Projection) -> None:
-        if in_engine_thread():
-            msg = "a projection cannot be stopped or reset from a handler or listener"
-            raise EngineThreadWaitError(msg)
-        with self._lifecycle:
-            self._stop_actor(projection)
-            if self._projections.get(projection.name) is projection:
-                del self._projections[projection.name]
-
-    def _reset_projection(self, projection: Projection) -> None:
-        self._stop_projection(projection)
-        engine = projection._engine
-        if self._writer is not None and self._state == _OPEN:
-            future: Future[None] = Future()
-            self._writer.tell(DeleteCheckpoint(projection.name, future))
-            future.result(_SHUTDOWN_TIMEOUT)
-        projection.reset_state()
-        engine.position = 0
-        engine.events_handled = 0
-        engine.snapshot_position = 0
-        engine.failure = None
-        engine.dead_letters = ()
-        engine.status = "stopped"
-
-
-_SMALLEST_SQLITE_FILE = 512  # one page of the smallest page size
-
-
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def _stop_bounded(actor: pykka.ActorRef[Any]) -> None:
-    """Stop an actor, waiting at most ``_SHUTDOWN_TIMEOUT`` (a handler stuck
-    forever must not hold the process: the thread is a daemon)."""
-    try:
-        actor.stop(timeout=_SHUTDOWN_TIMEOUT)
-    except pykka.Timeout:
-        logger.warning("swarmlog: %s did not stop in %ss", actor, _SHUTDOWN_TIMEOUT)
-
-
-def _why_key(event_id: object, name: str) -> bytes | str | None:
-    if not isinstance(event_id, UUID | str):
-        msg = f"{name} must be a UUID or a string, got {event_id!r}"
-        raise InvalidQueryError(msg)
-    return event_key(event_id)
-
-
-def _fork_target(path: object) -> str:
-    if not isinstance(path, str | os.PathLike):
-        msg = f"a fork's path must be a str or os.PathLike, got {path!r}"
-        raise InvalidConfigError(msg)
-    target = os.fspath(path)
-    if not isinstance(target, str) or target in ("", ":memory:"):
-        msg = f"a fork needs a file path, got {target!r}"
-        raise InvalidConfigError(msg)
-    return os.path.abspath(target)
-
 
 def _quiet(*_: Any) -> None:
     return None
-
-
-def _refuse(request: AppendRequest, error: BaseException) -> None:
-    """Settle a request of the overflow line that could not be queued."""
-    if not request.done():
-        request.set_exception(error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -87,7 +88,19 @@ def test_every_source_module_imports_by_installed_name() -> None:
 
 @pytest.mark.slow
 def test_wheel_contains_every_module_and_imports_from_it(tmp_path: Path) -> None:
-    """A wheel built from the checkout holds every module and imports alone."""
+    """A wheel built from the checkout holds every module and imports alone.
+
+    Built from a copy without ``build/``: an in-tree build reuses a stale
+    ``build/lib`` and would ship modules that were moved or deleted since.
+    """
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            "build", "dist", ".venv", ".git", "*.egg-info", "__pycache__", ".*cache"
+        ),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -99,7 +112,7 @@ def test_wheel_contains_every_module_and_imports_from_it(tmp_path: Path) -> None
             "-q",
             "-w",
             str(tmp_path / "dist"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,

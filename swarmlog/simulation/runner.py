@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from swarmlog.actors.sqlite_storage import FileLock
+from swarmlog.actors.sqlite.files import FileLock
 from swarmlog.schema.envelope import Snapshot
 from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
 from swarmlog.simulation.closing import complete, review

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-import swarmlog.store
+import swarmlog.actors.runtime
 from swarmlog import (
     EventStore,
     Projection,
@@ -62,7 +62,7 @@ def main(mode: str, path: str) -> None:
     store.on("event:appended", lambda event: None)
     TaskHistoryProjection(store).initialize()
     if mode == "stuck":
-        swarmlog.store._SHUTDOWN_TIMEOUT = 0.5  # every wait stays bounded
+        swarmlog.actors.runtime.STOP_TIMEOUT = 0.5  # every wait stays bounded
         _Stuck(store).initialize()
     for i in range(COMMITTED):
         store.append(_event(i))

@@ -40,7 +40,7 @@ from swarmlog import (
     register_event_type,
     register_upcaster,
 )
-from swarmlog.actors import sqlite_storage
+from swarmlog.actors.sqlite import storage as sqlite_storage
 from swarmlog.schema import sql
 
 from .evolution_child import AGGREGATE_TYPE

@@ -93,7 +93,7 @@ def test_replay_reads_each_page_off_the_loop(
     """Every stored page is read on a worker thread, one page per read, so
     at most one page is held at a time."""
     store = filled
-    reader = store._reader_for_projections()
+    reader = store.projection_host.reader()
     original = type(reader).read_page
     threads: list[threading.Thread] = []
 

@@ -76,7 +76,7 @@ def _wait_in_flight(store: EventStore, count: int) -> None:
 def _wait_taken(store: EventStore) -> None:
     """Block until the writer took every queued append (white box: the
     committer's queue is empty)."""
-    committer = store._committer
+    committer = store._wiring.committer
     assert committer is not None
     done = threading.Event()
     for _ in range(int(TIMEOUT / 0.005)):
@@ -363,7 +363,7 @@ def test_appends_after_the_writer_died_fail_instead_of_hanging(
     and get_stats() says so."""
     store.append(create_agent_started_event("before"))
     assert store.get_stats().writer_stopped is False
-    store._writer.stop()  # type: ignore[union-attr]  # on_stop closes the committer
+    store._wiring.writer.stop()  # type: ignore[union-attr]  # on_stop closes the committer
     with pytest.raises(WriterStoppedError):
         store.append_async(create_agent_started_event("async")).get(TIMEOUT)
     with pytest.raises(WriterStoppedError):

@@ -26,7 +26,7 @@ from swarmlog import (
     create_task_completed_event,
     create_task_started_event,
 )
-from swarmlog.actors.sqlite_storage import SQLiteWriteStorage
+from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.storage import CommitUnknownError
 
 if TYPE_CHECKING:

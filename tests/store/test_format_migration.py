@@ -14,7 +14,7 @@ from swarmlog import (
     create_agent_spawned_event,
     create_agent_started_event,
 )
-from swarmlog.actors import sqlite_storage
+from swarmlog.actors.sqlite import storage as sqlite_storage
 from swarmlog.schema import sql
 
 if TYPE_CHECKING:

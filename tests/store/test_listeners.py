@@ -20,7 +20,7 @@ from swarmlog import (
     create_agent_started_event,
     create_task_created_event,
 )
-from swarmlog.actors.sqlite_storage import SQLiteWriteStorage
+from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.storage import CommitUnknownError
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def test_a_listener_may_append_async_and_shutdown_still_completes() -> None:
     if hung:
         # Give back the leaked permit so shutdown finishes and the actor
         # threads end (only to clean up after the failure).
-        store._in_flight.release()
+        store._appends.in_flight.release()
         closer.join(TIMEOUT)
     assert not hung, "shutdown() hung after a listener called append_async"
 

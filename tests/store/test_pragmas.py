@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from swarmlog import EventStore, InvalidConfigError, create_task_created_event
-from swarmlog.actors.sqlite_storage import RESERVED_PRAGMAS, SQLiteWriteStorage
+from swarmlog.actors.sqlite.storage import RESERVED_PRAGMAS, SQLiteWriteStorage
 
 if TYPE_CHECKING:
     from pathlib import Path

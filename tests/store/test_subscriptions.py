@@ -24,7 +24,8 @@ from swarmlog import (
     create_agent_spawned_event,
 )
 from swarmlog import subscriptions as subscriptions_module
-from swarmlog.actors import sqlite_storage, subscription
+from swarmlog.actors import subscription
+from swarmlog.actors.sqlite import storage as sqlite_storage
 from swarmlog.schema import sql
 from tests.store.conftest import TIMEOUT
 

@@ -63,7 +63,7 @@ def _busy_writer(store: EventStore) -> AppendFuture[Event]:
     """Queue one append and wait until the writer took it (it then waits on
     the held lock): whatever is queued next shares one later round."""
     first = store.append_async(create_agent_started_event("busy"))
-    committer = store._committer
+    committer = store._wiring.committer
     assert committer is not None
     done = threading.Event()
     for _ in range(int(TIMEOUT / 0.005)):

@@ -1,5 +1,8 @@
 """SQLite behind the storage seam: the writing connection and reader pool.
 
+The file itself (checks before opening, the lock, the WAL checkpoint
+runner) is :mod:`swarmlog.actors.sqlite.files`.
+
 This is the one module that speaks SQLite dialect and the one boundary where
 ``sqlite3`` errors become typed swarmlog errors. WAL mode gives readers
 snapshot isolation while the single writer commits; each read runs as one
@@ -17,7 +20,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from swarmlog.actors.sqlite_backfill import backfill_links
+from swarmlog.actors.sqlite.backfill import backfill_links
 from swarmlog.actors.storage import (
     CheckpointRecord,
     CommitUnknownError,
@@ -35,7 +38,6 @@ from swarmlog.schema.errors import (
     InvalidQueryError,
     StorageError,
     StorageFullError,
-    StoreLockedError,
     StoreOpenError,
     SwarmlogError,
 )
@@ -49,11 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESERVED_PRAGMAS",
-    "FileLock",
-    "SQLiteCheckpointRunner",
     "SQLiteReadStorage",
     "SQLiteWriteStorage",
     "check_pragmas",
+    "connect",
     "translate_error",
 ]
 
@@ -134,53 +135,9 @@ def check_pragmas(pragmas: Mapping[str, Any] | None) -> tuple[str, ...]:
     return tuple(statements)
 
 
-class FileLock:
-    """An exclusive OS lock on ``<database>.lock``, held for the store's life.
-
-    ``flock`` locks belong to an open file description, so a second store in
-    the same process is refused just like one in another process.
-    """
-
-    def __init__(self, database: str) -> None:
-        self.path = f"{database}.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Take the lock or raise :class:`StoreLockedError`."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise StoreOpenError(self.path, e.strerror or str(e)) from e
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - non-POSIX: best effort
-            pass
-        except OSError as e:
-            os.close(fd)
-            raise StoreLockedError(self.path[: -len(".lock")]) from e
-        self._fd = fd
-
-    def release(self) -> None:
-        """Drop the lock (closing the descriptor releases it)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def abandon(self) -> None:
-        """Close this process's copy of an inherited descriptor without
-        unlocking (a forked child): the lock belongs to the open file
-        description shared with the parent, which keeps holding it until it
-        releases its own copy. Never ``flock(LOCK_UN)`` here: that would
-        free the parent's lock."""
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-
-
-def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
+def connect(path: str, *, read_only: bool) -> sqlite3.Connection:
+    """A connection to the store file (autocommit; any thread may use it,
+    one at a time). Errors come back typed (:func:`translate_error`)."""
     if read_only:
         uri = f"file:{urllib.parse.quote(path)}?mode=ro"
         target, use_uri = uri, True
@@ -297,7 +254,7 @@ class SQLiteWriteStorage:
     ) -> None:
         self.path = path
         extra = check_pragmas(pragmas)
-        conn = _connect(path, read_only=False)
+        conn = connect(path, read_only=False)
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
             check_format(conn, path, create=True)
@@ -489,7 +446,7 @@ class SQLiteReadStorage:
             check_format(conn, path, create=False)
 
     def _new_connection(self) -> sqlite3.Connection:
-        conn = _connect(self.path, read_only=self._read_only)
+        conn = connect(self.path, read_only=self._read_only)
         try:
             for statement in sql.READER_PRAGMAS:
                 conn.execute(statement)
@@ -679,31 +636,3 @@ class SQLiteReadStorage:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-class SQLiteCheckpointRunner:
-    """A connection of its own that folds the WAL into the database file
-    with PASSIVE checkpoints, off the writer's commit path."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._conn = _connect(path, read_only=False)
-        self._conn.execute("PRAGMA busy_timeout = 1000")
-
-    def wal_size(self) -> int:
-        """Bytes in the write-ahead log file now."""
-        try:
-            return os.path.getsize(f"{self.path}-wal")
-        except OSError:
-            return 0
-
-    def run(self) -> None:
-        """One PASSIVE checkpoint (never blocks the writer or readers)."""
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as e:
-            raise translate_error(e, self.path, "checkpoint") from e
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()

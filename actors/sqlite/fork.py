@@ -23,7 +23,8 @@ import os
 import sqlite3
 import urllib.parse
 
-from swarmlog.actors.sqlite_storage import FileLock, check_format, translate_error
+from swarmlog.actors.sqlite.files import FileLock
+from swarmlog.actors.sqlite.storage import check_format, translate_error
 from swarmlog.schema import sql
 from swarmlog.schema.errors import (
     IncompatibleStoreError,
