@@ -26,22 +26,18 @@ class ForkMethods:
     """What-if branches of a store (see :meth:`fork`)."""
 
     __slots__ = ()
-    # What EventStore provides, declared here for the type checker only
-    # (a mixin never imports the store: that would be an import cycle).
-    config: EventStoreConfig
+    if TYPE_CHECKING:  # what EventStore provides (a mixin never imports
+        # the store: that would be an import cycle)
+        config: EventStoreConfig
 
-    def __init__(self, database_path: EventStoreConfig) -> None:
-        raise NotImplementedError  # EventStore's
+        def __init__(self, database_path: EventStoreConfig) -> None: ...
 
-    @property
-    def path(self) -> str:
-        raise NotImplementedError  # EventStore's: the database file
+        @property
+        def path(self) -> str: ...
 
-    def initialize(self) -> Self:
-        raise NotImplementedError  # EventStore's: open and start
+        def initialize(self) -> Self: ...
 
-    def _reader_checked(self) -> ReadStorage:
-        raise NotImplementedError  # EventStore's: the open store's readers
+        def _reader_checked(self) -> ReadStorage: ...
 
     def fork(
         self, path: str | os.PathLike[str], *, at_position: int | None = None

@@ -33,11 +33,10 @@ class EventReads:
     """Reads of stored events (see each method)."""
 
     __slots__ = ()
-    # What EventStore provides, declared here for the type checker only
-    # (a mixin never imports the store: that would be an import cycle).
+    if TYPE_CHECKING:  # what EventStore provides (a mixin never imports
+        # the store: that would be an import cycle)
 
-    def _reader_checked(self) -> ReadStorage:
-        raise NotImplementedError  # EventStore's: the open store's readers
+        def _reader_checked(self) -> ReadStorage: ...
 
     def get_events(
         self,

@@ -35,19 +35,18 @@ class SnapshotMethods:
     """Save and load aggregate snapshots (see each method)."""
 
     __slots__ = ()
-    # What EventStore provides, declared here for the type checker only
-    # (a mixin never imports the store: that would be an import cycle).
-    _wiring: StoreWiring
-    _log: Callable[..., None]
+    if TYPE_CHECKING:  # what EventStore provides (a mixin never imports
+        # the store: that would be an import cycle)
+        _wiring: StoreWiring
+        _log: Callable[..., None]
 
-    def _reader_checked(self) -> ReadStorage:
-        raise NotImplementedError  # EventStore's: the open store's readers
+        def _reader_checked(self) -> ReadStorage: ...
 
-    def _require_writable(self) -> Committer:
-        raise NotImplementedError  # EventStore's: the writable store's committer
+        def _require_writable(self) -> Committer: ...
 
-    def _notify(self, name: str, args: tuple[Any, ...]) -> None:
-        raise NotImplementedError  # EventStore's: tell the listeners
+        def _notify(
+            self, name: str, args: tuple[Any, ...]
+        ) -> None: ...  # EventStore's: tell the listeners
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store an aggregate snapshot (a lower version never replaces a
