@@ -207,8 +207,7 @@ class Committer:
         if own:
             self._commit_own(request)
             return
-        if lead and self.turn.acquire(blocking=False):
-            self._lead(request)
+        if lead and self._lead(request):
             return
         if not self.turn.locked():
             self._wake()
@@ -221,20 +220,26 @@ class Committer:
             later = self.commit_queued(until=request)
         run_callbacks(later)
 
-    def _lead(self, request: AppendRequest) -> None:
-        """Commit on this (non-main) caller thread; turn taken."""
+    def _lead(self, request: AppendRequest) -> bool:
+        """Commit on this (non-main) caller thread if the turn is free."""
         later: list[Callbacks | None] = []
-        try:
+        taken = False
+        try:  # the acquire inside: an interrupt never leaves the turn held
+            taken = self.turn.acquire(blocking=False)
+            if not taken:
+                return False
             # One batch more than its own: callers that queued behind it
             # are served by one commit, without waking the writer thread.
             later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
         finally:
-            self.turn.release()
+            if taken:
+                self.turn.release()
             # Done-callbacks never run on a committing caller: the writer
             # runs them. Whoever queued while we held the turn relies on us.
             self._handoff.extend(later)
-            if self._handoff or self._later or self.has_work():
+            if taken and (self._handoff or self._later or self.has_work()):
                 self._wake()
+        return True
 
     def reclaim(self, request: AppendRequest) -> bool:
         """After an exception on a submitting thread (an interrupt): whether
