@@ -70,11 +70,12 @@ _CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 _UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
 
 
-def run_callbacks(later: list[Callbacks]) -> None:
+def run_callbacks(later: list[Callbacks | None]) -> None:
     """Run done-callbacks that were held back while the turn was held (each
     callback is guarded by its reply: nothing escapes)."""
     for callbacks in later:
-        callbacks()
+        if callbacks is not None:
+            callbacks()
 
 
 def _closed_error() -> StoreClosedError:
@@ -143,8 +144,8 @@ class Committer:
         self._writing: Round | None = None  # a write whose outcome is pending
         self._written: Round | None = None  # written, not yet all settled
         self._unexpected = 0  # unexpected failures in a row
-        self._later: list[Callbacks] = []
-        self._handoff: deque[Callbacks] = deque()  # for the writer to run
+        self._later: list[Callbacks | None] = []
+        self._handoff: deque[Callbacks | None] = deque()  # for the writer to run
         self.tracked = TrackedReplies()  # reply futures told to the writer
         self._room = Room()
         self._main_ident = threading.main_thread().ident
@@ -206,8 +207,7 @@ class Committer:
         if own:
             self._commit_own(request)
             return
-        if lead and self.turn.acquire(blocking=False):
-            self._lead(request)
+        if lead and self._lead(request):
             return
         if not self.turn.locked():
             self._wake()
@@ -220,20 +220,26 @@ class Committer:
             later = self.commit_queued(until=request)
         run_callbacks(later)
 
-    def _lead(self, request: AppendRequest) -> None:
-        """Commit on this (non-main) caller thread; turn taken."""
-        later: list[Callbacks] = []
-        try:
+    def _lead(self, request: AppendRequest) -> bool:
+        """Commit on this (non-main) caller thread if the turn is free."""
+        later: list[Callbacks | None] = []
+        taken = False
+        try:  # the acquire inside: an interrupt never leaves the turn held
+            taken = self.turn.acquire(blocking=False)
+            if not taken:
+                return False
             # One batch more than its own: callers that queued behind it
             # are served by one commit, without waking the writer thread.
             later = self.commit_queued(until=request, extra=_LEADER_EXTRA)
         finally:
-            self.turn.release()
+            if taken:
+                self.turn.release()
             # Done-callbacks never run on a committing caller: the writer
             # runs them. Whoever queued while we held the turn relies on us.
             self._handoff.extend(later)
-            if self._handoff or self._later or self.has_work():
+            if taken and (self._handoff or self._later or self.has_work()):
                 self._wake()
+        return True
 
     def reclaim(self, request: AppendRequest) -> bool:
         """After an exception on a submitting thread (an interrupt): whether
@@ -250,7 +256,9 @@ class Committer:
         """Run done-callbacks a committing caller handed over (writer thread)."""
         handoff = self._handoff
         while handoff:
-            handoff.popleft()()
+            callbacks = handoff.popleft()
+            if callbacks is not None:
+                callbacks()
 
     def shut(self) -> None:
         """Close (any thread; takes the turn): see :meth:`close`. Requests
@@ -280,7 +288,7 @@ class Committer:
 
     def commit_queued(
         self, until: AppendRequest | None = None, extra: int = 0
-    ) -> list[Callbacks]:
+    ) -> list[Callbacks | None]:
         """Commit queued requests in batches of at most ``max_batch``.
 
         Stops when the queue is empty, or (a leading caller) ``extra``
@@ -295,13 +303,15 @@ class Committer:
         queue = self._queue
         try:
             while queue:
-                batch = [queue.popleft()]
+                # Popped straight into _in_progress: an interrupt between
+                # two pops never loses a request.
+                batch: list[AppendRequest] = []
+                self._in_progress = batch
                 while queue and len(batch) < self._max_batch:
                     batch.append(queue.popleft())
                 # Parked producers fill the next batch while this one is
                 # planned and written (see Room).
                 self._room.make()
-                self._in_progress = batch
                 self._append_batch(batch)
                 self._in_progress = []
                 self._unexpected = 0
@@ -319,7 +329,7 @@ class Committer:
         later, self._later = self._later, []
         return later
 
-    def stop(self, cause: BaseException) -> list[Callbacks]:
+    def stop(self, cause: BaseException) -> list[Callbacks | None]:
         """Stop accepting appends; fail what is queued or in progress. Turn
         held (the writer actor's last resort).
 
@@ -384,7 +394,7 @@ class Committer:
             finally:
                 self._checkpointing = False
 
-    def close(self) -> list[Callbacks]:
+    def close(self) -> list[Callbacks | None]:
         """Fail what is queued; the first time, also checkpoint the WAL into
         the database file and close the connection. Later submissions
         fail. Turn held. A stop the store did not ask for (``retire``)
@@ -509,13 +519,13 @@ class Committer:
     def _committed(self, round_: Round) -> None:
         """Publish a committed round, then settle it. Idempotent (an
         interrupted publication is finished by :meth:`_recover`)."""
+        tentative = round_.tentative  # (idempotent up to the page)
+        if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
+            self._known.clear()
+        self._known.update(tentative)
+        self._head.position = round_.position
         if not round_.published:
             round_.published = True
-            tentative = round_.tentative
-            if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
-                self._known.clear()
-            self._known.update(tentative)
-            self._head.position = round_.position
             metrics = self._metrics
             metrics.transactions += 1
             if threading.get_ident() != self.writer_ident:
@@ -543,16 +553,12 @@ class Committer:
     # -- settling -------------------------------------------------------------
 
     def _settle(self, request: AppendRequest, value: Any) -> None:
-        self._settled += 1
-        callbacks = request.settle_result(value)
-        if callbacks is not None:
-            self._later.append(callbacks)
+        # One statement: an interrupt cannot fall between settling, keeping
+        # the callbacks and counting the in-flight slot to release.
+        self._settled += request.settle_into(self._later, value=value)
 
     def _settle_error(self, request: AppendRequest, error: BaseException) -> None:
-        self._settled += 1
-        callbacks = request.settle_exception(error)
-        if callbacks is not None:
-            self._later.append(callbacks)
+        self._settled += request.settle_into(self._later, error=error)
 
     def _release_settled(self) -> None:
         """Tell the in-flight limit how many requests settled since last."""

@@ -91,6 +91,23 @@ class Reply(Generic[T]):
         self._value = value
         return self._settle()
 
+    def settle_into(
+        self,
+        later: list[Callbacks | None],
+        *,
+        value: T | None = None,
+        error: BaseException | None = None,
+    ) -> int:
+        """Settle with ``error``, else ``value``; append the done-callbacks
+        (or None) to ``later``. Returns 1 (one request settled), so that
+        the committer settles and counts in one statement."""
+        if error is None:
+            self._value = value
+        else:
+            self._error = error
+        later.append(self._settle())
+        return 1
+
     def settle_exception(self, error: BaseException) -> Callbacks | None:
         """Settle with ``error`` (once); callbacks as :meth:`settle_result`."""
         self._error = error

@@ -119,7 +119,7 @@ class WriterActor(FastInboxActor):
             run_callbacks(later)
             committer.run_handed_off()
 
-    def _handle(self, message: Any) -> list[Callbacks]:
+    def _handle(self, message: Any) -> list[Callbacks | None]:
         committer = self._committer
         if isinstance(message, Wake):
             later = committer.commit_queued()

@@ -777,7 +777,9 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
             f"vs eventsourcing, 1 thread, {sync.upper()}",
             (f"lib_1caller_{sync}", eps),
             (f"es_saves_1t_{sync}", eps),
-            0.8,
+            # The writer commits every append: one thread hand-off costs
+            # about a NORMAL commit here (issue 11), so NORMAL's must is 0.6x.
+            0.8 if sync == "full" else 0.6,
             1.0,
         )
         at_least(

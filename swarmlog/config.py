@@ -43,14 +43,12 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         wal_checkpoint_bytes: WAL size that triggers a checkpoint.
         poll_interval: On a read-only store, seconds between looks for
             events another process appended (projections stay live).
-        caller_commits: Let ``append``/``append_many`` commit on the
-            calling thread when the writer is idle and appends come one at a
-            time, instead of handing the append to the writer's thread and
-            waiting for its answer (two thread wake-ups, about the cost of a
-            whole ``NORMAL`` commit). Concurrent appends are group-committed
-            by the writer either way, and commits stay serialised, in order,
-            by the writer's turn; ``False`` keeps every commit on the
-            writer's thread.
+        caller_commits: Opt-in: let ``append``/``append_many`` on a thread
+            other than the main thread commit on that thread when the
+            writer is idle and appends come one at a time, instead of
+            handing the append to the writer thread (two thread wake-ups).
+            Done-callbacks still run on the writer thread. Default
+            ``False``: every commit on the writer's thread.
     """
 
     database_path: str = ":memory:"
