@@ -233,7 +233,7 @@ def test_an_interrupt_at_every_step_of_the_commit_path(
 
 
 def _writer_thread_name(store: EventStore) -> str:
-    ident = store._committer.writer_ident  # type: ignore[union-attr]
+    ident = store._wiring.committer.writer_ident  # type: ignore[union-attr]
     for thread in threading.enumerate():
         if thread.ident == ident:
             return thread.name
@@ -334,7 +334,7 @@ def test_an_interrupted_caller(tmp_path: Path, step: int, caller_commits: bool) 
         stored = store.append(event)  # the retry: stored once, whatever happened
         assert stored.id == event.id
         store.append(create_agent_started_event("after"))
-    assert store._in_flight.wait_idle(TIMEOUT), "an in-flight slot leaked"
+    assert store._appends.in_flight.wait_idle(TIMEOUT), "an in-flight slot leaked"
     store.shutdown()
     with EventStore(path) as reopened:
         events = list(reopened.replay())
