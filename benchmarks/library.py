@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from statistics import median
 from time import perf_counter_ns
@@ -105,16 +106,21 @@ def make_events(n: int, *, start: int = 0, n_streams: int = N_STREAMS) -> list[E
     ]
 
 
-def _open(path: str, synchronous: str) -> EventStore:
+def _open(path: str, synchronous: str, **options: Any) -> EventStore:
     register_workload_types()
-    return EventStore(path, synchronous=synchronous).initialize()
+    return EventStore(path, synchronous=synchronous, **options).initialize()
 
 
 # -- writes ---------------------------------------------------------------------
 
 
 def library_appends(
-    path: str, synchronous: str, n: int, *, warmup: int = 100
+    path: str,
+    synchronous: str,
+    n: int,
+    *,
+    warmup: int = 100,
+    caller_commits: bool = False,
 ) -> TxnFigures:
     """``n`` awaited ``append()`` calls from one caller, closed loop (W1, W2).
 
@@ -123,11 +129,25 @@ def library_appends(
         synchronous: ``"full"`` or ``"normal"``.
         n: Appends timed (after ``warmup`` untimed ones).
         warmup: Untimed appends first.
+        caller_commits: Measure the opt-in path instead of the default
+            (the writer commits): the caller then runs on a thread of its
+            own, since the opt-in never commits on the main thread.
 
     Returns:
         Events/s and append latency p50/p99 (µs); ``n`` = appends timed.
     """
-    store = _open(path, synchronous)
+    if caller_commits:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(
+                _appends, path, synchronous, n, warmup, caller_commits=True
+            ).result()
+    return _appends(path, synchronous, n, warmup)
+
+
+def _appends(
+    path: str, synchronous: str, n: int, warmup: int, **options: Any
+) -> TxnFigures:
+    store = _open(path, synchronous, **options)
     try:
         events = make_events(warmup + n, start=store.head_position)
         append = store.append

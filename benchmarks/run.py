@@ -339,6 +339,11 @@ def _writes_round(
             f"lib_1caller_{sync}",
             lambda p, s=sync, n=n: library_appends(p, s, n),
         )
+        once(
+            "library",
+            f"lib_1caller_optin_{sync}",
+            lambda p, s=sync, n=n: library_appends(p, s, n, caller_commits=True),
+        )
         if first:
             once(
                 "anchor",
@@ -640,6 +645,14 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
         0.5,
         0.65,
     )
+    at_least(
+        "W1*",
+        "same, opt-in caller_commits=True (info)",
+        ("lib_1caller_optin_full", eps),
+        ("raw_1txn_full", eps),
+        None,
+        None,
+    )
     commit = results.get("raw_1txn_full").p50_us
     rt = results.get("thread_rt_queue").p50_us
     lib_p50 = results.get("lib_1caller_full").p50_us
@@ -781,6 +794,14 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
             # about a NORMAL commit here (issue 11), so NORMAL's must is 0.6x.
             0.8 if sync == "full" else 0.6,
             1.0,
+        )
+        at_least(
+            "W8*",
+            f"same, opt-in caller_commits=True (info), {sync.upper()}",
+            (f"lib_1caller_optin_{sync}", eps),
+            (f"es_saves_1t_{sync}", eps),
+            None,
+            None,
         )
         at_least(
             "W8",
