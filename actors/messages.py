@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pykka
 
     from swarmlog.actors.storage import (
-        CheckpointRecord,
+        ProjectionSnapshotRecord,
         SnapshotRecord,
         WriteStorage,
     )
@@ -31,13 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "WAKE",
     "AppendRequest",
-    "CheckpointSaved",
-    "DeleteCheckpoint",
+    "DeleteProjectionSnapshot",
     "DeliverPage",
     "Flush",
     "Notify",
+    "ProjectionSnapshotSaved",
     "RunWrite",
-    "SaveCheckpoint",
+    "SaveProjectionSnapshot",
     "SaveSnapshot",
     "Subscribe",
     "TrackedReplies",
@@ -91,16 +91,16 @@ class SaveSnapshot:
         self.future = future
 
 
-class SaveCheckpoint:
-    """Store a projection checkpoint; tell ``reply_to`` a
-    :class:`CheckpointSaved` when done."""
+class SaveProjectionSnapshot:
+    """Store a projection snapshot; tell ``reply_to`` a
+    :class:`ProjectionSnapshotSaved` when done."""
 
     __slots__ = ("name", "record", "reply_to")
 
     def __init__(
         self,
         name: str,
-        record: CheckpointRecord,
+        record: ProjectionSnapshotRecord,
         reply_to: pykka.ActorRef[Any] | None,
     ) -> None:
         self.name = name
@@ -108,8 +108,8 @@ class SaveCheckpoint:
         self.reply_to = reply_to
 
 
-class CheckpointSaved:
-    """The writer stored a projection checkpoint (or failed: ``error``)."""
+class ProjectionSnapshotSaved:
+    """The writer stored a projection snapshot (or failed: ``error``)."""
 
     __slots__ = ("error", "position")
 
@@ -118,8 +118,8 @@ class CheckpointSaved:
         self.error = error
 
 
-class DeleteCheckpoint:
-    """Forget a projection's checkpoint."""
+class DeleteProjectionSnapshot:
+    """Forget a projection's snapshot."""
 
     __slots__ = ("future", "name")
 
