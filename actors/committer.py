@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from swarmlog.actors.messages import AppendRequest
+    from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.reply import Callbacks
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
     from swarmlog.actors.storage import (

@@ -1,9 +1,10 @@
 """Messages between the actors: small, immutable, slotted.
 
-Imperative names (``AppendRequest``, ``DeliverPage``) like pykka's own
+Imperative names (``DeliverPage``, ``SaveSnapshot``) like pykka's own
 ``messages`` module. Replies travel in a ``concurrent.futures.Future`` the
 sender made (never a pykka ``ask`` inside the actor graph), or back as a
-message to the sender's actor.
+message to the sender's actor. An append is not a message: it is queued on
+the committer (:mod:`swarmlog.actors.append_request`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from swarmlog.actors.reply import Reply
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     import pykka
@@ -25,12 +24,10 @@ if TYPE_CHECKING:
         SnapshotRecord,
         WriteStorage,
     )
-    from swarmlog.schema.codec import PreparedEvent
-    from swarmlog.schema.envelope import Event, ExpectedVersion
+    from swarmlog.schema.envelope import Event
 
 __all__ = [
     "WAKE",
-    "AppendRequest",
     "DeleteProjectionSnapshot",
     "DeliverPage",
     "Flush",
@@ -44,31 +41,6 @@ __all__ = [
     "Unsubscribe",
     "Wake",
 ]
-
-
-class AppendRequest(Reply[Any]):
-    """Store these events atomically; after COMMIT settle with the stored
-    events (with the one stored event when ``single``).
-
-    The request is its own reply (one object per append, not three: at
-    tens of thousands of appends in flight every allocation shows). Queued
-    on the :class:`~swarmlog.actors.committer.Committer`, not told to an
-    actor: whoever holds the committer's turn commits it.
-    """
-
-    __slots__ = ("expected", "prepared", "single")
-
-    def __init__(
-        self,
-        prepared: tuple[PreparedEvent, ...],
-        expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-        *,
-        single: bool = False,
-    ) -> None:
-        super().__init__()
-        self.prepared = prepared
-        self.expected = expected
-        self.single = single
 
 
 class Wake:
