@@ -86,12 +86,30 @@ class Committer:
     """The append queue and the one writing connection, behind one turn.
 
     Thread-safe entry points: :meth:`submit`, :attr:`turn`, :meth:`has_work`,
-    :attr:`tracked`, :meth:`shut`. Every other method needs the turn held
-    (``with committer.turn:``).
+    :attr:`tracked`, :meth:`expect_close`, :meth:`close`. Every other method
+    needs the turn held (``with committer.turn:``).
+
+    Its life, one method per step (``close`` twice is safe):
+
+    ====================  ===================  ================================
+    method                thread               step
+    ====================  ===================  ================================
+    :meth:`open`          writer, turn held    open the connection
+    :meth:`submit`        any                  queue appends; somebody commits
+    :meth:`stop`          writer, turn held    stop accepting appends (a fault)
+    :meth:`expect_close`  any (the store)      announce the store's shutdown
+    :meth:`close`         any; takes the turn  fail the queue, checkpoint the
+                                               WAL, close the connection
+    ====================  ===================  ================================
+
+    A :meth:`close` nobody announced is a writer that stopped under the
+    store: appends then raise ``WriterStoppedError``, not
+    ``StoreClosedError``.
 
     Args:
         open_storage: Opens the writing connection; called by the writer
-            actor's ``on_start`` (:meth:`open`), closed in its ``on_stop``.
+            actor's ``on_start`` (:meth:`open`), closed in its ``on_stop``
+            (:meth:`close`).
         dispatcher: Where committed pages go (when ``audience`` is present).
         audience: Whether anybody wants committed pages.
         notifier: Where ``error`` notifications go.
@@ -138,7 +156,7 @@ class Committer:
         self._known: dict[str, tuple[str, int] | None] = {}
         self._stopped: WriterStoppedError | None = None
         self._closed = False
-        self._retiring = False  # the store is shutting down (an expected stop)
+        self._close_expected = False  # the store is shutting down
         self._txns_since_checkpoint = 0
         self._in_progress: list[AppendRequest] = []
         self._writing: Round | None = None  # a write whose outcome is pending
@@ -170,9 +188,10 @@ class Committer:
         """Why the writer stopped accepting appends (None: it did not)."""
         return self._stopped
 
-    def retire(self) -> None:
-        """Say that the coming stop is the store's shutdown (any thread)."""
-        self._retiring = True
+    def expect_close(self) -> None:
+        """Say that the coming :meth:`close` is the store's shutdown (any
+        thread)."""
+        self._close_expected = True
 
     # -- thread-safe -------------------------------------------------------
 
@@ -260,12 +279,12 @@ class Committer:
             if callbacks is not None:
                 callbacks()
 
-    def shut(self) -> None:
-        """Close (any thread; takes the turn): see :meth:`close`. Requests
-        queued meanwhile fail too: nobody commits after this."""
+    def close(self) -> None:
+        """Close (any thread; takes the turn): see :meth:`_close_held`.
+        Requests queued meanwhile fail too: nobody commits after this."""
         while True:
             with self.turn:
-                later = self.close()
+                later = self._close_held()
             run_callbacks(later)
             self.run_handed_off()
             if not self._queue:
@@ -394,16 +413,17 @@ class Committer:
             finally:
                 self._checkpointing = False
 
-    def close(self) -> list[Callbacks | None]:
+    def _close_held(self) -> list[Callbacks | None]:
         """Fail what is queued; the first time, also checkpoint the WAL into
         the database file and close the connection. Later submissions
-        fail. Turn held. A stop the store did not ask for (``retire``)
-        stops the writer: appends then raise ``WriterStoppedError``.
+        fail. Turn held. A close the store did not announce
+        (:meth:`expect_close`) stops the writer: appends then raise
+        ``WriterStoppedError``.
 
         Returns:
             Done-callbacks to run after letting go of the turn.
         """
-        if not self._retiring and self._stopped is None:
+        if not self._close_expected and self._stopped is None:
             self._stop_writer(RuntimeError("the writer actor stopped"))
         refusal = self._stopped or _closed_error()
         while self._queue:

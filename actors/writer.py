@@ -82,7 +82,7 @@ class WriterActor(FastInboxActor):
         """Fail anything still queued or awaited, checkpoint the WAL into the
         database file and close."""
         try:
-            self._committer.shut()
+            self._committer.close()
         finally:
             committer = self._committer
             committer.tracked.fail(
