@@ -35,10 +35,12 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from swarmlog.actors.known_versions import KnownVersions
 from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
 from swarmlog.actors.reply import Room
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
+from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
     StorageError,
     StoreClosedError,
@@ -64,9 +66,6 @@ logger = logging.getLogger("swarmlog.writer")
 
 _CALM_APPENDS = 16  # appends in a row finding the writer idle before callers lead
 _LEADER_EXTRA = 1  # batches a leading caller commits after its own
-_KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
-_CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
-_CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 _UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
 
 
@@ -152,12 +151,11 @@ class Committer:
         self._on_settled = on_settled
         self._settled = 0
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
-        self._checkpointing = False  # the turn is held for a WAL checkpoint
-        self._known: dict[str, tuple[str, int] | None] = {}
+        self._wal = WalUpkeep()
+        self._known = KnownVersions(self._load_aggregate)
         self._stopped: WriterStoppedError | None = None
         self._closed = False
         self._close_expected = False  # the store is shutting down
-        self._txns_since_checkpoint = 0
         self._in_progress: list[AppendRequest] = []
         self._writing: Round | None = None  # a write whose outcome is pending
         self._written: Round | None = None  # written, not yet all settled
@@ -210,7 +208,7 @@ class Committer:
         would. With ``park`` (not on an event loop's thread), a whole batch
         waiting untaken blocks the caller until the writer takes it.
         """
-        if self._queue or (self.turn.locked() and not self._checkpointing):
+        if self._queue or (self.turn.locked() and not self._wal.checkpointing):
             self._calm = 0
         elif self._calm < _CALM_APPENDS:
             self._calm += 1
@@ -299,9 +297,7 @@ class Committer:
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
-        return bool(self._queue) or (
-            self._txns_since_checkpoint >= _CHECKPOINT_AFTER_TXNS and not self._closed
-        )
+        return bool(self._queue) or (self._wal.due and not self._closed)
 
     # -- turn held --------------------------------------------------------
 
@@ -390,28 +386,11 @@ class Committer:
         self._release_settled()
 
     def checkpoint_if_idle(self) -> None:
-        """Fold the WAL back when nobody waits for the writer. Turn held.
-
-        A WAL that keeps growing makes every commit slower, and a checkpoint
-        from another connection can never let it restart while commits keep
-        coming. So after enough commits, when the queue is empty (no caller
-        is waiting), a PASSIVE checkpoint runs on the writing connection; the
-        next transaction then restarts the WAL from its beginning. Under
-        sustained saturation it checkpoints anyway at a hard bound.
-        """
-        if self._closed or self._txns_since_checkpoint < _CHECKPOINT_AFTER_TXNS:
+        """Fold the WAL back when nobody waits for the writer (see
+        :mod:`swarmlog.actors.wal_upkeep`). Turn held."""
+        if self._closed or self._storage is None or self._stopped is not None:
             return
-        if self._storage is None or self._stopped is not None:
-            return
-        if not self._queue or self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
-            self._txns_since_checkpoint = 0
-            self._checkpointing = True
-            try:
-                self._storage.checkpoint_passive()
-            except Exception:  # an optimisation: never a reason to stop
-                logger.exception("idle WAL checkpoint failed")
-            finally:
-                self._checkpointing = False
+        self._wal.checkpoint_if_due(self._storage, busy=bool(self._queue))
 
     def _close_held(self) -> list[Callbacks | None]:
         """Fail what is queued; the first time, also checkpoint the WAL into
@@ -455,8 +434,7 @@ class Committer:
                 continue
             rounds.extendleft(reversed(self._commit_round(group)))
         self._release_settled()
-        self._txns_since_checkpoint += 1
-        if self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
+        if self._wal.committed():
             self.checkpoint_if_idle()
 
     def _refusal(self) -> SwarmlogError | None:
@@ -477,7 +455,7 @@ class Committer:
             The groups to commit next, in order (empty when all were settled).
         """
         round_ = Round(self._head.position)
-        committed = self._known_state
+        committed = self._known.state
         rest: list[AppendRequest] = []
         for index, request in enumerate(requests):
             refusal = plan_request(request, round_, committed)
@@ -524,25 +502,14 @@ class Committer:
         self._written = None
         return after
 
-    def _known_state(self, aggregate_id: str) -> tuple[str, int] | None:
-        try:
-            return self._known[aggregate_id]
-        except KeyError:
-            pass
+    def _load_aggregate(self, aggregate_id: str) -> tuple[str, int] | None:
         assert self._storage is not None
-        state = self._storage.aggregate(aggregate_id)
-        if len(self._known) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known[aggregate_id] = state
-        return state
+        return self._storage.aggregate(aggregate_id)
 
     def _committed(self, round_: Round) -> None:
         """Publish a committed round, then settle it. Idempotent (an
         interrupted publication is finished by :meth:`_recover`)."""
-        tentative = round_.tentative  # (idempotent up to the page)
-        if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known.update(tentative)
+        self._known.update(round_.tentative)  # (idempotent up to the page)
         self._head.position = round_.position
         if not round_.published:
             round_.published = True
