@@ -39,6 +39,7 @@ from swarmlog.actors.known_versions import KnownVersions
 from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
 from swarmlog.actors.reply import Room
+from swarmlog.actors.settling import Settlements, run_callbacks
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
@@ -60,21 +61,13 @@ if TYPE_CHECKING:
         WriteStorage,
     )
 
-__all__ = ["Committer", "run_callbacks"]
+__all__ = ["Committer"]
 
 logger = logging.getLogger("swarmlog.writer")
 
 _CALM_APPENDS = 16  # appends in a row finding the writer idle before callers lead
 _LEADER_EXTRA = 1  # batches a leading caller commits after its own
 _UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
-
-
-def run_callbacks(later: list[Callbacks | None]) -> None:
-    """Run done-callbacks that were held back while the turn was held (each
-    callback is guarded by its reply: nothing escapes)."""
-    for callbacks in later:
-        if callbacks is not None:
-            callbacks()
 
 
 def _closed_error() -> StoreClosedError:
@@ -148,8 +141,7 @@ class Committer:
         self._max_batch = max_batch
         self._wake = wake
         self.on_commit = on_commit
-        self._on_settled = on_settled
-        self._settled = 0
+        self._settling = Settlements(on_settled)
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
         self._wal = WalUpkeep()
         self._known = KnownVersions(self._load_aggregate)
@@ -160,7 +152,6 @@ class Committer:
         self._writing: Round | None = None  # a write whose outcome is pending
         self._written: Round | None = None  # written, not yet all settled
         self._unexpected = 0  # unexpected failures in a row
-        self._later: list[Callbacks | None] = []
         self._handoff: deque[Callbacks | None] = deque()  # for the writer to run
         self.tracked = TrackedReplies()  # reply futures told to the writer
         self._room = Room()
@@ -254,7 +245,7 @@ class Committer:
             # Done-callbacks never run on a committing caller: the writer
             # runs them. Whoever queued while we held the turn relies on us.
             self._handoff.extend(later)
-            if taken and (self._handoff or self._later or self.has_work()):
+            if taken and (self._handoff or self._settling.holding or self.has_work()):
                 self._wake()
         return True
 
@@ -341,8 +332,7 @@ class Committer:
             ):
                 raise
         self._room.make()
-        later, self._later = self._later, []
-        return later
+        return self._settling.take()
 
     def stop(self, cause: BaseException) -> list[Callbacks | None]:
         """Stop accepting appends; fail what is queued or in progress. Turn
@@ -358,9 +348,8 @@ class Committer:
         for request in pending:
             if not request.done():
                 self._fail(request, stopped)
-        self._release_settled()
-        later, self._later = self._later, []
-        return later
+        self._settling.release()
+        return self._settling.take()
 
     def _recover(self, error: BaseException) -> None:
         """Make the interrupted batch whole (see the module docstring)."""
@@ -383,7 +372,7 @@ class Committer:
                 self._fail(request, stopped)
         else:  # nothing of theirs was written: they go again, first
             self._queue.extendleft(reversed(left))
-        self._release_settled()
+        self._settling.release()
 
     def checkpoint_if_idle(self) -> None:
         """Fold the WAL back when nobody waits for the writer (see
@@ -406,8 +395,8 @@ class Committer:
             self._stop_writer(RuntimeError("the writer actor stopped"))
         refusal = self._stopped or _closed_error()
         while self._queue:
-            self._settle_error(self._queue.popleft(), refusal)
-        self._release_settled()
+            self._settling.settle_error(self._queue.popleft(), refusal)
+        self._settling.release()
         self._room.make(force=True)
         if not self._closed:
             self._closed = True
@@ -418,8 +407,7 @@ class Committer:
                         storage.checkpoint()
                 finally:
                     storage.close()
-        later, self._later = self._later, []
-        return later
+        return self._settling.take()
 
     # -- one transaction ----------------------------------------------------
 
@@ -433,7 +421,7 @@ class Committer:
                     self._fail(request, refusal)
                 continue
             rounds.extendleft(reversed(self._commit_round(group)))
-        self._release_settled()
+        self._settling.release()
         if self._wal.committed():
             self.checkpoint_if_idle()
 
@@ -529,7 +517,7 @@ class Committer:
         for request, end in zip(round_.requests, round_.ends, strict=True):
             if not request.done():
                 value = events[end - 1] if request.single else events[start:end]
-                self._settle(request, value)
+                self._settling.settle(request, value)
             start = end
         if self.on_commit is not None:
             try:
@@ -538,20 +526,6 @@ class Committer:
                 logger.exception("commit hook failed")
 
     # -- settling -------------------------------------------------------------
-
-    def _settle(self, request: AppendRequest, value: Any) -> None:
-        # One statement: an interrupt cannot fall between settling, keeping
-        # the callbacks and counting the in-flight slot to release.
-        self._settled += request.settle_into(self._later, value=value)
-
-    def _settle_error(self, request: AppendRequest, error: BaseException) -> None:
-        self._settled += request.settle_into(self._later, error=error)
-
-    def _release_settled(self) -> None:
-        """Tell the in-flight limit how many requests settled since last."""
-        settled, self._settled = self._settled, 0
-        if settled and self._on_settled is not None:
-            self._on_settled(settled)
 
     def _resolve(self, request: AppendRequest, error: SwarmlogError | None) -> None:
         """Settle a request refused against committed state (``error``) or
@@ -565,7 +539,7 @@ class Committer:
             return
         if stored is not None:
             self._metrics.appends += 1
-            self._settle(request, stored[0] if request.single else stored)
+            self._settling.settle(request, stored[0] if request.single else stored)
             return
         if error is None:  # a version clash the cache did not foresee
             self._known.clear()
@@ -574,7 +548,7 @@ class Committer:
 
     def _fail(self, request: AppendRequest, error: BaseException) -> None:
         self._metrics.failed_appends += 1
-        self._settle_error(request, error)
+        self._settling.settle_error(request, error)
 
     def _stop_writer(self, cause: BaseException) -> WriterStoppedError:
         msg = (

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from swarmlog.actors.committer import run_callbacks
 from swarmlog.actors.messages import (
     DeleteProjectionSnapshot,
     Flush,
@@ -33,6 +32,7 @@ from swarmlog.actors.messages import (
     Wake,
 )
 from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
+from swarmlog.actors.settling import run_callbacks
 from swarmlog.schema.errors import StoreClosedError, SwarmlogError
 
 if TYPE_CHECKING:
