@@ -35,10 +35,13 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from swarmlog.actors.known_versions import KnownVersions
 from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
 from swarmlog.actors.reply import Room
+from swarmlog.actors.settling import Settlements, run_callbacks
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
+from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
     StorageError,
     StoreClosedError,
@@ -51,31 +54,20 @@ if TYPE_CHECKING:
 
     import pykka
 
-    from swarmlog.actors.messages import AppendRequest
+    from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.reply import Callbacks
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
     from swarmlog.actors.storage import (
         WriteStorage,
     )
 
-__all__ = ["Committer", "run_callbacks"]
+__all__ = ["Committer"]
 
 logger = logging.getLogger("swarmlog.writer")
 
 _CALM_APPENDS = 16  # appends in a row finding the writer idle before callers lead
 _LEADER_EXTRA = 1  # batches a leading caller commits after its own
-_KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
-_CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
-_CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
 _UNEXPECTED_LIMIT = 3  # unexpected failures in a row before the writer stops
-
-
-def run_callbacks(later: list[Callbacks | None]) -> None:
-    """Run done-callbacks that were held back while the turn was held (each
-    callback is guarded by its reply: nothing escapes)."""
-    for callbacks in later:
-        if callbacks is not None:
-            callbacks()
 
 
 def _closed_error() -> StoreClosedError:
@@ -86,12 +78,30 @@ class Committer:
     """The append queue and the one writing connection, behind one turn.
 
     Thread-safe entry points: :meth:`submit`, :attr:`turn`, :meth:`has_work`,
-    :attr:`tracked`, :meth:`shut`. Every other method needs the turn held
-    (``with committer.turn:``).
+    :attr:`tracked`, :meth:`expect_close`, :meth:`close`. Every other method
+    needs the turn held (``with committer.turn:``).
+
+    Its life, one method per step (``close`` twice is safe):
+
+    ====================  ===================  ================================
+    method                thread               step
+    ====================  ===================  ================================
+    :meth:`open`          writer, turn held    open the connection
+    :meth:`submit`        any                  queue appends; somebody commits
+    :meth:`stop`          writer, turn held    stop accepting appends (a fault)
+    :meth:`expect_close`  any (the store)      announce the store's shutdown
+    :meth:`close`         any; takes the turn  fail the queue, checkpoint the
+                                               WAL, close the connection
+    ====================  ===================  ================================
+
+    A :meth:`close` nobody announced is a writer that stopped under the
+    store: appends then raise ``WriterStoppedError``, not
+    ``StoreClosedError``.
 
     Args:
         open_storage: Opens the writing connection; called by the writer
-            actor's ``on_start`` (:meth:`open`), closed in its ``on_stop``.
+            actor's ``on_start`` (:meth:`open`), closed in its ``on_stop``
+            (:meth:`close`).
         dispatcher: Where committed pages go (when ``audience`` is present).
         audience: Whether anybody wants committed pages.
         notifier: Where ``error`` notifications go.
@@ -131,20 +141,17 @@ class Committer:
         self._max_batch = max_batch
         self._wake = wake
         self.on_commit = on_commit
-        self._on_settled = on_settled
-        self._settled = 0
+        self._settling = Settlements(on_settled)
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
-        self._checkpointing = False  # the turn is held for a WAL checkpoint
-        self._known: dict[str, tuple[str, int] | None] = {}
+        self._wal = WalUpkeep()
+        self._known = KnownVersions(self._load_aggregate)
         self._stopped: WriterStoppedError | None = None
         self._closed = False
-        self._retiring = False  # the store is shutting down (an expected stop)
-        self._txns_since_checkpoint = 0
+        self._close_expected = False  # the store is shutting down
         self._in_progress: list[AppendRequest] = []
         self._writing: Round | None = None  # a write whose outcome is pending
         self._written: Round | None = None  # written, not yet all settled
         self._unexpected = 0  # unexpected failures in a row
-        self._later: list[Callbacks | None] = []
         self._handoff: deque[Callbacks | None] = deque()  # for the writer to run
         self.tracked = TrackedReplies()  # reply futures told to the writer
         self._room = Room()
@@ -170,9 +177,10 @@ class Committer:
         """Why the writer stopped accepting appends (None: it did not)."""
         return self._stopped
 
-    def retire(self) -> None:
-        """Say that the coming stop is the store's shutdown (any thread)."""
-        self._retiring = True
+    def expect_close(self) -> None:
+        """Say that the coming :meth:`close` is the store's shutdown (any
+        thread)."""
+        self._close_expected = True
 
     # -- thread-safe -------------------------------------------------------
 
@@ -191,7 +199,7 @@ class Committer:
         would. With ``park`` (not on an event loop's thread), a whole batch
         waiting untaken blocks the caller until the writer takes it.
         """
-        if self._queue or (self.turn.locked() and not self._checkpointing):
+        if self._queue or (self.turn.locked() and not self._wal.checkpointing):
             self._calm = 0
         elif self._calm < _CALM_APPENDS:
             self._calm += 1
@@ -237,7 +245,7 @@ class Committer:
             # Done-callbacks never run on a committing caller: the writer
             # runs them. Whoever queued while we held the turn relies on us.
             self._handoff.extend(later)
-            if taken and (self._handoff or self._later or self.has_work()):
+            if taken and (self._handoff or self._settling.holding or self.has_work()):
                 self._wake()
         return True
 
@@ -260,12 +268,12 @@ class Committer:
             if callbacks is not None:
                 callbacks()
 
-    def shut(self) -> None:
-        """Close (any thread; takes the turn): see :meth:`close`. Requests
-        queued meanwhile fail too: nobody commits after this."""
+    def close(self) -> None:
+        """Close (any thread; takes the turn): see :meth:`_close_held`.
+        Requests queued meanwhile fail too: nobody commits after this."""
         while True:
             with self.turn:
-                later = self.close()
+                later = self._close_held()
             run_callbacks(later)
             self.run_handed_off()
             if not self._queue:
@@ -280,9 +288,7 @@ class Committer:
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
-        return bool(self._queue) or (
-            self._txns_since_checkpoint >= _CHECKPOINT_AFTER_TXNS and not self._closed
-        )
+        return bool(self._queue) or (self._wal.due and not self._closed)
 
     # -- turn held --------------------------------------------------------
 
@@ -326,8 +332,7 @@ class Committer:
             ):
                 raise
         self._room.make()
-        later, self._later = self._later, []
-        return later
+        return self._settling.take()
 
     def stop(self, cause: BaseException) -> list[Callbacks | None]:
         """Stop accepting appends; fail what is queued or in progress. Turn
@@ -343,9 +348,8 @@ class Committer:
         for request in pending:
             if not request.done():
                 self._fail(request, stopped)
-        self._release_settled()
-        later, self._later = self._later, []
-        return later
+        self._settling.release()
+        return self._settling.take()
 
     def _recover(self, error: BaseException) -> None:
         """Make the interrupted batch whole (see the module docstring)."""
@@ -368,47 +372,31 @@ class Committer:
                 self._fail(request, stopped)
         else:  # nothing of theirs was written: they go again, first
             self._queue.extendleft(reversed(left))
-        self._release_settled()
+        self._settling.release()
 
     def checkpoint_if_idle(self) -> None:
-        """Fold the WAL back when nobody waits for the writer. Turn held.
-
-        A WAL that keeps growing makes every commit slower, and a checkpoint
-        from another connection can never let it restart while commits keep
-        coming. So after enough commits, when the queue is empty (no caller
-        is waiting), a PASSIVE checkpoint runs on the writing connection; the
-        next transaction then restarts the WAL from its beginning. Under
-        sustained saturation it checkpoints anyway at a hard bound.
-        """
-        if self._closed or self._txns_since_checkpoint < _CHECKPOINT_AFTER_TXNS:
+        """Fold the WAL back when nobody waits for the writer (see
+        :mod:`swarmlog.actors.wal_upkeep`). Turn held."""
+        if self._closed or self._storage is None or self._stopped is not None:
             return
-        if self._storage is None or self._stopped is not None:
-            return
-        if not self._queue or self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
-            self._txns_since_checkpoint = 0
-            self._checkpointing = True
-            try:
-                self._storage.checkpoint_passive()
-            except Exception:  # an optimisation: never a reason to stop
-                logger.exception("idle WAL checkpoint failed")
-            finally:
-                self._checkpointing = False
+        self._wal.checkpoint_if_due(self._storage, busy=bool(self._queue))
 
-    def close(self) -> list[Callbacks | None]:
+    def _close_held(self) -> list[Callbacks | None]:
         """Fail what is queued; the first time, also checkpoint the WAL into
         the database file and close the connection. Later submissions
-        fail. Turn held. A stop the store did not ask for (``retire``)
-        stops the writer: appends then raise ``WriterStoppedError``.
+        fail. Turn held. A close the store did not announce
+        (:meth:`expect_close`) stops the writer: appends then raise
+        ``WriterStoppedError``.
 
         Returns:
             Done-callbacks to run after letting go of the turn.
         """
-        if not self._retiring and self._stopped is None:
+        if not self._close_expected and self._stopped is None:
             self._stop_writer(RuntimeError("the writer actor stopped"))
         refusal = self._stopped or _closed_error()
         while self._queue:
-            self._settle_error(self._queue.popleft(), refusal)
-        self._release_settled()
+            self._settling.settle_error(self._queue.popleft(), refusal)
+        self._settling.release()
         self._room.make(force=True)
         if not self._closed:
             self._closed = True
@@ -419,8 +407,7 @@ class Committer:
                         storage.checkpoint()
                 finally:
                     storage.close()
-        later, self._later = self._later, []
-        return later
+        return self._settling.take()
 
     # -- one transaction ----------------------------------------------------
 
@@ -434,9 +421,8 @@ class Committer:
                     self._fail(request, refusal)
                 continue
             rounds.extendleft(reversed(self._commit_round(group)))
-        self._release_settled()
-        self._txns_since_checkpoint += 1
-        if self._txns_since_checkpoint >= _CHECKPOINT_FORCED_TXNS:
+        self._settling.release()
+        if self._wal.committed():
             self.checkpoint_if_idle()
 
     def _refusal(self) -> SwarmlogError | None:
@@ -457,7 +443,7 @@ class Committer:
             The groups to commit next, in order (empty when all were settled).
         """
         round_ = Round(self._head.position)
-        committed = self._known_state
+        committed = self._known.state
         rest: list[AppendRequest] = []
         for index, request in enumerate(requests):
             refusal = plan_request(request, round_, committed)
@@ -504,25 +490,14 @@ class Committer:
         self._written = None
         return after
 
-    def _known_state(self, aggregate_id: str) -> tuple[str, int] | None:
-        try:
-            return self._known[aggregate_id]
-        except KeyError:
-            pass
+    def _load_aggregate(self, aggregate_id: str) -> tuple[str, int] | None:
         assert self._storage is not None
-        state = self._storage.aggregate(aggregate_id)
-        if len(self._known) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known[aggregate_id] = state
-        return state
+        return self._storage.aggregate(aggregate_id)
 
     def _committed(self, round_: Round) -> None:
         """Publish a committed round, then settle it. Idempotent (an
         interrupted publication is finished by :meth:`_recover`)."""
-        tentative = round_.tentative  # (idempotent up to the page)
-        if len(self._known) + len(tentative) >= _KNOWN_LIMIT:
-            self._known.clear()
-        self._known.update(tentative)
+        self._known.update(round_.tentative)  # (idempotent up to the page)
         self._head.position = round_.position
         if not round_.published:
             round_.published = True
@@ -542,7 +517,7 @@ class Committer:
         for request, end in zip(round_.requests, round_.ends, strict=True):
             if not request.done():
                 value = events[end - 1] if request.single else events[start:end]
-                self._settle(request, value)
+                self._settling.settle(request, value)
             start = end
         if self.on_commit is not None:
             try:
@@ -551,20 +526,6 @@ class Committer:
                 logger.exception("commit hook failed")
 
     # -- settling -------------------------------------------------------------
-
-    def _settle(self, request: AppendRequest, value: Any) -> None:
-        # One statement: an interrupt cannot fall between settling, keeping
-        # the callbacks and counting the in-flight slot to release.
-        self._settled += request.settle_into(self._later, value=value)
-
-    def _settle_error(self, request: AppendRequest, error: BaseException) -> None:
-        self._settled += request.settle_into(self._later, error=error)
-
-    def _release_settled(self) -> None:
-        """Tell the in-flight limit how many requests settled since last."""
-        settled, self._settled = self._settled, 0
-        if settled and self._on_settled is not None:
-            self._on_settled(settled)
 
     def _resolve(self, request: AppendRequest, error: SwarmlogError | None) -> None:
         """Settle a request refused against committed state (``error``) or
@@ -578,7 +539,7 @@ class Committer:
             return
         if stored is not None:
             self._metrics.appends += 1
-            self._settle(request, stored[0] if request.single else stored)
+            self._settling.settle(request, stored[0] if request.single else stored)
             return
         if error is None:  # a version clash the cache did not foresee
             self._known.clear()
@@ -587,7 +548,7 @@ class Committer:
 
     def _fail(self, request: AppendRequest, error: BaseException) -> None:
         self._metrics.failed_appends += 1
-        self._settle_error(request, error)
+        self._settling.settle_error(request, error)
 
     def _stop_writer(self, cause: BaseException) -> WriterStoppedError:
         msg = (

@@ -1,9 +1,10 @@
 """Messages between the actors: small, immutable, slotted.
 
-Imperative names (``AppendRequest``, ``DeliverPage``) like pykka's own
+Imperative names (``DeliverPage``, ``SaveSnapshot``) like pykka's own
 ``messages`` module. Replies travel in a ``concurrent.futures.Future`` the
 sender made (never a pykka ``ask`` inside the actor graph), or back as a
-message to the sender's actor.
+message to the sender's actor. An append is not a message: it is queued on
+the committer (:mod:`swarmlog.actors.append_request`).
 """
 
 from __future__ import annotations
@@ -12,63 +13,34 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from swarmlog.actors.reply import Reply
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     import pykka
 
     from swarmlog.actors.storage import (
-        CheckpointRecord,
+        ProjectionSnapshotRecord,
         SnapshotRecord,
         WriteStorage,
     )
-    from swarmlog.schema.codec import PreparedEvent
-    from swarmlog.schema.envelope import Event, ExpectedVersion
+    from swarmlog.schema.envelope import Event
 
 __all__ = [
     "WAKE",
-    "AppendRequest",
-    "CheckpointSaved",
-    "DeleteCheckpoint",
+    "DeleteProjectionSnapshot",
     "DeliverPage",
     "Flush",
     "Notify",
+    "ProjectionSnapshotSaved",
     "RunWrite",
-    "SaveCheckpoint",
+    "SaveProjectionSnapshot",
     "SaveSnapshot",
     "Subscribe",
     "TrackedReplies",
     "Unsubscribe",
     "Wake",
 ]
-
-
-class AppendRequest(Reply[Any]):
-    """Store these events atomically; after COMMIT settle with the stored
-    events (with the one stored event when ``single``).
-
-    The request is its own reply (one object per append, not three: at
-    tens of thousands of appends in flight every allocation shows). Queued
-    on the :class:`~swarmlog.actors.committer.Committer`, not told to an
-    actor: whoever holds the committer's turn commits it.
-    """
-
-    __slots__ = ("expected", "prepared", "single")
-
-    def __init__(
-        self,
-        prepared: tuple[PreparedEvent, ...],
-        expected: ExpectedVersion | Mapping[str, ExpectedVersion],
-        *,
-        single: bool = False,
-    ) -> None:
-        super().__init__()
-        self.prepared = prepared
-        self.expected = expected
-        self.single = single
 
 
 class Wake:
@@ -91,16 +63,16 @@ class SaveSnapshot:
         self.future = future
 
 
-class SaveCheckpoint:
-    """Store a projection checkpoint; tell ``reply_to`` a
-    :class:`CheckpointSaved` when done."""
+class SaveProjectionSnapshot:
+    """Store a projection snapshot; tell ``reply_to`` a
+    :class:`ProjectionSnapshotSaved` when done."""
 
     __slots__ = ("name", "record", "reply_to")
 
     def __init__(
         self,
         name: str,
-        record: CheckpointRecord,
+        record: ProjectionSnapshotRecord,
         reply_to: pykka.ActorRef[Any] | None,
     ) -> None:
         self.name = name
@@ -108,8 +80,8 @@ class SaveCheckpoint:
         self.reply_to = reply_to
 
 
-class CheckpointSaved:
-    """The writer stored a projection checkpoint (or failed: ``error``)."""
+class ProjectionSnapshotSaved:
+    """The writer stored a projection snapshot (or failed: ``error``)."""
 
     __slots__ = ("error", "position")
 
@@ -118,8 +90,8 @@ class CheckpointSaved:
         self.error = error
 
 
-class DeleteCheckpoint:
-    """Forget a projection's checkpoint."""
+class DeleteProjectionSnapshot:
+    """Forget a projection's snapshot."""
 
     __slots__ = ("future", "name")
 

@@ -32,7 +32,7 @@ from swarmlog.schema.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from swarmlog.actors.messages import AppendRequest
+    from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.storage import EventRow, WriteStorage
     from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event, ExpectedVersion

@@ -10,7 +10,7 @@ event, whatever the interleaving of concurrent appends.
 
 Every ``snapshot_every`` live events it encodes its model on its own thread
 and tells the writer to store it (one-way; the acknowledgement comes back as
-a :class:`CheckpointSaved` message). Queries and waits that need a position
+a :class:`ProjectionSnapshotSaved` message). Queries and waits that need a position
 it has not reached are parked and answered as soon as it gets there: its
 thread never blocks on anyone.
 """
@@ -28,10 +28,10 @@ import msgspec
 import pykka
 
 from swarmlog.actors.messages import (
-    CheckpointSaved,
     DeliverPage,
     Notify,
-    SaveCheckpoint,
+    ProjectionSnapshotSaved,
+    SaveProjectionSnapshot,
     Subscribe,
 )
 from swarmlog.actors.projection import DeadLetter
@@ -45,7 +45,7 @@ from swarmlog.actors.projection_messages import (
     WaitFor,
 )
 from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
-from swarmlog.actors.storage import CheckpointRecord
+from swarmlog.actors.storage import ProjectionSnapshotRecord
 from swarmlog.schema.errors import ProjectionFailedError, ProjectionStateError
 
 if TYPE_CHECKING:
@@ -133,16 +133,16 @@ class ProjectionActor(FastInboxActor):
         engine.thread = threading.current_thread()
         engine.head = self._head
         engine.progress.failure = None
-        self._restore_checkpoint()
+        self._restore_snapshot()
         engine.progress.status = "catching-up"
         if self._dispatcher is not None:
             self._dispatcher.tell(Subscribe(self.actor_ref))
         self.actor_ref.tell(CatchUpStep())
 
-    def _restore_checkpoint(self) -> None:
+    def _restore_snapshot(self) -> None:
         projection = self._projection
         engine = self._engine
-        record = self._reader.load_checkpoint(projection.name)
+        record = self._reader.load_projection_snapshot(projection.name)
         if record is None or record.state_version != projection.state_version:
             return
         try:
@@ -224,8 +224,8 @@ class ProjectionActor(FastInboxActor):
             self._park(message)
         elif isinstance(message, CatchUpStep):
             self._catch_up_step()
-        elif isinstance(message, CheckpointSaved):
-            self._checkpoint_saved(message)
+        elif isinstance(message, ProjectionSnapshotSaved):
+            self._snapshot_saved(message)
         elif isinstance(message, Rebuild):
             self._rebuild_start(message)
         elif isinstance(message, RebuildStep):
@@ -396,17 +396,19 @@ class ProjectionActor(FastInboxActor):
         except BaseException:  # user code: a guard for everything
             logger.exception("projection %r: snapshot failed", projection.name)
             return False
-        record = CheckpointRecord(
+        record = ProjectionSnapshotRecord(
             engine.progress.position, projection.state_version, blob
         )
         self._snapshot_requested = engine.progress.position
         try:
-            self._writer.tell(SaveCheckpoint(projection.name, record, self.actor_ref))
+            self._writer.tell(
+                SaveProjectionSnapshot(projection.name, record, self.actor_ref)
+            )
         except pykka.ActorDeadError:
             return False
         return True
 
-    def _checkpoint_saved(self, message: CheckpointSaved) -> None:
+    def _snapshot_saved(self, message: ProjectionSnapshotSaved) -> None:
         if message.error is None:
             self._engine.progress.snapshot_position = max(
                 self._engine.progress.snapshot_position, message.position

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from swarmlog.actors import runtime
-from swarmlog.actors.messages import DeleteCheckpoint
+from swarmlog.actors.messages import DeleteProjectionSnapshot
 from swarmlog.actors.projection_actor import ProjectionActor
 from swarmlog.actors.projection_messages import Finalize
 from swarmlog.actors.runtime import in_engine_thread, stop_bounded
@@ -174,7 +174,7 @@ class ProjectionHost:
                 writer = None
         if writer is not None:
             future: Future[None] = Future()
-            writer.tell(DeleteCheckpoint(projection.name, future))
+            writer.tell(DeleteProjectionSnapshot(projection.name, future))
             future.result(runtime.STOP_TIMEOUT)
         projection.reset_state()
         projection._engine.clear_progress()

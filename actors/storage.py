@@ -3,7 +3,7 @@
 The writer, dispatcher and projections speak only these two protocols, never
 SQL. ``swarmlog.actors.sqlite.storage`` implements them on SQLite; a
 PostgreSQL backend would implement the same (append a batch, read a stream,
-read all from a position, head, snapshots, projection checkpoints).
+read all from a position, head, snapshots, projection snapshots).
 
 Rows are plain tuples in :data:`swarmlog.schema.codec.EVENT_COLUMNS` order, so
 the writer binds them without building objects.
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from swarmlog.schema.envelope import Event
 
 __all__ = [
-    "CheckpointRecord",
     "EventQuery",
     "LineageRecord",
+    "ProjectionSnapshotRecord",
     "ReadStorage",
     "RequestConflict",
     "SnapshotRecord",
@@ -78,8 +78,8 @@ class SnapshotRecord(msgspec.Struct, frozen=True):
     timestamp: int
 
 
-class CheckpointRecord(msgspec.Struct, frozen=True):
-    """A stored projection checkpoint: its state as of ``position``."""
+class ProjectionSnapshotRecord(msgspec.Struct, frozen=True):
+    """A stored projection snapshot: its state as of ``position``."""
 
     position: int
     state_version: int
@@ -141,12 +141,14 @@ class WriteStorage(Protocol):
         """Store an aggregate snapshot unless a higher version is stored."""
         ...
 
-    def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
-        """Store a projection checkpoint, replacing the previous one."""
+    def save_projection_snapshot(
+        self, name: str, record: ProjectionSnapshotRecord
+    ) -> None:
+        """Store a projection snapshot, replacing the previous one."""
         ...
 
-    def delete_checkpoint(self, name: str) -> None:
-        """Forget a projection's checkpoint (it will rebuild)."""
+    def delete_projection_snapshot(self, name: str) -> None:
+        """Forget a projection's snapshot (it will rebuild)."""
         ...
 
     def save_subscription(self, name: str, position: int) -> None:
@@ -228,8 +230,8 @@ class ReadStorage(Protocol):
         """The stored snapshot of an aggregate, or None."""
         ...
 
-    def load_checkpoint(self, name: str) -> CheckpointRecord | None:
-        """A projection's stored checkpoint, or None."""
+    def load_projection_snapshot(self, name: str) -> ProjectionSnapshotRecord | None:
+        """A projection's stored snapshot, or None."""
         ...
 
     def load_subscription(self, name: str) -> int | None:

@@ -3,9 +3,9 @@
 All writes go through one :class:`~swarmlog.actors.committer.Committer`,
 serialised by its turn. This actor owns the connection's life: ``on_start``
 opens it (an error there reaches ``EventStore.initialize()`` through the
-``started`` future) and ``on_stop`` fails what is queued, checkpoints and
-closes it. It commits every append (a whole queue-depth batch per
-transaction) and stores snapshots and projection checkpoints.
+``started`` future) and ``on_stop`` fails what is queued, checkpoints the WAL
+and closes it. It commits every append (a whole queue-depth batch per
+transaction) and stores aggregate and projection snapshots.
 
 Nothing raised here may escape to pykka: an exception escaping
 ``on_receive`` would stop the actor, and a ``BaseException`` would make
@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from swarmlog.actors.committer import run_callbacks
 from swarmlog.actors.messages import (
-    CheckpointSaved,
-    DeleteCheckpoint,
+    DeleteProjectionSnapshot,
     Flush,
+    ProjectionSnapshotSaved,
     RunWrite,
-    SaveCheckpoint,
+    SaveProjectionSnapshot,
     SaveSnapshot,
     Wake,
 )
 from swarmlog.actors.runtime import FastInboxActor, mark_engine_thread
+from swarmlog.actors.settling import run_callbacks
 from swarmlog.schema.errors import StoreClosedError, SwarmlogError
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ logger = logging.getLogger("swarmlog.writer")
 
 
 class WriterActor(FastInboxActor):
-    """Commits queued appends and stores snapshots and checkpoints.
+    """Commits queued appends and stores aggregate and projection snapshots.
 
     Runs on its own thread; takes the committer's turn for each message.
 
@@ -82,7 +82,7 @@ class WriterActor(FastInboxActor):
         """Fail anything still queued or awaited, checkpoint the WAL into the
         database file and close."""
         try:
-            self._committer.shut()
+            self._committer.close()
         finally:
             committer = self._committer
             committer.tracked.fail(
@@ -129,19 +129,21 @@ class WriterActor(FastInboxActor):
             later = committer.commit_queued()
             _settle(message.future, None)
             return later
-        if isinstance(message, SaveCheckpoint):
+        if isinstance(message, SaveProjectionSnapshot):
             error: BaseException | None = None
             try:
                 name, record = message.name, message.record
-                committer.write(lambda storage: storage.save_checkpoint(name, record))
+                committer.write(
+                    lambda storage: storage.save_projection_snapshot(name, record)
+                )
             except BaseException as failure:
                 error = _reported(failure)
             if message.reply_to is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
                     message.reply_to.tell(
-                        CheckpointSaved(message.record.position, error)
+                        ProjectionSnapshotSaved(message.record.position, error)
                     )
-        elif isinstance(message, SaveSnapshot | DeleteCheckpoint | RunWrite):
+        elif isinstance(message, SaveSnapshot | DeleteProjectionSnapshot | RunWrite):
             try:
                 committer.write(_write_of(message))
             except BaseException as failure:
@@ -152,7 +154,7 @@ class WriterActor(FastInboxActor):
 
 
 def _write_of(
-    message: SaveSnapshot | DeleteCheckpoint | RunWrite,
+    message: SaveSnapshot | DeleteProjectionSnapshot | RunWrite,
 ) -> Callable[[WriteStorage], None]:
     if isinstance(message, RunWrite):
         return message.function
@@ -160,7 +162,7 @@ def _write_of(
         record = message.record
         return lambda storage: storage.save_snapshot(record)
     name = message.name
-    return lambda storage: storage.delete_checkpoint(name)
+    return lambda storage: storage.delete_projection_snapshot(name)
 
 
 def _settle(future: Future[None], error: BaseException | None) -> None:

@@ -88,6 +88,8 @@ SCHEMA: Final = (
         timestamp INTEGER NOT NULL
     )
     """,
+    # Projection snapshots. The table keeps its old name: renaming it would
+    # need a file-format migration for no user gain.
     """
     CREATE TABLE IF NOT EXISTS projection_checkpoints (
         name TEXT PRIMARY KEY,
@@ -186,7 +188,7 @@ SELECT_SNAPSHOT: Final = (
     "SELECT aggregate_id, aggregate_type, version, state, timestamp "
     "FROM snapshots WHERE aggregate_id = ?"
 )
-UPSERT_CHECKPOINT: Final = """
+UPSERT_PROJECTION_SNAPSHOT: Final = """
     INSERT INTO projection_checkpoints
         (name, position, state_version, state, updated_at)
     VALUES (?, ?, ?, ?, ?)
@@ -196,10 +198,10 @@ UPSERT_CHECKPOINT: Final = """
         state = excluded.state,
         updated_at = excluded.updated_at
 """
-SELECT_CHECKPOINT: Final = (
+SELECT_PROJECTION_SNAPSHOT: Final = (
     "SELECT position, state_version, state FROM projection_checkpoints WHERE name = ?"
 )
-DELETE_CHECKPOINT: Final = "DELETE FROM projection_checkpoints WHERE name = ?"
+DELETE_PROJECTION_SNAPSHOT: Final = "DELETE FROM projection_checkpoints WHERE name = ?"
 SELECT_LINEAGE: Final = (
     "SELECT source, position, forked_at FROM lineage ORDER BY generation"
 )
@@ -268,7 +270,7 @@ SELECT_CORRELATED: Final = (
 # Fork (actors/sqlite/fork.py): the target is a new store file with the source
 # attached read-only as `source`; one transaction, so every read sees one
 # snapshot of the source. A snapshot is kept when its version was reached at
-# or before the fork's position; a projection checkpoint when its position is.
+# or before the fork's position; a projection snapshot when its position is.
 FORK_HEAD: Final = "SELECT coalesce(max(position), 0) FROM source.events"
 FORK_EVENTS: Final = (
     f"INSERT INTO main.events ({INSERT_COLUMNS}) "
@@ -286,7 +288,7 @@ FORK_SNAPSHOTS: Final = """
             AND e.position <= ?
     )
 """
-FORK_CHECKPOINTS: Final = """
+FORK_PROJECTION_SNAPSHOTS: Final = """
     INSERT INTO main.projection_checkpoints
         (name, position, state_version, state, updated_at)
     SELECT name, position, state_version, state, updated_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from swarmlog.actors.messages import AppendRequest
+from swarmlog.actors.append_request import AppendRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator

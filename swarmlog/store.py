@@ -32,10 +32,8 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from swarmlog.actors import runtime
-from swarmlog.actors.messages import (
-    AppendRequest,
-    Notify,
-)
+from swarmlog.actors.append_request import AppendRequest
+from swarmlog.actors.messages import Notify
 from swarmlog.actors.notifier import Listeners
 from swarmlog.actors.projection_host import ProjectionHost
 from swarmlog.actors.reply import callback_errors

@@ -23,8 +23,8 @@ from swarmlog.validation import check_expected
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.committer import Committer
-    from swarmlog.actors.messages import AppendRequest
     from swarmlog.config import EventStoreConfig
     from swarmlog.schema.codec import PreparedEvent
     from swarmlog.schema.envelope import Event

@@ -190,7 +190,7 @@ class StoreWiring:
             self.follower.stop()
             self.follower = None
         if self.committer is not None:
-            self.committer.retire()  # the writer's stop is expected now
+            self.committer.expect_close()  # the writer's stop is expected now
         for attr in ("dispatcher", "writer", "notifier"):
             ref = getattr(self, attr)
             if ref is not None:
@@ -198,7 +198,7 @@ class StoreWiring:
                 setattr(self, attr, None)
         committer, self.committer = self.committer, None
         if committer is not None:  # closed by the writer's on_stop, unless
-            committer.shut()  # the writer never started
+            committer.close()  # the writer never started
         if self.reader is not None:
             self.reader.close()
             self.reader = None
@@ -255,7 +255,7 @@ class StoreWiring:
             # Stopped under our feet: nobody will commit; fail the queue.
             committer = self.committer
             if committer is not None:
-                committer.shut()
+                committer.close()
 
     def ask_writer(self, message: Any, future: Future[None]) -> None:
         """Tell the writer ``message`` and wait (bounded) for ``future``."""

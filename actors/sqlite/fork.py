@@ -3,7 +3,7 @@
 A fork is a new store file holding the source's events ``1..position``
 byte for byte (same ids, positions, versions, timestamps, envelopes), the
 aggregate snapshots whose version was reached at or before that position,
-the projection checkpoints taken at or before it, the durable subscription
+the projection snapshots taken at or before it, the durable subscription
 positions at or before it (a later one is dropped: the fork lacks events
 that subscriber handled), and the source's lineage
 plus one row naming the source and the position.
@@ -138,7 +138,7 @@ def _transfer(conn: sqlite3.Connection, source: str, at_position: int | None) ->
         raise InvalidQueryError(msg)
     conn.execute(sql.FORK_EVENTS, (position,))
     conn.execute(sql.FORK_SNAPSHOTS, (position,))
-    conn.execute(sql.FORK_CHECKPOINTS, (position,))
+    conn.execute(sql.FORK_PROJECTION_SNAPSHOTS, (position,))
     conn.execute(sql.FORK_SUBSCRIPTIONS, (position,))
     conn.execute(sql.FORK_LINEAGE)
     conn.execute(sql.ADD_LINEAGE, (source, position, to_micros(utc_now())))

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.actors.sqlite.backfill import backfill_links
 from swarmlog.actors.storage import (
-    CheckpointRecord,
     CommitUnknownError,
     EventQuery,
     LineageRecord,
+    ProjectionSnapshotRecord,
     RequestConflict,
     SnapshotRecord,
     StorageStats,
@@ -375,8 +375,10 @@ class SQLiteWriteStorage:
         )
         self._write_one(sql.UPSERT_SNAPSHOT, params, "save snapshot")
 
-    def save_checkpoint(self, name: str, record: CheckpointRecord) -> None:
-        """Store a projection checkpoint."""
+    def save_projection_snapshot(
+        self, name: str, record: ProjectionSnapshotRecord
+    ) -> None:
+        """Store a projection snapshot."""
         params = (
             name,
             record.position,
@@ -384,11 +386,15 @@ class SQLiteWriteStorage:
             record.state,
             to_micros(utc_now()),
         )
-        self._write_one(sql.UPSERT_CHECKPOINT, params, "save projection checkpoint")
+        self._write_one(
+            sql.UPSERT_PROJECTION_SNAPSHOT, params, "save projection snapshot"
+        )
 
-    def delete_checkpoint(self, name: str) -> None:
-        """Forget a projection checkpoint."""
-        self._write_one(sql.DELETE_CHECKPOINT, (name,), "delete projection checkpoint")
+    def delete_projection_snapshot(self, name: str) -> None:
+        """Forget a projection snapshot."""
+        self._write_one(
+            sql.DELETE_PROJECTION_SNAPSHOT, (name,), "delete projection snapshot"
+        )
 
     # -- durable subscriptions
     def save_subscription(self, name: str, position: int) -> None:
@@ -575,10 +581,10 @@ class SQLiteReadStorage:
         rows = self._rows(sql.SELECT_SNAPSHOT, (aggregate_id,))
         return SnapshotRecord(*rows[0]) if rows else None
 
-    def load_checkpoint(self, name: str) -> CheckpointRecord | None:
-        """A projection's stored checkpoint."""
-        rows = self._rows(sql.SELECT_CHECKPOINT, (name,))
-        return CheckpointRecord(*rows[0]) if rows else None
+    def load_projection_snapshot(self, name: str) -> ProjectionSnapshotRecord | None:
+        """A projection's stored snapshot."""
+        rows = self._rows(sql.SELECT_PROJECTION_SNAPSHOT, (name,))
+        return ProjectionSnapshotRecord(*rows[0]) if rows else None
 
     def load_subscription(self, name: str) -> int | None:
         """A subscription's stored position, or None."""

@@ -199,7 +199,7 @@ def settle(projections: Sequence[Any], timeout: float = 30.0) -> None:
 
     On a read-only store a projection catches up to the head as of the
     store's opening and then goes ``live``; its position can reach that
-    head (from a checkpoint) a moment before its status says so. Waiting
+    head (from its snapshot) a moment before its status says so. Waiting
     for ``store.head_position`` instead could wait in vain: that reads the
     file's head, which another process may keep moving.
     """

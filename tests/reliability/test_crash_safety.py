@@ -184,7 +184,7 @@ def _fail_on_child_errors(records: list[dict[str, Any]], context: str) -> None:
     assert not errors, f"{context}: the child reported errors: {errors[:5]}"
 
 
-def _checkpoint_position(path: str) -> int:
+def _projection_snapshot_position(path: str) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = conn.execute(
@@ -255,7 +255,7 @@ def verify_store(path: str, synchronous: str, history: History, context: str) ->
             assert version <= snapshot.version <= len(streams[aggregate]), context
             assert snapshot.state == {"v": snapshot.version}, context
 
-        restored_from = _checkpoint_position(path)
+        restored_from = _projection_snapshot_position(path)
         if 0 < restored_from < head:
             history.rounds_with_restore += 1
         tally = TallyProjection(store).initialize()

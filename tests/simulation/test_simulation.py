@@ -129,7 +129,7 @@ class TestEngineProof:
         self, report: SimulationReport
     ) -> None:
         """Another (read-only) store on the file, replaying from position 0
-        and restoring from checkpoints, reaches the same read models."""
+        and restoring from projection snapshots, reaches the same read models."""
         with EventStore(report.db_path, read_only=True) as store:
             memory_ids = {
                 e.aggregate_id for e in store.get_events_by_type("memory:stored")

@@ -113,11 +113,11 @@ class TestContent:
         self, store: EventStore, tmp_path: Path
     ) -> None:
         """The fork's read models are the source's as of the position, even
-        with projection checkpoints taken before and after it."""
+        with projection snapshots taken before and after it."""
         _fill(store, agents=4)
         live = AgentStateProjection(store).initialize()
         live.wait_for(store.head_position)
-        live.stop()  # leaves its checkpoint at the head
+        live.stop()  # leaves its snapshot at the head
         with store.fork(tmp_path / "fork.db", at_position=7) as forked:
             assert diff_read_models(store, forked, at_a=7).equal
             projection = AgentStateProjection(forked).initialize()
@@ -303,7 +303,9 @@ class TestRefusals:
         from swarmlog.schema import sql
 
         _fill(store)
-        monkeypatch.setattr(sql, "FORK_CHECKPOINTS", "INSERT INTO nowhere VALUES (1)")
+        monkeypatch.setattr(
+            sql, "FORK_PROJECTION_SNAPSHOTS", "INSERT INTO nowhere VALUES (1)"
+        )
         target = tmp_path / "fork.db"
         with pytest.raises(StorageError, match="nowhere"):
             store.fork(target)

@@ -47,7 +47,7 @@ def stats(
         bool,
         typer.Option(
             "--projections/--no-projections",
-            help="Run the built-in projections (restored from their checkpoints).",
+            help="Run the built-in projections (restored from their snapshots).",
         ),
     ] = True,
 ) -> None:

@@ -1,0 +1,59 @@
+"""KnownVersions: the committer's cache of committed aggregate versions.
+
+Planning a round needs each aggregate's committed (type, version); the
+cache answers from memory what this writer committed or read before, and
+asks the writing connection only on a miss. It restarts (empties) when it
+grows past a bound, and is emptied when a version clash shows it stale.
+
+Runs with the :class:`~swarmlog.actors.committer.Committer`'s turn held.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from swarmlog.actors.planning import AggregateState
+
+__all__ = ["KnownVersions"]
+
+_KNOWN_LIMIT = 262_144  # aggregate versions cached before the cache restarts
+
+
+class KnownVersions:
+    """Committed aggregate states, cached. Turn held.
+
+    Args:
+        load: Reads an aggregate's committed state from the writing
+            connection (None: it has no events).
+    """
+
+    __slots__ = ("_known", "_load")
+
+    def __init__(self, load: Callable[[str], AggregateState | None]) -> None:
+        self._known: dict[str, AggregateState | None] = {}
+        self._load = load
+
+    def state(self, aggregate_id: str) -> AggregateState | None:
+        """The committed state of ``aggregate_id`` (None: no events)."""
+        try:
+            return self._known[aggregate_id]
+        except KeyError:
+            pass
+        state = self._load(aggregate_id)
+        if len(self._known) >= _KNOWN_LIMIT:
+            self._known.clear()
+        self._known[aggregate_id] = state
+        return state
+
+    def update(self, committed: Mapping[str, AggregateState]) -> None:
+        """Remember the states a round just committed."""
+        if len(self._known) + len(committed) >= _KNOWN_LIMIT:
+            self._known.clear()
+        self._known.update(committed)
+
+    def clear(self) -> None:
+        """Forget everything (a clash showed the cache stale)."""
+        self._known.clear()

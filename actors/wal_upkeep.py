@@ -1,0 +1,63 @@
+"""WalUpkeep: when the committer folds the WAL back on its own connection.
+
+A WAL that keeps growing makes every commit slower, and a checkpoint from
+another connection (the checkpointer thread) can never let it restart while
+commits keep coming. So after enough commits, when nobody waits for the
+writer, a PASSIVE checkpoint runs on the writing connection; the next
+transaction then restarts the WAL from its beginning. Under sustained
+saturation it checkpoints anyway at a hard bound.
+
+Runs with the :class:`~swarmlog.actors.committer.Committer`'s turn held.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from swarmlog.actors.storage import WriteStorage
+
+__all__ = ["WalUpkeep"]
+
+logger = logging.getLogger("swarmlog.writer")
+
+_CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
+_CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
+
+
+class WalUpkeep:
+    """Counts commits and runs the idle-time WAL checkpoint. Turn held,
+    except :attr:`checkpointing` (read from any thread)."""
+
+    __slots__ = ("_txns", "checkpointing")
+
+    def __init__(self) -> None:
+        self.checkpointing = False  # the turn is held for a WAL checkpoint
+        self._txns = 0  # commits since the last checkpoint
+
+    @property
+    def due(self) -> bool:
+        """Whether an idle-time checkpoint is due."""
+        return self._txns >= _CHECKPOINT_AFTER_TXNS
+
+    def committed(self) -> bool:
+        """Count one commit. Returns whether a checkpoint is forced now."""
+        self._txns += 1
+        return self._txns >= _CHECKPOINT_FORCED_TXNS
+
+    def checkpoint_if_due(self, storage: WriteStorage, *, busy: bool) -> None:
+        """Run a PASSIVE checkpoint on ``storage`` if one is due and nobody
+        waits (not ``busy``), or if one is forced. Never raises."""
+        if self._txns < _CHECKPOINT_AFTER_TXNS:
+            return
+        if busy and self._txns < _CHECKPOINT_FORCED_TXNS:
+            return
+        self._txns = 0
+        self.checkpointing = True
+        try:
+            storage.checkpoint_passive()
+        except Exception:  # an optimisation: never a reason to stop
+            logger.exception("idle WAL checkpoint failed")
+        finally:
+            self.checkpointing = False
