@@ -27,11 +27,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from swarmlog.actors.runtime import in_engine_thread
 from swarmlog.schema.errors import EngineThreadWaitError
 from swarmlog.schema.subscription_errors import (
     SubscriptionActiveError,
     SubscriptionStoppedError,
     SubscriptionTimeoutError,
+    SubscriptionWriteTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -41,14 +43,21 @@ if TYPE_CHECKING:
     from swarmlog.actors.storage import ReadStorage, WriteStorage
     from swarmlog.schema.envelope import Event
 
-__all__ = ["PAGE_SIZE", "Owner", "SubscriptionHub", "SubscriptionRunner"]
+__all__ = [
+    "PAGE_SIZE",
+    "WRITE_TIMEOUT",
+    "Owner",
+    "SubscriptionHub",
+    "SubscriptionRunner",
+    "await_write",
+]
 
 logger = logging.getLogger("swarmlog.subscriptions")
 
 PAGE_SIZE: Final = 500  # events read per reader call (bounded memory)
 _IDLE_WAIT: Final = 5.0  # seconds: a guard against a missed wake-up, not a poll
 _MAX_DELAY: Final = 5.0  # seconds: the longest back-off between handler attempts
-_WRITE_TIMEOUT: Final = 60.0  # seconds a position write may take (a hang guard)
+WRITE_TIMEOUT: Final = 60.0  # seconds a position write may take (a hang guard)
 _STOP_TIMEOUT: Final = 30.0  # seconds stop() waits for a handler in progress
 
 
@@ -69,6 +78,11 @@ class Owner:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop it, wait (at most ``timeout`` seconds) and free its name.
         Never raises."""
+
+    def orphan(self) -> None:
+        """Mark it stopped in a forked child (the child's only thread): its
+        thread stayed in the parent. Takes no lock a parent thread held."""
+        self.status = "stopped"
 
 
 class SubscriptionHub:
@@ -139,7 +153,7 @@ class SubscriptionHub:
         for or locked (a parent thread may have held a lock at the fork)."""
         self._lock = threading.Lock()
         for owner in self._owners:
-            owner.status = "stopped"
+            owner.orphan()
         self._live = {}
         self._owners = ()
 
@@ -201,17 +215,34 @@ class SubscriptionRunner(Owner):
         self._stop.set()
         self._wake.set()
 
-    def stop(self, timeout: float = _STOP_TIMEOUT) -> None:
+    def orphan(self) -> None:
+        """In a forked child: stopped, with a fresh condition (a parent
+        thread may have held the old one at the fork)."""
+        self._changed = threading.Condition()
+        if self.status == "running":
+            self.status = "stopped"
+
+    def stop(self, timeout: float | None = None) -> None:
         """Stop after the event in progress, wait (at most ``timeout``
         seconds) for the thread and free the name. Idempotent; never
-        raises."""
+        raises.
+
+        From its own handler, or from an engine thread (a done-callback, a
+        listener, a projection handler: the thread may need the writer to
+        store its position), it only asks the thread to stop and returns at
+        once; the name is freed when the thread ends. A stop that times out
+        gives the subscription up: status ``"stopped"``, the name freed, and
+        no later position stored by its thread.
+        """
         if os.getpid() != self._pid:  # a forked child: the thread is the parent's
             self.status = "stopped" if self.status == "running" else self.status
             return
+        if timeout is None:
+            timeout = _STOP_TIMEOUT
         try:
             self.halt()
-            if self._thread is threading.current_thread():
-                return  # from its own handler: it ends when the handler returns
+            if self._thread is threading.current_thread() or in_engine_thread():
+                return  # it ends after the event in progress; never wait here
             if self._thread.is_alive():
                 self._thread.join(timeout)
                 if self._thread.is_alive():
@@ -221,6 +252,8 @@ class SubscriptionRunner(Owner):
                         self.name,
                         timeout,
                     )
+                    self._hub.release(self)  # before the status: never stored
+                    self._end("stopped", None)
             self._hub.release(self)
         except BaseException:  # never raises: a stop must not fail its caller
             logger.exception("subscription %r: stop failed", self.name)
@@ -230,11 +263,24 @@ class SubscriptionRunner(Owner):
 
         Raises:
             SubscriptionTimeoutError: Not reached within ``timeout`` seconds.
-            SubscriptionStoppedError: It stopped or failed before.
-            EngineThreadWaitError: Called from its own handler.
+            SubscriptionStoppedError: It stopped or failed before, or this
+                is a forked child (at once: the thread is the parent's).
+            EngineThreadWaitError: Not reached yet and called from its own
+                handler or from an engine thread (a done-callback, a
+                listener, a projection handler), which would stall the
+                writer that stores positions.
         """
-        if self._thread is threading.current_thread() and self.position < position:
-            msg = "a subscription cannot wait for itself from its own handler"
+        if self.position >= position:
+            return
+        if os.getpid() != self._pid:  # a forked child: the thread is the parent's
+            reason = "the process forked; its thread stayed in the parent"
+            raise SubscriptionStoppedError(self.name, position, self.position, reason)
+        if self._thread is threading.current_thread() or in_engine_thread():
+            msg = (
+                f"subscription {self.name!r} cannot be waited for from its own "
+                "handler or from an engine thread (a done-callback, a listener, "
+                "a projection handler): it needs the writer to store its position"
+            )
             raise EngineThreadWaitError(msg)
         with self._changed:
             reached = self._changed.wait_for(
@@ -306,7 +352,7 @@ class SubscriptionRunner(Owner):
             return  # given up by a stop that timed out: never overwrite
         name = self.name
         future = self._write(lambda storage: storage.save_subscription(name, position))
-        future.result(_WRITE_TIMEOUT)
+        await_write(future, name)
         with self._changed:
             self.position = position
             self._changed.notify_all()
@@ -317,6 +363,22 @@ class SubscriptionRunner(Owner):
                 self.status = status
                 self.error = error
             self._changed.notify_all()
+
+
+def await_write(future: Future[None], name: str, timeout: float | None = None) -> None:
+    """Wait (the calling thread) for a subscription write's acknowledgement.
+
+    Raises:
+        SubscriptionWriteTimeoutError: Not acknowledged within ``timeout``
+            seconds (default ``WRITE_TIMEOUT``: a hang guard; also a
+            ``TimeoutError``).
+    """
+    if timeout is None:
+        timeout = WRITE_TIMEOUT
+    try:
+        future.result(timeout)
+    except TimeoutError:
+        raise SubscriptionWriteTimeoutError(name, timeout) from None
 
 
 def _describe(error: BaseException) -> str:

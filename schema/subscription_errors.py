@@ -12,6 +12,7 @@ __all__ = [
     "SubscriptionActiveError",
     "SubscriptionStoppedError",
     "SubscriptionTimeoutError",
+    "SubscriptionWriteTimeoutError",
 ]
 
 
@@ -73,5 +74,26 @@ class SubscriptionTimeoutError(SwarmlogError, TimeoutError):
         msg = (
             f"subscription {name!r} did not reach position {position} in "
             f"{timeout}s (at {reached})"
+        )
+        super().__init__(msg)
+
+
+class SubscriptionWriteTimeoutError(SwarmlogError, TimeoutError):
+    """The writer did not acknowledge a subscription's write (its position,
+    a reset or a delete) within the internal bound (a hang guard: the
+    writer is stuck or overloaded). Whether the write happened is unknown.
+
+    Attributes:
+        name: The subscription's name.
+        timeout: The seconds waited.
+    """
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self._init_args = (name, timeout)
+        self.name = name
+        self.timeout = timeout
+        msg = (
+            f"subscription {name!r}: the writer did not acknowledge its write "
+            f"within {timeout}s"
         )
         super().__init__(msg)

@@ -73,8 +73,15 @@ class StoreReads(Protocol):
     def head_position(self) -> int: ...
 
     def get_events(
-        self, aggregate_id: str, from_version: int | None = None
+        self,
+        aggregate_id: str,
+        from_version: int | None = None,
+        *,
+        limit: int | None = None,
+        backwards: bool = False,
     ) -> list[Event[Any]]: ...
+
+    def get_version(self, aggregate_id: str) -> int: ...
 
     def get_events_by_type(self, event_type: str) -> list[Event[Any]]: ...
 
@@ -137,17 +144,38 @@ class AsyncStoreReads:
         return self._store.head_position
 
     async def get_events(
-        self, aggregate_id: str, from_version: int | None = None
+        self,
+        aggregate_id: str,
+        from_version: int | None = None,
+        *,
+        limit: int | None = None,
+        backwards: bool = False,
     ) -> list[Event[Any]]:
         """:meth:`EventStore.get_events <swarmlog.EventStore.get_events>`,
-        awaited.
+        awaited (every argument passed through).
 
         Raises:
             InvalidQueryError: Wrongly typed arguments.
             EventDecodeError: A stored row cannot be decoded.
             StoreClosedError: The store is shut down.
         """
-        return await _off_loop(self._store.get_events, aggregate_id, from_version)
+        return await _off_loop(
+            self._store.get_events,
+            aggregate_id,
+            from_version,
+            limit=limit,
+            backwards=backwards,
+        )
+
+    async def get_version(self, aggregate_id: str) -> int:
+        """An aggregate's current version, 0 when it has none (awaited; see
+        :meth:`EventStore.get_version <swarmlog.EventStore.get_version>`).
+
+        Raises:
+            InvalidQueryError: ``aggregate_id`` is not a string.
+            StoreClosedError: The store is shut down.
+        """
+        return await _off_loop(self._store.get_version, aggregate_id)
 
     async def get_events_by_type(self, event_type: str) -> list[Event[Any]]:
         """Every event of one type, in commit order (awaited)."""

@@ -164,6 +164,14 @@ _MODELS: tuple[tuple[str, Callable[[EventStore, int], list[Any]]], ...] = (
 )
 
 
+def _check_store(store: object, name: str) -> None:
+    from swarmlog.store import EventStore  # here: diff sits above the store
+
+    if not isinstance(store, EventStore):
+        msg = f"{name} must be an EventStore, got {store!r}"
+        raise InvalidQueryError(msg)
+
+
 def _position(store: EventStore, at: object, name: str) -> int:
     head = store.head_position
     if at is None:
@@ -243,11 +251,13 @@ def diff_read_models(
         The differences per read model; ``.equal`` when there are none.
 
     Raises:
-        InvalidQueryError: A position is not an int from 0 to its store's
-            head.
+        InvalidQueryError: A store is not an ``EventStore``, or a position
+            is not an int from 0 to its store's head.
         StoreNotInitializedError: A store is not initialised.
         StoreClosedError: A store is shut down.
     """
+    _check_store(store_a, "store_a")
+    _check_store(store_b, "store_b")
     position_a = _position(store_a, at_a, "at_a")
     position_b = _position(store_b, at_b, "at_b")
     models = {

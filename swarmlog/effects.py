@@ -32,7 +32,12 @@ from swarmlog.schema.effect_errors import (
     RecordedEffectError,
 )
 from swarmlog.schema.effects import EffectRecorded, create_effect_recorded_event
-from swarmlog.schema.errors import InvalidConfigError, InvalidEventError, SwarmlogError
+from swarmlog.schema.errors import (
+    InvalidConfigError,
+    InvalidEventError,
+    ReadOnlyStoreError,
+    SwarmlogError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -118,6 +123,11 @@ def _check_json_like(value: Any, path: str, depth: int = 0) -> None:
     raise InvalidEventError(msg)
 
 
+def _read_only(store: object) -> bool:
+    """Whether ``store`` was opened read-only (its ``config.read_only``)."""
+    return getattr(getattr(store, "config", None), "read_only", False) is True
+
+
 def _type_name(error: BaseException) -> str:
     cls = type(error)
     if cls.__module__ == "builtins":
@@ -168,6 +178,10 @@ class Effects:
     Raises:
         InvalidConfigError: ``run_id`` is not a non-empty string or
             ``mode`` is not one of the three.
+        ReadOnlyStoreError: ``"record"`` or ``"auto"`` on a store opened
+            with ``read_only=True`` (its ``config.read_only``): the function
+            would run and its outcome could not be recorded. ``"replay"``
+            works on a read-only store.
         StoreClosedError: The store is shut down (replay and auto read the
             recordings at once).
     """
@@ -187,6 +201,12 @@ class Effects:
         if mode not in _MODES:
             msg = f"mode must be one of {_MODES}, got {mode!r}"
             raise InvalidConfigError(msg)
+        if mode != "replay" and _read_only(store):
+            msg = (
+                f"effects of run {run_id!r} cannot be recorded ({mode!r} mode) "
+                'on a read-only store; use mode="replay" or a writable store'
+            )
+            raise ReadOnlyStoreError(msg)
         self._store = store
         self._run_id = run_id
         self._mode: EffectMode = mode

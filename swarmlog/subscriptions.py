@@ -29,6 +29,7 @@ from swarmlog.actors.subscription import (
     Owner,
     SubscriptionHub,
     SubscriptionRunner,
+    await_write,
 )
 from swarmlog.aio import _off_loop
 from swarmlog.schema.errors import (
@@ -51,7 +52,7 @@ FromPosition = int | Literal["end"] | None
 """Where a subscription with no stored position starts: None (the first
 event), a position (that event), or ``"end"`` (events appended from now)."""
 
-_WRITE_TIMEOUT: Final = 60.0  # seconds a position write may take (a hang guard)
+_MAX_TIMEOUT: Final = threading.TIMEOUT_MAX  # a longer wait overflows
 _IDLE_WAIT: Final = 5.0  # seconds: a guard against a missed wake-up, not a poll
 MAX_ATTEMPTS: Final = 5  # handler calls per event before a subscription fails
 RETRY_DELAY: Final = 0.1  # seconds before the second attempt (then doubling)
@@ -91,22 +92,42 @@ class Subscription:
         """Block until the event at ``position`` is handled and its position
         stored.
 
+        Returns at once if it is reached already (from any thread).
+
         Raises:
             SubscriptionTimeoutError: Not reached within ``timeout`` seconds.
-            SubscriptionStoppedError: It stopped or failed before.
-            EngineThreadWaitError: Called from its own handler.
-            InvalidQueryError: ``position`` is not an int.
+            SubscriptionStoppedError: It stopped or failed before (at once
+                in a forked child: its thread stayed in the parent).
+            EngineThreadWaitError: Not reached yet and called from its own
+                handler or an engine thread (a done-callback of
+                ``append_async``, a listener, a projection handler): the
+                writer, which stores its positions, would wait for itself.
+            InvalidQueryError: ``position`` is not an int, or ``timeout``
+                is not None or a number >= 0.
         """
         if isinstance(position, bool) or not isinstance(position, int):
             msg = f"position must be an int, got {position!r}"
+            raise InvalidQueryError(msg)
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 <= timeout < _MAX_TIMEOUT
+        ):
+            msg = f"timeout must be None or finite seconds >= 0, got {timeout!r}"
             raise InvalidQueryError(msg)
         self._runner.wait_for(position, timeout)
 
     def stop(self) -> None:
         """Stop after the event in progress and wait (bounded) for it; the
         name can then be subscribed again. Idempotent; never raises.
-        From its own handler it returns at once (the subscription ends when
-        the handler returns)."""
+
+        From its own handler, or from an engine thread (a done-callback of
+        ``append_async``, a listener, a projection handler), it only asks
+        the subscription to stop and returns at once: the event in progress
+        finishes and its position is stored (by the writer, which this
+        thread would otherwise block), then the name is freed. If the wait
+        times out (a stuck handler), the subscription is given up: status
+        ``"stopped"``, its name freed, no later position stored."""
         self._runner.stop()
 
     def __enter__(self) -> Subscription:
@@ -209,7 +230,7 @@ class SubscriptionManager:
         try:
             position, new = _initial(reader, name, from_position)
             if new:
-                self._save(name, position).result(_WRITE_TIMEOUT)
+                await_write(self._save(name, position), name)
             runner.position = position
             runner.start()
         except BaseException:
@@ -254,9 +275,17 @@ class SubscriptionManager:
                     if owner.stopping:
                         return
                     yield event
+                    if owner.stopping:  # stopped (shutdown) during the body:
+                        return  # store nothing more; the event comes again
                     # The loop asked for the next event: this one is handled.
                     await asyncio.wrap_future(self._save(name, event.position))
                     owner.position = event.position
+        except Exception as error:
+            if owner.stopping:  # the store closed under a read or a write
+                return  # ends like the thread form: status "stopped"
+            owner.error = error
+            owner.status = "failed"
+            raise
         except BaseException as error:
             if not isinstance(error, GeneratorExit | asyncio.CancelledError):
                 owner.error = error
@@ -280,7 +309,7 @@ class SubscriptionManager:
             raise InvalidQueryError(msg)
         _refuse_engine_thread()
         self.hub.check_idle(name)
-        self._save(name, position).result(_WRITE_TIMEOUT)
+        await_write(self._save(name, position), name)
         with self._lock:
             self._recent.pop(name, None)
 
@@ -291,8 +320,8 @@ class SubscriptionManager:
         _refuse_engine_thread()
         self.hub.check_idle(name)
         existed = reader.load_subscription(name) is not None
-        self._write(lambda storage: storage.delete_subscription(name)).result(
-            _WRITE_TIMEOUT
+        await_write(
+            self._write(lambda storage: storage.delete_subscription(name)), name
         )
         with self._lock:
             self._recent.pop(name, None)
@@ -338,9 +367,17 @@ def _initial(reader: ReadStorage, name: str, start: FromPosition) -> tuple[int, 
         return stored, False
     if start is None:
         return 0, True
+    head = reader.head()
     if start == "end":
-        return reader.head(), True
-    return max(int(start) - 1, 0), True
+        return head, True
+    position = max(int(start) - 1, 0)
+    if position > head:  # as reset() refuses: later events would be skipped
+        msg = (
+            f"from_position {start} is beyond the head ({head}); at most "
+            f"{head + 1} (the next event)"
+        )
+        raise InvalidQueryError(msg)
+    return position, True
 
 
 def _check_name(name: object) -> None:

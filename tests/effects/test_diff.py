@@ -227,6 +227,19 @@ def test_positions_are_checked(
         diff_read_models(store, store, at_b=bad)
 
 
+@pytest.mark.parametrize("other", ["x", None, 3])
+def test_stores_must_be_event_stores(
+    make_store: Callable[[str], EventStore], other: Any
+) -> None:
+    """Anything but an EventStore on either side: InvalidQueryError (a
+    SwarmlogError), not an AttributeError."""
+    store = make_store(":memory:")
+    with pytest.raises(InvalidQueryError, match="store_b must be an EventStore"):
+        diff_read_models(store, other)
+    with pytest.raises(InvalidQueryError, match="store_a must be an EventStore"):
+        diff_read_models(other, store)
+
+
 def test_stores_must_be_open(make_store: Callable[[str], EventStore]) -> None:
     """A store not initialised raises StoreNotInitializedError."""
     with pytest.raises(StoreNotInitializedError):

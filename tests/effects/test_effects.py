@@ -20,6 +20,7 @@ from swarmlog import (
     EffectRecorded,
     Effects,
     EventStore,
+    EventStoreConfig,
     InvalidConfigError,
     InvalidEventError,
     ReadOnlyStoreError,
@@ -151,7 +152,7 @@ def test_replay_after_reopening_the_file(tmp_path: Path) -> None:
         with pytest.raises(ReadOnlyStoreError):
             store.effects("run", mode="auto").call("new", fn, 9)
     assert recorded == [{"n": i + 1} for i in range(5)]
-    assert len(fn.calls) == 6  # five recorded, one refused by the read-only store
+    assert len(fn.calls) == 5  # auto on the read-only store is refused unrun
 
 
 def test_auto_replays_what_is_recorded_and_records_the_rest(store: EventStore) -> None:
@@ -584,3 +585,22 @@ def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with EventStore("effects.db") as store:
         keys = [(p.key, p.sequence) for p in _recordings(store, "run-1")]
     assert keys == [("llm.plan", 1), ("tool.fetch", 1), ("llm.summary", 1)]
+
+
+@pytest.mark.parametrize("mode", ["record", "auto"])
+def test_recording_on_a_read_only_store_is_refused_before_any_call(
+    tmp_path: Path, mode: Any
+) -> None:
+    """record/auto on a read-only store would call the function and lose
+    its outcome: ReadOnlyStoreError at construction; replay still works."""
+    path = str(tmp_path / "e.db")
+    with EventStore(path) as writable:
+        writable.effects("run").call("k", lambda: {"text": "hi"})
+    calls: list[int] = []
+    config = EventStoreConfig(database_path=path, read_only=True)
+    with EventStore(config) as store:
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            store.effects("run", mode=mode)
+        replay = store.effects("run", mode="replay")
+        assert replay.call("k", lambda: calls.append(1)) == {"text": "hi"}
+    assert calls == []

@@ -4,6 +4,7 @@ errors, each read off the event loop's thread."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import subprocess
 import sys
 import threading
@@ -223,3 +224,64 @@ def test_readme_asyncio_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == ["1 task:created", "pending 1 1 1"]
+
+
+# Every read of EventStore that must have an awaitable form on store.aio.
+# A new read goes here (and into AsyncStoreReads); the test below fails for
+# a public get_* read missing from this list.
+AIO_READS = (
+    "get_events",
+    "get_version",
+    "get_events_by_type",
+    "query",
+    "replay",
+    "get_snapshot",
+    "get_event",
+    "get_causal_chain",
+    "get_consequences",
+    "get_correlated",
+    "get_stats",
+)
+
+
+def _parameters(function: Callable[..., Any]) -> list[tuple[Any, ...]]:
+    return [
+        (p.name, p.kind, p.default, p.annotation)
+        for p in inspect.signature(function).parameters.values()
+    ]
+
+
+def test_every_read_has_an_aio_form_with_the_same_parameters() -> None:
+    """Each listed read of EventStore exists on store.aio with the same
+    parameters (names, kinds, defaults, annotations)."""
+    from swarmlog import EventStore
+    from swarmlog.aio import AsyncStoreReads
+
+    public_gets = {name for name in dir(EventStore) if name.startswith("get_")}
+    assert public_gets <= set(AIO_READS), public_gets - set(AIO_READS)
+    for name in AIO_READS:
+        blocking = getattr(EventStore, name)
+        awaitable = getattr(AsyncStoreReads, name, None)
+        assert awaitable is not None, f"store.aio.{name} is missing"
+        assert _parameters(awaitable) == _parameters(blocking), name
+    assert isinstance(AsyncStoreReads.head_position, property)
+
+
+def test_newer_reads_pass_every_argument(filled: EventStore) -> None:
+    """get_events(limit=, backwards=) and get_version match the blocking
+    forms."""
+
+    async def main() -> tuple[Any, ...]:
+        return (
+            await filled.aio.get_events("t1", limit=2, backwards=True),
+            await filled.aio.get_events("t1", 2, limit=3),
+            await filled.aio.get_version("t1"),
+            await filled.aio.get_version("nobody"),
+        )
+
+    newest, middle, version, none = asyncio.run(asyncio.wait_for(main(), 30))
+    assert newest == filled.get_events("t1", limit=2, backwards=True)
+    assert len(newest) == 2
+    assert middle == filled.get_events("t1", 2, limit=3)
+    assert version == filled.get_version("t1") > 0
+    assert none == 0
