@@ -143,6 +143,7 @@ from swarmlog.schema.subscription_errors import (
     SubscriptionActiveError,
     SubscriptionStoppedError,
     SubscriptionTimeoutError,
+    SubscriptionWriteTimeoutError,
 )
 from swarmlog.stats import EventStoreStats, ForkOrigin, SubscriptionStatus
 from swarmlog.store import EventStore
@@ -223,6 +224,7 @@ __all__ = [
     "SubscriptionStatus",
     "SubscriptionStoppedError",
     "SubscriptionTimeoutError",
+    "SubscriptionWriteTimeoutError",
     "SwarmError",
     "SwarmInitialized",
     "SwarmMilestoneReached",
