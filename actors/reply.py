@@ -9,8 +9,11 @@ the writer releases once: waiting is one C-level lock acquire.
 from __future__ import annotations
 
 import _thread
+import itertools
 import logging
+import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -169,54 +172,69 @@ class Reply(Generic[T]):
 
 
 class InFlightLimit:
-    """Counts appends in flight and blocks new ones at ``limit``."""
+    """Counts appends in flight and blocks new ones at ``limit``.
 
-    __slots__ = ("_count", "_idle", "_limit", "_lock", "_room", "_waiters")
+    Signal-safe: every step is one C-level call that holds no Python lock
+    (slots given back wait in a ``SimpleQueue``; slots never used yet are
+    numbered by an ``itertools.count``). A signal handler on the main
+    thread may append or shut down while that thread is in the middle of
+    :meth:`acquire` or :meth:`release`, and the writer's :meth:`release`
+    never waits for a frame a handler suspended.
+    """
+
+    __slots__ = ("_free", "_fresh", "_idle", "_limit")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._count = 0
-        self._waiters = 0
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._idle = threading.Condition(self._lock)
+        self._free: queue.SimpleQueue[None] = queue.SimpleQueue()  # given back
+        self._fresh = itertools.count()  # numbers of slots never used yet
+        self._idle = threading.Event()  # set when at most one is in flight
 
     def acquire(self, *, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a slot; False when not ``blocking`` and none is free, or
         when none came free within ``timeout`` seconds. Interruptible."""
-        with self._lock:
-            while self._count >= self._limit:
-                if not blocking:
-                    return False
-                self._waiters += 1
-                try:
-                    if not self._room.wait(timeout) and timeout is not None:
-                        return False
-                finally:
-                    self._waiters -= 1
-            self._count += 1
-            return True
+        try:
+            self._free.get_nowait()
+        except queue.Empty:
+            if next(self._fresh) < self._limit:
+                return True
+            if not blocking:
+                return False
+            try:
+                self._free.get(timeout=timeout)
+            except queue.Empty:
+                return False
+        return True
 
     def release(self, count: int = 1) -> None:
         """Give ``count`` slots back (the committer, as appends settle)."""
-        with self._lock:
-            self._count -= count
-            if self._waiters:
-                self._room.notify(count)
-            if self._count == 0:
-                self._idle.notify_all()
+        for _ in range(count):
+            self._free.put(None)
+        if self.count <= 1:
+            self._idle.set()
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until nothing is in flight; False on timeout."""
-        with self._lock:
-            return self._idle.wait_for(lambda: self._count == 0, timeout)
+    def wait_idle(self, timeout: float | None = None, *, allowance: int = 0) -> bool:
+        """Block until at most ``allowance`` appends are in flight (those
+        the waiting thread itself holds, suspended under a signal handler);
+        False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._idle.clear()
+            if self.count <= allowance:
+                return True
+            left = _IDLE_LOOK if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._idle.wait(min(left, _IDLE_LOOK))
 
     @property
     def count(self) -> int:
         """Appends in flight now."""
-        return self._count
+        issued = int(self._fresh.__reduce__()[1][0])
+        return min(issued, self._limit) - self._free.qsize()
 
 
+_IDLE_LOOK = 0.05  # seconds between looks in wait_idle (a bound, not a delay)
 _ROOM_WAIT = 1.0  # seconds between looks while parked (a bound, not a delay)
 
 

@@ -195,6 +195,9 @@ class EventStore(
                 self._host.attach(
                     wiring.reader, wiring.writer, wiring.dispatcher, wiring.notifier
                 )
+                if self._state != _NEW:  # a signal handler's shutdown() ran
+                    msg = "the store was shut down while it opened"
+                    raise StoreClosedError(msg)
             except BaseException:
                 self._close_resources()
                 raise
@@ -233,7 +236,11 @@ class EventStore(
             raise EngineThreadWaitError(msg)
         with self._lifecycle:  # held throughout: a second caller waits
             if self._state != _OPEN:
-                self._state = _CLOSED
+                # Before initialize(), or re-entered on this thread by a
+                # signal handler while initialize() or shutdown() runs
+                # beneath it: that outer call finishes (or fails) the job.
+                if self._state == _NEW:
+                    self._state = _CLOSED
                 return
             self._state = _CLOSING
             try:
@@ -276,10 +283,13 @@ class EventStore(
         # between its state check and its message to the writer. The writer
         # is woken on each look: an append interrupted between queueing and
         # waking it (a signal on its thread) must not hold shutdown up.
+        # A signal handler's shutdown() does not wait for the appends of
+        # its own thread that are suspended beneath it before queueing.
+        allowance = self._appends.unqueued_here()
         deadline = time.monotonic() + runtime.STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._wiring.wake_writer()
-            if self._appends.in_flight.wait_idle(_DRAIN_LOOK):
+            if self._appends.in_flight.wait_idle(_DRAIN_LOOK, allowance=allowance):
                 break
         self._wiring.flush_writer()
 

@@ -10,6 +10,7 @@ the :class:`~swarmlog.actors.committer.Committer`, which settles it.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ class AppendGate:
         self._writable = writable
         self._is_open = is_open
         self.in_flight = InFlightLimit(config.max_in_flight)
+        self._here = threading.local()  # .unqueued: see unqueued_here()
         self._overflow: Overflow[AppendRequest] = Overflow(
             self.in_flight, self._submit_overflow, _refuse
         )
@@ -102,6 +104,22 @@ class AppendGate:
         if on_loop and self._overflow.busy():
             self._overflow.put(request)
             return
+        here = self._here
+        here.unqueued = getattr(here, "unqueued", 0) + 1
+        try:
+            self._submit_slot(committer, request, lead=lead, on_loop=on_loop)
+        finally:
+            here.unqueued -= 1
+
+    def unqueued_here(self) -> int:
+        """Appends of this thread between taking a slot and queueing (a
+        signal handler's ``shutdown()`` must not wait for them: they are
+        suspended beneath it)."""
+        return int(getattr(self._here, "unqueued", 0))
+
+    def _submit_slot(
+        self, committer: Committer, request: AppendRequest, *, lead: bool, on_loop: bool
+    ) -> None:
         in_flight = self.in_flight
         if not in_flight.acquire(blocking=False):
             if on_loop:
