@@ -212,8 +212,8 @@ class Committer:
             and not own
         )
         self._queue.append(request)
-        if self._closed:  # shut while this caller was suspended (a signal
-            self.shut()  # handler's shutdown): nobody else would fail it
+        if self._closed:  # closed while this caller was suspended (a signal
+            self.close()  # handler's shutdown): nobody else would fail it
             return
         if own:
             self._commit_own(request)
