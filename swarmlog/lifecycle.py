@@ -75,11 +75,19 @@ class _Registry:
         self.stores: dict[int, weakref.ref[ProcessBound]] = {}
 
     def forget(self, key: int) -> None:
-        # A tracked store became garbage: drop its dead reference.
-        with self.lock:
+        # A tracked store became garbage: drop its dead reference. A weakref
+        # callback runs on whichever thread collected it (the writer's,
+        # too) and must never wait: the main thread may hold the lock under
+        # a signal handler that waits for the writer. A dead reference left
+        # behind is skipped by tracked() and pruned by the next register().
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
             ref = self.stores.get(key)
             if ref is not None and ref() is None:
                 del self.stores[key]
+        finally:
+            self.lock.release()
 
     def tracked(self) -> list[ProcessBound]:
         with self.lock:
@@ -95,7 +103,10 @@ def register(store: ProcessBound) -> None:
     """Track an open store until :func:`unregister` (any thread)."""
     key = id(store)
     with _registry.lock:
-        _registry.stores[key] = weakref.ref(store, lambda _: _registry.forget(key))
+        stores = _registry.stores
+        for dead in [k for k, ref in stores.items() if ref() is None]:
+            del stores[dead]
+        stores[key] = weakref.ref(store, lambda _: _registry.forget(key))
 
 
 def unregister(store: ProcessBound) -> None:

@@ -233,24 +233,14 @@ def _trace_run(tmp_path: Path, caller_commits: bool, stride: int) -> int:
 def test_a_sigterm_handler_at_any_line_neither_hangs_nor_loses(
     tmp_path: Path, caller_commits: bool
 ) -> None:
-    """SIGTERM raised at every 3rd traced line of a store's life on the main
+    """SIGTERM raised at each traced line of a store's life on the main
     thread (open, append, append_many, shutdown); the handler appends and
     calls shutdown(), then returns. Each step: the handler's append
     committed, shutdown() returned (no deadlock, also when it interrupted
     initialize() or shutdown() itself), nothing acknowledged was lost, the
     file reopens gap-free and accepts an append."""
-    steps = _trace_run(tmp_path, caller_commits, stride=3)
-    assert steps > 50  # the lines were really reached
-
-
-@pytest.mark.soak
-@pytest.mark.timeout(0)
-@pytest.mark.parametrize("caller_commits", [False, True])
-def test_a_sigterm_handler_at_every_line_soak(
-    tmp_path: Path, caller_commits: bool
-) -> None:
-    """The same at every traced line."""
-    print(f"{_trace_run(tmp_path, caller_commits, stride=1)} steps")
+    steps = _trace_run(tmp_path, caller_commits, stride=1)
+    assert steps > 200  # the lines were really reached
 
 
 def _raise_sigterm_in(function: str) -> Any:
