@@ -104,8 +104,10 @@ def register(store: ProcessBound) -> None:
     key = id(store)
     with _registry.lock:
         stores = _registry.stores
-        for dead in [k for k, ref in stores.items() if ref() is None]:
-            del stores[dead]
+        # list(): collecting garbage here may run forget() on this very
+        # thread (the lock is reentrant), changing the dict under the loop.
+        for dead in [k for k, ref in list(stores.items()) if ref() is None]:
+            stores.pop(dead, None)
         stores[key] = weakref.ref(store, lambda _: _registry.forget(key))
 
 
@@ -129,7 +131,7 @@ def _shutdown_all() -> None:
 def _after_fork_in_child() -> None:
     """Fence the parent's stores (the child's only thread, right after fork)."""
     _registry.lock = threading.RLock()  # another parent thread may have held it
-    stores = [ref() for ref in _registry.stores.values()]
+    stores = [ref() for ref in list(_registry.stores.values())]
     _registry.stores.clear()
     for store in stores:
         if store is None:
