@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from swarmlog import EventStore
+from swarmlog.actors.sqlite import storage as sqlite_storage
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
@@ -94,3 +96,26 @@ def store(make_store: Callable[..., EventStore]) -> EventStore:
 def recorder() -> Callable[[], Recorder]:
     """Make listener callbacks that record their calls (see ``Recorder``)."""
     return Recorder
+
+
+@pytest.fixture
+def failed_migration() -> Callable[[Path, int], None]:
+    """``fail(path, version)``: open ``path`` with one more migration step
+    from ``version`` that raises after the others ran, and check that
+    ``initialize()`` passes the error on (the steps are restored after)."""
+
+    def fail(path: Path, version: int) -> None:
+        def explode(conn: sqlite3.Connection) -> None:
+            raise RuntimeError("migration step failed")
+
+        original = sqlite_storage._MIGRATIONS[version]
+        sqlite_storage._MIGRATIONS[version] = (*original, explode)
+        store = EventStore(path)
+        try:
+            with pytest.raises(RuntimeError, match="migration step failed"):
+                store.initialize()
+        finally:
+            store.shutdown()
+            sqlite_storage._MIGRATIONS[version] = original
+
+    return fail

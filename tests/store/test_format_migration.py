@@ -14,10 +14,10 @@ from swarmlog import (
     create_agent_spawned_event,
     create_agent_started_event,
 )
-from swarmlog.actors.sqlite import storage as sqlite_storage
 from swarmlog.schema import sql
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from swarmlog import Event
@@ -112,28 +112,16 @@ def test_a_read_only_store_refuses_a_format_1_file(tmp_path: Path) -> None:
 
 
 def test_a_failing_migration_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, failed_migration: Callable[[Path, int], None]
 ) -> None:
     """A step that fails (here after the real ones) rolls the whole
     migration back: format 1, no lineage table, every event kept."""
     path = tmp_path / "old.db"
     events = _format_1(path)
-
-    def explode(conn: sqlite3.Connection) -> None:
-        raise RuntimeError("migration step failed")
-
-    steps = (*sqlite_storage._MIGRATIONS[1], explode)
-    monkeypatch.setitem(sqlite_storage._MIGRATIONS, 1, steps)
-    store = EventStore(path)
-    try:
-        with pytest.raises(RuntimeError, match="migration step failed"):
-            store.initialize()
-    finally:
-        store.shutdown()
+    failed_migration(path, 1)
     version, names = _layout(path)
     assert version == 1
     assert not {"lineage", "events_by_cause"} & names
-    monkeypatch.undo()
     with EventStore(path) as store:
         assert list(store.replay()) == events
 

@@ -25,7 +25,6 @@ from swarmlog import (
 )
 from swarmlog import subscriptions as subscriptions_module
 from swarmlog.actors import subscription
-from swarmlog.actors.sqlite import storage as sqlite_storage
 from swarmlog.schema import sql
 from tests.store.conftest import TIMEOUT
 
@@ -540,7 +539,7 @@ class TestFileFormat:
         assert "subscriptions" in names
 
     def test_a_failing_migration_leaves_format_2(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, failed_migration: Callable[[Path, int], None]
     ) -> None:
         """A step failing after the table was made rolls the migration back:
         format 2, no subscriptions table, every event kept."""
@@ -552,21 +551,9 @@ class TestFileFormat:
         conn.execute("PRAGMA user_version = 2")
         conn.commit()
         conn.close()
-
-        def explode(conn: sqlite3.Connection) -> None:
-            raise RuntimeError("migration step failed")
-
-        steps = (*sqlite_storage._MIGRATIONS[2], explode)
-        monkeypatch.setitem(sqlite_storage._MIGRATIONS, 2, steps)
-        store = EventStore(path)
-        try:
-            with pytest.raises(RuntimeError, match="migration step failed"):
-                store.initialize()
-        finally:
-            store.shutdown()
+        failed_migration(path, 2)
         version, names = _layout(path)
         assert (version, "subscriptions" in names) == (2, False)
-        monkeypatch.undo()
         with EventStore(path) as store:
             assert list(store.replay()) == events
             assert store.get_stats().subscriptions == {}
