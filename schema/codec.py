@@ -211,15 +211,14 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
             event.type
         ].short
         timestamp = event.timestamp
+        # (An Event subclass or look-alike with other fields encodes to
+        # another layout, checked below, and goes the careful way.)
         usual = (
-            type(event) is Event
-            and type(event.payload) is cls
+            type(event.payload) is cls
             and event.aggregate_type == aggregate_type
             and type(timestamp) is datetime
             and timestamp.tzinfo is UTC
             and type(event.id) is UUID
-            and not event.position
-            and not event.version
         )
         if usual and instants:
             for name in instants:
@@ -241,11 +240,12 @@ def prepare_event(event: Event[Any], max_payload_bytes: int) -> PreparedEvent:
         frozen = _freeze_fields(event.payload, free) if free else None
         try:
             data = _encode(event)
-            if len(data) <= max_payload_bytes:
+            # The layout check also stands for two field checks: position
+            # and version are 0.
+            if len(data) <= max_payload_bytes and data.startswith(_STORED_LAYOUT):
                 stored: Event[Any] = decode(data)
                 if (
-                    data.startswith(_STORED_LAYOUT)
-                    and stored.aggregate_id
+                    stored.aggregate_id
                     and stored.source
                     and stored.schema_version == schema_version
                 ):
