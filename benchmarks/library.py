@@ -318,20 +318,30 @@ def _time_interleaved(
     repeats: int,
 ) -> dict[str, tuple[int, list[Any]]]:
     """Median ns of ``repeats`` passes of each function over its items, a
-    page at a time, the functions taking turns pass by pass (so a noisy
-    moment of the machine hits all of them alike), and each one's last page.
+    page at a time, and each one's last page.
+
+    The functions take turns page by page (a page is a few milliseconds of
+    work), each page timed on its own and the pages summed: a noisy moment
+    of the machine (this kind of VM has bursts of stolen time) hits all of
+    them alike instead of one whole pass.
     """
     times: dict[str, list[int]] = {name: [] for name in passes}
     last: dict[str, list[Any]] = {}
+    pages = max(len(items) for _, items in passes.values())
     for _ in range(repeats):
-        for name, (function, items) in passes.items():
-            gc.collect()
-            out: list[Any] = []
-            t0 = perf_counter_ns()
-            for lo in range(0, len(items), page):
-                out = function(items[lo : lo + page])
-            times[name].append(perf_counter_ns() - t0)
-            last[name] = out
+        gc.collect()
+        spent = dict.fromkeys(passes, 0)
+        for lo in range(0, pages, page):
+            for name, (function, items) in passes.items():
+                chunk = items[lo : lo + page]
+                if not chunk:
+                    continue
+                t0 = perf_counter_ns()
+                out = function(chunk)
+                spent[name] += perf_counter_ns() - t0
+                last[name] = out
+        for name, ns in spent.items():
+            times[name].append(ns)
     return {name: (round(median(times[name])), last[name]) for name in passes}
 
 
