@@ -170,6 +170,7 @@ class Committer:
         """
         self.writer_ident = threading.get_ident()
         self._storage = self._open_storage()
+        self._wal.every = self._storage.wal_checkpoint_every
         self._head.position = self._storage.head()
 
     @property

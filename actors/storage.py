@@ -112,6 +112,10 @@ class StorageStats(msgspec.Struct, frozen=True):
 class WriteStorage(Protocol):
     """The one writing connection. Used only with the writer's turn held."""
 
+    wal_checkpoint_every: int
+    """Commits between the writer's idle-time WAL checkpoints on this
+    connection (0: the backend has no WAL to fold)."""
+
     def head(self) -> int:
         """The highest committed position (0 when empty)."""
         ...

@@ -22,36 +22,39 @@ __all__ = ["WalUpkeep"]
 
 logger = logging.getLogger("swarmlog.writer")
 
-_CHECKPOINT_AFTER_TXNS = 1000  # idle-time WAL checkpoint after this many commits
-_CHECKPOINT_FORCED_TXNS = 2000  # ... and at this many even when busy
+_CHECKPOINT_AFTER_TXNS = 1000  # default idle-time checkpoint after this many commits
 
 
 class WalUpkeep:
     """Counts commits and runs the idle-time WAL checkpoint. Turn held,
     except :attr:`checkpointing` (read from any thread)."""
 
-    __slots__ = ("_txns", "checkpointing")
+    __slots__ = ("_txns", "checkpointing", "every")
 
     def __init__(self) -> None:
         self.checkpointing = False  # the turn is held for a WAL checkpoint
         self._txns = 0  # commits since the last checkpoint
+        # Idle-time checkpoint after this many commits (twice that: forced);
+        # the storage's own figure once it is open (0: never).
+        self.every = _CHECKPOINT_AFTER_TXNS
 
     @property
     def due(self) -> bool:
         """Whether an idle-time checkpoint is due."""
-        return self._txns >= _CHECKPOINT_AFTER_TXNS
+        return 0 < self.every <= self._txns
 
     def committed(self) -> bool:
         """Count one commit. Returns whether a checkpoint is forced now."""
         self._txns += 1
-        return self._txns >= _CHECKPOINT_FORCED_TXNS
+        return 0 < 2 * self.every <= self._txns
 
     def checkpoint_if_due(self, storage: WriteStorage, *, busy: bool) -> None:
         """Run a PASSIVE checkpoint on ``storage`` if one is due and nobody
         waits (not ``busy``), or if one is forced. Never raises."""
-        if self._txns < _CHECKPOINT_AFTER_TXNS:
+        every = self.every
+        if every <= 0 or self._txns < every:
             return
-        if busy and self._txns < _CHECKPOINT_FORCED_TXNS:
+        if busy and self._txns < 2 * every:
             return
         self._txns = 0
         self.checkpointing = True

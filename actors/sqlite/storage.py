@@ -253,6 +253,11 @@ class SQLiteWriteStorage:
         self, path: str, synchronous: str, pragmas: Mapping[str, Any] | None
     ) -> None:
         self.path = path
+        # With FULL every commit syncs the WAL, and a WAL growing past its
+        # old size also makes each sync journal the file's new size: restart
+        # it (checkpoint when idle) sooner, so commits stay inside the space
+        # it already has. NORMAL syncs only at checkpoints: fold less often.
+        self.wal_checkpoint_every = 250 if synchronous == "full" else 1000
         extra = check_pragmas(pragmas)
         conn = connect(path, read_only=False)
         try:
