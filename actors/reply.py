@@ -208,9 +208,12 @@ class InFlightLimit:
 
     def release(self, count: int = 1) -> None:
         """Give ``count`` slots back (the committer, as appends settle)."""
+        put = self._free.put
         for _ in range(count):
-            self._free.put(None)
-        if self.count <= 1:
+            put(None)
+        # Set at most once per wait: a waiter clears the flag before it
+        # counts, so a release that finds it set has nobody to wake.
+        if not self._idle.is_set() and self.count <= 1:
             self._idle.set()
 
     def wait_idle(self, timeout: float | None = None, *, allowance: int = 0) -> bool:
@@ -230,7 +233,10 @@ class InFlightLimit:
     @property
     def count(self) -> int:
         """Appends in flight now."""
-        issued = int(self._fresh.__reduce__()[1][0])
+        # The next number the counter would give, read from its repr
+        # ("count(7)"): reading it through pickling support is deprecated
+        # since Python 3.12 and gone in 3.14.
+        issued = int(repr(self._fresh)[6:-1])
         return min(issued, self._limit) - self._free.qsize()
 
 
