@@ -9,6 +9,7 @@ the writer releases once: waiting is one C-level lock acquire.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import itertools
 import logging
 import queue
@@ -253,30 +254,38 @@ class Room:
     parked here, it lets the committer plan and settle at full speed and
     resumes (to fill the next batch while SQLite works) as soon as the
     queue is taken.
+
+    Signal-safe, like :class:`InFlightLimit`: no Python-level lock is ever
+    held. Each parked producer waits on a token of its own (a C-level
+    ``SimpleQueue``) listed before it looks at the queue, so a wake-up
+    between its look and its wait is never lost, and a signal handler that
+    appends on a thread parked here parks (or goes on) independently
+    instead of waiting for a lock its own suspended frame holds.
     """
 
-    __slots__ = ("_cond", "_waiters")
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._waiters = 0
+        self._waiters: list[queue.SimpleQueue[None]] = []
 
     def wait(self, full: Callable[[], bool]) -> None:
         """Block while ``full()`` (the producer's thread); each wait is
         bounded, so a missed wake-up costs at most a second."""
-        with self._cond:
-            self._waiters += 1
-            try:
-                while full():
-                    self._cond.wait(_ROOM_WAIT)
-            finally:
-                self._waiters -= 1
+        token: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._waiters.append(token)
+        try:
+            while full():
+                with contextlib.suppress(queue.Empty):
+                    token.get(timeout=_ROOM_WAIT)
+        finally:
+            self._waiters.remove(token)
 
     def make(self, *, force: bool = False) -> None:
-        """Wake the parked producers (the committer, as it takes a batch)."""
+        """Wake the parked producers (the committer, as it takes a batch;
+        ``force``: kept for callers that wake everyone at a stop)."""
         if self._waiters or force:
-            with self._cond:
-                self._cond.notify_all()
+            for token in tuple(self._waiters):
+                token.put(None)
 
 
 class Overflow(Generic[T]):
