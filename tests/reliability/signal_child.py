@@ -107,18 +107,29 @@ def main(config: dict[str, Any]) -> None:
 
     threading.Thread(target=helper, daemon=True, name="helper").start()
     deadline = time.monotonic() + config["max_seconds"]
-    n = 0
-    pending: Any = None
+    state: dict[str, Any] = {"n": 0, "pending": None}
+
+    def append_until_deadline() -> None:
+        while time.monotonic() < deadline:
+            try:
+                if state["pending"] is None:
+                    n = state["n"]
+                    state["pending"] = _event(f"m-{tag}-{n % 3}", n, "main")
+                    state["n"] = n + 1
+                record(store.append(state["pending"]), "main")
+                state["pending"] = None
+            except KeyboardInterrupt:
+                continue  # unknown outcome: append the same event again
+
     _say("ready")
-    while time.monotonic() < deadline:
+    # A SIGINT may also land on the loop's own test or jump, outside the
+    # try above: start the loop again (the pending event is kept).
+    while True:
         try:
-            if pending is None:
-                pending = _event(f"m-{tag}-{n % 3}", n, "main")
-                n += 1
-            record(store.append(pending), "main")
-            pending = None
+            append_until_deadline()
+            break
         except KeyboardInterrupt:
-            continue  # unknown outcome: append the same event again
+            pass
     stop.set()
     _say("timeout")
 
