@@ -16,7 +16,10 @@ Runs with the committer's turn held.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Final
+
+from swarmlog.schema.errors import SwarmlogError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,7 +29,9 @@ if TYPE_CHECKING:
     from swarmlog.actors.storage import WriteStorage
     from swarmlog.schema.envelope import Event
 
-__all__ = ["CATCH_UP", "CatchUp", "catch_up"]
+__all__ = ["CATCH_UP", "CatchUp", "SharedRounds", "catch_up"]
+
+logger = logging.getLogger("swarmlog.writer")
 
 PAGE: Final = 1000  # foreign events read per page
 
@@ -76,3 +81,54 @@ def catch_up(
         if target is None and len(page) < PAGE:
             break
     return found
+
+
+class SharedRounds:
+    """The committer's side of a shared store: the start of each round and
+    the idle catch-up. Turn held.
+
+    Args:
+        head: The head this process published.
+        known: The committed-version cache.
+        publish: Hands one foreign page on (``Publisher.foreign``).
+        lock_timeout: Seconds a round waits for the store-wide write lock.
+    """
+
+    __slots__ = ("_head", "_known", "_publish", "_timeout")
+
+    def __init__(
+        self,
+        head: CommitHead,
+        known: KnownVersions,
+        publish: Callable[[tuple[Event[Any], ...]], None],
+        lock_timeout: float,
+    ) -> None:
+        self._head = head
+        self._known = known
+        self._publish = publish
+        self._timeout = lock_timeout
+
+    def begin(self, storage: WriteStorage) -> None:
+        """Take the write lock and publish what others committed first;
+        the round is then open (``write_events`` or ``abort_round`` ends
+        it).
+
+        Raises:
+            SwarmlogError: No lock in time (``LockTimeoutError``) or a
+                failed read; nothing is held.
+        """
+        head = storage.begin_round(self._timeout)
+        try:
+            if head > self._head.position:
+                catch_up(storage, self._head, self._known, self._publish, head)
+        except BaseException:
+            storage.abort_round()
+            raise
+
+    def idle(self, storage: WriteStorage) -> None:
+        """Publish what others committed, without the lock (a ``CatchUp``
+        message); a failed read is only logged (the next nudge retries)."""
+        try:
+            catch_up(storage, self._head, self._known, self._publish)
+        except SwarmlogError as error:
+            logger.warning("catching up with other processes failed: %s", error)

@@ -39,6 +39,7 @@ from swarmlog.actors.sqlite.files import (
 )
 from swarmlog.actors.sqlite.reading import SQLiteReadStorage
 from swarmlog.actors.sqlite.shared import (
+    WAL_FOLD_BYTES,
     SQLiteChangeProbe,
     SQLiteSharedWriteStorage,
 )
@@ -155,11 +156,12 @@ class StoreWiring:
             return
         synchronous, pragmas = config.synchronous, config.pragmas
         lock_timeout = config.lock_timeout
+        wal_fold = min(config.wal_checkpoint_bytes, WAL_FOLD_BYTES)
 
         def open_storage() -> WriteStorage:
             if shared:
                 return SQLiteSharedWriteStorage(
-                    path, synchronous, pragmas, lock_timeout
+                    path, synchronous, pragmas, lock_timeout, wal_fold
                 )
             return SQLiteWriteStorage(path, synchronous, pragmas)
 
@@ -186,7 +188,9 @@ class StoreWiring:
         self.checkpointer = Checkpointer(
             SQLiteCheckpointRunner(path, shared=shared),
             config.auto_persist_interval,
-            config.wal_checkpoint_bytes,
+            # Shared: most of the WAL is folded back here, off the lock, so
+            # the writer's fold under the lock (at wal_fold) is short.
+            wal_fold // 2 if shared else config.wal_checkpoint_bytes,
             self._persisted,
             self._on_error,
         )
@@ -196,7 +200,7 @@ class StoreWiring:
             commit_seen()
             also()
 
-        committer.on_commit = on_commit  # before any append
+        committer.publisher.on_commit = on_commit  # before any append
         self.checkpointer.start()
         if shared:
             self._watch_others(path)
@@ -215,7 +219,14 @@ class StoreWiring:
             return position
 
         head.source = committed
-        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, self.ask_catch_up)
+        committer = self.committer
+        assert committer is not None
+
+        def nudge() -> None:  # the watcher's: only an idle writer needs it
+            if not committer.busy():  # (a busy one catches up each round)
+                self.ask_catch_up()
+
+        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, nudge)
         self.watcher.start()
 
     def close(self) -> None:
