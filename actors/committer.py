@@ -184,7 +184,7 @@ class Committer:
         self._storage = self._open_storage()
         if self._storage.shared:
             self._shared = SharedRounds(
-                self._head, self._known, self.publisher.foreign, self._lock_timeout
+                self._head, self._known, self.publisher, self._lock_timeout
             )
         self._head.position = self._storage.head()
 

@@ -50,6 +50,11 @@ class Publisher:
         self._audience = audience
         self.on_commit = on_commit
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anybody wants committed pages now."""
+        return self._audience.present
+
     def page(self, events: tuple[Event[Any], ...]) -> None:
         """Tell the dispatcher a committed page (if anybody listens)."""
         if self._audience.present:
