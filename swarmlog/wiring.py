@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from swarmlog.actors.notifier import Listeners
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
+    from swarmlog.actors.sqlite.write_lock import WriteLock
     from swarmlog.actors.storage import ReadStorage, WriteStorage
     from swarmlog.config import EventStoreConfig
 
@@ -118,6 +119,7 @@ class StoreWiring:
         self.checkpointer: Checkpointer | None = None
         self.follower: Follower | None = None
         self.watcher: ChangeWatcher | None = None
+        self._write_lock: WriteLock | None = None  # multi_process: measured
 
     def open(self) -> None:
         """Start everything in order; on an error the caller runs
@@ -160,9 +162,11 @@ class StoreWiring:
 
         def open_storage() -> WriteStorage:
             if shared:
-                return SQLiteSharedWriteStorage(
+                storage = SQLiteSharedWriteStorage(
                     path, synchronous, pragmas, lock_timeout, wal_fold
                 )
+                self._write_lock = storage.lock
+                return storage
             return SQLiteWriteStorage(path, synchronous, pragmas)
 
         committer = self.committer = Committer(
@@ -285,6 +289,13 @@ class StoreWiring:
             writer.tell(message)
         except pykka.ActorDeadError:
             raise self.writer_gone() from None
+
+    def lock_waits(self) -> tuple[int, float]:
+        """How many writes waited for the store-wide write lock, and the
+        longest wait in seconds (``(0, 0.0)`` unless ``multi_process``);
+        any thread (plain reads of numbers the writer keeps)."""
+        lock = self._write_lock
+        return (0, 0.0) if lock is None else (lock.waits, lock.worst_wait)
 
     def ask_catch_up(self) -> None:
         """Ask the writer to publish what other processes committed (any

@@ -80,6 +80,14 @@ def test_no_storage_error_under_contention(
             assert counts["done"] == 120
 
 
+def test_single_process_store_reports_no_lock_waits(db: str) -> None:
+    """Without multi_process there is no store-wide lock to wait for."""
+    with EventStore(db) as store:
+        store.append(_event("one"))
+        stats = store.get_stats()
+        assert (stats.lock_waits, stats.lock_wait_max) == (0, 0.0)
+
+
 def test_single_process_store_refused_beside_multi_process(db: str) -> None:
     """A store without multi_process on a file multi-process stores hold is
     refused, the message naming the option; and the other way round."""
