@@ -15,6 +15,10 @@ planned before it. Otherwise the round is cut there: what was planned
 commits first, and the refused request and those after it are planned again
 against the now-committed state.
 
+On a shared store (other processes write it too) a round first takes the
+store-wide write lock and publishes what others committed
+(``actors/catch_up.py``), then plans against exact committed state.
+
 Positions are assigned under the turn, in commit order, so they are gap-free
 and published (:class:`CommitHead`, then a :class:`DeliverPage` to the
 dispatcher) only after the transaction committed. If COMMIT fails with an
@@ -35,14 +39,17 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from swarmlog.actors.catch_up import SharedRounds
 from swarmlog.actors.known_versions import KnownVersions
-from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
+from swarmlog.actors.messages import Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
+from swarmlog.actors.publisher import Publisher
 from swarmlog.actors.reply import Room
 from swarmlog.actors.settling import Settlements, run_callbacks
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
+    LockTimeoutError,
     StorageError,
     StoreClosedError,
     SwarmlogError,
@@ -114,6 +121,9 @@ class Committer:
             nudge; must be quick.
         on_settled: Called (turn held) with how many requests were just
             settled, once per batch: the in-flight limit's release.
+        lock_timeout: On a shared store, seconds a round waits for the
+            store-wide write lock (then its requests fail with
+            ``LockTimeoutError``).
     """
 
     def __init__(
@@ -128,19 +138,21 @@ class Committer:
         wake: Callable[[], None],
         on_commit: Callable[[], None] | None = None,
         on_settled: Callable[[int], None] | None = None,
+        lock_timeout: float = 30.0,
     ) -> None:
         self.turn = threading.Lock()
+        self._shared: SharedRounds | None = None  # open(): others write too
+        self._lock_timeout = lock_timeout
+        self.catch_up_asked = False  # a CatchUp message is on its way
         self._queue: deque[AppendRequest] = deque()
         self._open_storage = open_storage
         self._storage: WriteStorage | None = None
-        self._dispatcher = dispatcher
-        self._audience = audience
+        self.publisher = Publisher(dispatcher, audience, on_commit)
         self._notifier = notifier
         self._head = head
         self._metrics = metrics
         self._max_batch = max_batch
         self._wake = wake
-        self.on_commit = on_commit
         self._settling = Settlements(on_settled)
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
         self._wal = WalUpkeep()
@@ -171,6 +183,10 @@ class Committer:
         self.writer_ident = threading.get_ident()
         self._storage = self._open_storage()
         self._wal.every = self._storage.wal_checkpoint_every
+        if self._storage.shared:
+            self._shared = SharedRounds(
+                self._head, self._known, self.publisher, self._lock_timeout
+            )
         self._head.position = self._storage.head()
 
     @property
@@ -289,6 +305,10 @@ class Committer:
             and not self._closed
             and self._stopped is None
         )
+
+    def busy(self) -> bool:
+        """Whether appends are queued or being committed (any thread)."""
+        return bool(self._queue) or self.turn.locked()
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
@@ -437,6 +457,38 @@ class Committer:
         return None
 
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
+        """:meth:`_plan_and_write`; on a shared store inside a round of the
+        write lock, after catching up (a lock timeout fails the group)."""
+        storage, shared = self._storage, self._shared
+        if shared is None:
+            return self._plan_and_write(requests)
+        assert storage is not None  # _refusal checked it
+        try:
+            shared.begin(storage)
+        except SwarmlogError as error:
+            for request in requests:
+                self._fail(request, error)
+            return []
+        try:
+            if requests is self._in_progress:  # group commit across processes:
+                queue = self._queue  # what queued during the wait joins in
+                while queue and len(requests) < self._max_batch:
+                    requests.append(queue.popleft())
+            return self._plan_and_write(requests)
+        finally:
+            storage.abort_round()  # a no-op once write_events ended it
+
+    def catch_up(self) -> None:
+        """Publish what other processes committed (a shared store's
+        ``CatchUp`` message). Turn held; a failed read is only logged."""
+        self.catch_up_asked = False
+        storage = self._storage
+        if self._shared is not None and storage is not None and not self._refusal():
+            self._shared.idle(storage)
+
+    def _plan_and_write(
+        self, requests: list[AppendRequest]
+    ) -> list[list[AppendRequest]]:
         """Plan and commit ``requests`` in one transaction.
 
         A refusal planned on top of requests of this round would rest on
@@ -475,6 +527,11 @@ class Committer:
             # batch): settle each on its own, in order, so only the culprit
             # fails and a retry of a stored event resolves idempotently.
             return [[request] for request in planned] + after
+        except LockTimeoutError as error:  # a shared store: nothing written
+            self._writing = None
+            for request in planned:
+                self._fail(request, error)
+            return after
         except StorageError as error:
             self._writing = None
             if len(planned) == 1:
@@ -511,11 +568,7 @@ class Committer:
                 metrics.caller_transactions += 1
             metrics.appends += len(round_.requests)
             metrics.events += len(round_.events)
-            if self._audience.present:
-                try:
-                    self._dispatcher.tell(DeliverPage(tuple(round_.events)))
-                except Exception:  # projections fill the gap from the store
-                    logger.exception("committed page not delivered")
+            self.publisher.page(tuple(round_.events))
         events = round_.events
         start = 0
         for request, end in zip(round_.requests, round_.ends, strict=True):
@@ -523,11 +576,7 @@ class Committer:
                 value = events[end - 1] if request.single else events[start:end]
                 self._settling.settle(request, value)
             start = end
-        if self.on_commit is not None:
-            try:
-                self.on_commit()
-            except Exception:  # a nudge: never a reason to stop
-                logger.exception("commit hook failed")
+        self.publisher.nudge()
 
     # -- settling -------------------------------------------------------------
 

@@ -1,0 +1,153 @@
+"""Catching up with other processes' commits on a shared store.
+
+On a store other processes write too (SQLite opened with
+``multi_process=True``), the committer's view (its published head and its
+cache of committed versions) falls behind whenever another process
+commits. Before planning a round, and when the follower notices the file
+changed (a :class:`CatchUp` message to the writer), the turn's holder reads
+the events past its head, folds their versions into
+:class:`~swarmlog.actors.known_versions.KnownVersions` and publishes them
+(head, then the page) exactly as it publishes its own commits. Only the
+turn's holder publishes, so local and foreign events reach the dispatcher
+once each, in position order.
+
+When nobody in this process wants pages (no projection runs, no listener
+wants events), no foreign event is read at all: the head moves to the
+store's and the version cache is emptied, so planning reads the versions
+of just the aggregates it touches (one indexed look-up each).
+
+Runs with the committer's turn held.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Final
+
+from swarmlog.schema.errors import SwarmlogError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from swarmlog.actors.known_versions import KnownVersions
+    from swarmlog.actors.publisher import Publisher
+    from swarmlog.actors.runtime import CommitHead
+    from swarmlog.actors.storage import WriteStorage
+    from swarmlog.schema.envelope import Event
+
+__all__ = ["CATCH_UP", "CatchUp", "SharedRounds", "catch_up"]
+
+logger = logging.getLogger("swarmlog.writer")
+
+PAGE: Final = 1000  # foreign events read per page
+
+
+class CatchUp:
+    """Writer message: publish what other processes committed (the
+    follower's nudge, or a strong query that saw the file ahead)."""
+
+    __slots__ = ()
+
+
+CATCH_UP: Final = CatchUp()
+
+
+def catch_up(
+    storage: WriteStorage,
+    head: CommitHead,
+    known: KnownVersions,
+    publish: Callable[[tuple[Event[Any], ...]], None],
+    target: int | None = None,
+) -> int:
+    """Publish the committed events past ``head``, page by page, in order.
+
+    Turn held. Each page's versions go into ``known`` and its last position
+    into ``head`` before ``publish`` hands the page on.
+
+    Args:
+        storage: The writing connection (inside the open round, if any).
+        head: The head this process published so far (advanced).
+        known: The committed-version cache (updated).
+        publish: Hands one page to the dispatcher and the commit hook.
+        target: Stop at this position (the head a round saw); None: until
+            nothing more is committed.
+
+    Returns:
+        How many events were published.
+    """
+    found = 0
+    while target is None or head.position < target:
+        page = storage.read_after(head.position, PAGE)
+        if not page:
+            break
+        known.update({e.aggregate_id: (e.aggregate_type, e.version) for e in page})
+        head.position = page[-1].position
+        publish(tuple(page))
+        found += len(page)
+        if target is None and len(page) < PAGE:
+            break
+    return found
+
+
+class SharedRounds:
+    """The committer's side of a shared store: the start of each round and
+    the idle catch-up. Turn held.
+
+    Args:
+        head: The head this process published.
+        known: The committed-version cache.
+        publisher: Hands foreign pages on (``foreign``), says whether
+            anybody wants them (``wanted``) and runs the commit hook.
+        lock_timeout: Seconds a round waits for the store-wide write lock.
+    """
+
+    __slots__ = ("_head", "_known", "_publisher", "_timeout")
+
+    def __init__(
+        self,
+        head: CommitHead,
+        known: KnownVersions,
+        publisher: Publisher,
+        lock_timeout: float,
+    ) -> None:
+        self._head = head
+        self._known = known
+        self._publisher = publisher
+        self._timeout = lock_timeout
+
+    def _catch_up(self, storage: WriteStorage, target: int | None) -> None:
+        publisher = self._publisher
+        if publisher.wanted:
+            catch_up(storage, self._head, self._known, publisher.foreign, target)
+            return
+        if target is None:
+            target = storage.head()
+        if target > self._head.position:  # nobody listens: read no page
+            self._known.clear()
+            self._head.position = target
+            publisher.nudge()
+
+    def begin(self, storage: WriteStorage) -> None:
+        """Take the write lock and publish what others committed first;
+        the round is then open (``write_events`` or ``abort_round`` ends
+        it).
+
+        Raises:
+            SwarmlogError: No lock in time (``LockTimeoutError``) or a
+                failed read; nothing is held.
+        """
+        head = storage.begin_round(self._timeout)
+        try:
+            if head > self._head.position:
+                self._catch_up(storage, head)
+        except BaseException:
+            storage.abort_round()
+            raise
+
+    def idle(self, storage: WriteStorage) -> None:
+        """Publish what others committed, without the lock (a ``CatchUp``
+        message); a failed read is only logged (the next nudge retries)."""
+        try:
+            self._catch_up(storage, None)
+        except SwarmlogError as error:
+            logger.warning("catching up with other processes failed: %s", error)
