@@ -598,11 +598,18 @@ def test_query_from_a_handler_of_a_stuck_projection_times_out(
 
     class Stuck(_Gated):
         name = "stuck"
-        gate = threading.Event()
+        gate = _EnteredGate()
 
     stuck = Stuck(store, consistency="eventual", query_timeout=0.05)
     asker = _PeerA(store, consistency="eventual")
-    asker.ask_peer = stuck.count
+
+    def ask_when_stuck() -> int:
+        # The projections run on threads of their own: ask only once the
+        # stuck one is inside its handler (else it may simply answer).
+        assert Stuck.gate.entered.wait(10)
+        return stuck.count()
+
+    asker.ask_peer = ask_when_stuck
     stuck.initialize()
     asker.initialize()
     try:
@@ -671,6 +678,21 @@ def test_engine_wait_errors_recommend_what_works(store: EventStore) -> None:
     assert len(errors) == 2
     assert "consistency='eventual'" in str(errors[0])
     assert "eventual" not in str(errors[1])
+
+
+class _EnteredGate:
+    """A gate that also says when a handler reached it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self._opened = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        self.entered.set()
+        return self._opened.wait(timeout)
+
+    def set(self) -> None:
+        self._opened.set()
 
 
 class _Gated(Projection):
