@@ -235,5 +235,10 @@ def trace_main(config: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+
+    # The parent sends SIGUSR1 to a child it finds hung: every thread's
+    # stack goes to stderr, which the failure message shows.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     _config = msgspec.json.decode(sys.argv[1])
     (trace_main if _config.get("mode") == "trace" else main)(_config)

@@ -25,6 +25,7 @@ variant (``-m soak``) makes ``SWARMLOG_SOAK_SIGNALS`` (default 500).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import random
@@ -85,6 +86,9 @@ class _Child:
         try:
             code = self.proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGUSR1)  # stacks to stderr
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2.0)
             self.proc.kill()
             self.proc.wait(TIMEOUT)
             self._reader.join(TIMEOUT)
@@ -97,7 +101,7 @@ class _Child:
         return code
 
     def _stderr(self) -> str:
-        return self.stderr_path.read_text()[-3000:]
+        return self.stderr_path.read_text()[-12000:]
 
 
 def _read_acks(path: Path) -> list[dict[str, Any]]:
