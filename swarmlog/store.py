@@ -83,6 +83,7 @@ logger = logging.getLogger("swarmlog")
 _NEW, _OPEN, _CLOSING, _CLOSED = "new", "open", "closing", "closed"
 _FORKED = "forked"  # this process is a fork of the one that opened the store
 _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
+_IDLE_LOOKS = 2  # looks finding the writer idle that end a drain (see there)
 
 
 class EventStore(
@@ -285,11 +286,22 @@ class EventStore(
         # waking it (a signal on its thread) must not hold shutdown up.
         # A signal handler's shutdown() does not wait for the appends of
         # its own thread that are suspended beneath it before queueing.
+        # An interrupt can also land inside taking a slot, after the slot
+        # was taken and before the append knew it: that slot is never given
+        # back. So once the writer had nothing queued or in progress on
+        # _IDLE_LOOKS looks in a row, what is still counted is such a leak,
+        # not an append, and the drain is over.
         allowance = self._appends.unqueued_here()
         deadline = time.monotonic() + runtime.STOP_TIMEOUT
+        idle_looks = 0
         while time.monotonic() < deadline:
             self._wiring.wake_writer()
             if self._appends.in_flight.wait_idle(_DRAIN_LOOK, allowance=allowance):
+                break
+            committer = self._wiring.committer
+            idle = committer is None or not committer.busy()
+            idle_looks = idle_looks + 1 if idle else 0
+            if idle_looks >= _IDLE_LOOKS:
                 break
         self._wiring.flush_writer()
 
