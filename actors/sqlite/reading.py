@@ -49,8 +49,12 @@ class SQLiteReadStorage:
         self._idle: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        with self._connection() as conn:  # fail early on a bad file
-            check_format(conn, path, create=False)
+        try:
+            with self._connection() as conn:  # fail early on a bad file
+                check_format(conn, path, create=False)
+        except BaseException:  # no connection left open behind the error
+            self.close()
+            raise
 
     def _new_connection(self) -> sqlite3.Connection:
         conn = connect(self.path, read_only=self._read_only)

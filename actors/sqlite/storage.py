@@ -264,11 +264,10 @@ class SQLiteWriteStorage:
             check_format(conn, path, create=True)
             for statement in (*sql.writer_pragmas(synchronous), *extra):
                 conn.execute(statement)
-        except sqlite3.Error as e:
+        except BaseException as e:  # whatever failed: no connection left open
             conn.close()
-            raise translate_error(e, path, "open") from e
-        except SwarmlogError:
-            conn.close()
+            if isinstance(e, sqlite3.Error):
+                raise translate_error(e, path, "open") from e
             raise
         self._conn = conn
         self._inserts: dict[int, str] = {}
