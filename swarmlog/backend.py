@@ -20,6 +20,10 @@ from swarmlog.actors.postgres.url import (
 from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
 
 if TYPE_CHECKING:
+    import pykka
+
+    from swarmlog.actors.follower import Follower
+    from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage, WriteStorage
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "check_backend_options",
     "display_path",
     "is_postgres_url",
+    "open_postgres_follower",
     "open_postgres_reader",
     "open_postgres_writer",
 ]
@@ -121,3 +126,22 @@ def open_postgres_reader(
     except ImportError as e:
         raise StoreOpenError(redact(url), _INSTALL) from e
     return PostgresReadStorage(url, schema, pool_size=pool_size, check=check)
+
+
+def open_postgres_follower(
+    url: str,
+    schema: str,
+    reader: ReadStorage,
+    head: CommitHead,
+    dispatcher: pykka.ActorRef[Any],
+    interval: float,
+) -> Follower:
+    """A read-only PostgreSQL store's follower: woken by the writers'
+    NOTIFY hints, polling every ``interval`` seconds as the fallback (not
+    started yet)."""
+    from swarmlog.actors.postgres.feed import ListeningFollower
+    from swarmlog.actors.postgres.sql import Statements
+
+    return ListeningFollower(
+        reader, head, dispatcher, interval, url, Statements(schema)
+    )

@@ -351,8 +351,9 @@ class PostgresWriteStorage:
 
 
 def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
-    """The append statement's parameters: the head's move, then one array
-    per column (``cause`` split into ``cause_id`` and ``cause_text``)."""
+    """The append statement's parameters: the head's move, one array per
+    column (``cause`` split into ``cause_id`` and ``cause_text``), and the
+    new head as the NOTIFY payload."""
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns[_AGGREGATE] = [a.encode() for a in columns[_AGGREGATE]]
     columns[_CORRELATION] = [
@@ -364,4 +365,4 @@ def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
     columns[_CAUSE:_CAUSE] = [cause_ids, cause_texts]
     last = rows[-1][0]
     previous = rows[0][0] - 1
-    return (last, previous, *columns)
+    return (last, previous, *columns, str(last))

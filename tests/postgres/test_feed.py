@@ -1,0 +1,129 @@
+"""Cross-process change hints on PostgreSQL: NOTIFY wakes followers at
+once; a lost hint or a dropped LISTEN connection only delays them to the
+fallback poll; fetching by position stays the truth."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from swarmlog import EventStore, create_agent_started_event
+from swarmlog.actors.postgres.feed import (
+    FEED_APPLICATION,
+    ChangeFeed,
+    ListeningFollower,
+)
+from swarmlog.actors.postgres.sql import Statements, channel_name
+from tests.postgres.conftest import TIMEOUT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+LONG = 3600.0  # a poll interval that never comes within a test
+
+
+def _calls() -> tuple[Callable[[], None], threading.Semaphore]:
+    seen = threading.Semaphore(0)
+    return seen.release, seen
+
+
+def test_channel_names_fit_the_server_limit() -> None:
+    """Long schema names get a short, distinct channel."""
+    assert channel_name("swarmlog") == "swarmlog_swarmlog"
+    long_a, long_b = channel_name("a" * 63), channel_name("a" * 62 + "b")
+    assert len(long_a) <= 63
+    assert long_a != long_b
+
+
+def test_an_append_wakes_a_listening_feed(
+    make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+) -> None:
+    """A commit's NOTIFY reaches the feed long before its fallback poll."""
+    store = make_pg_store()
+    on_change, seen = _calls()
+    feed = ChangeFeed(pg_url, Statements(pg_schema), on_change, LONG)
+    feed.start()
+    try:
+        assert feed.listening.wait(TIMEOUT)
+        store.append(create_agent_started_event("a1"))
+        assert seen.acquire(timeout=TIMEOUT)
+    finally:
+        feed.stop()
+
+
+def test_a_lost_hint_is_caught_by_the_fallback_poll(
+    make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+) -> None:
+    """A head that moved without a NOTIFY is still noticed, by the poll."""
+    make_pg_store().shutdown()
+    on_change, seen = _calls()
+    feed = ChangeFeed(pg_url, Statements(pg_schema), on_change, 0.05)
+    feed.start()
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f'UPDATE "{pg_schema}".head SET position = 1')
+        assert seen.acquire(timeout=TIMEOUT)
+    finally:
+        feed.stop()
+
+
+def test_a_dropped_listen_connection_reconnects(
+    make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+) -> None:
+    """The server ends the LISTEN session: the feed reconnects, notices
+    what was committed meanwhile, and hears the next hints."""
+    store = make_pg_store()
+    on_change, seen = _calls()
+    feed = ChangeFeed(pg_url, Statements(pg_schema), on_change, 0.05)
+    feed.start()
+    try:
+        _wait_connects(feed, 1)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (_listener_pid(pg_url),))
+        store.append(create_agent_started_event("a1"))
+        assert seen.acquire(timeout=TIMEOUT)
+        _wait_connects(feed, 2)
+        store.append(create_agent_started_event("a2"))
+        assert seen.acquire(timeout=TIMEOUT)
+    finally:
+        feed.stop()
+
+
+def test_a_read_only_store_is_woken_by_the_writers_hint(
+    make_pg_store: Callable[..., EventStore], pg_url: str
+) -> None:
+    """A read-only store polling only hourly still sees an append at once:
+    the writer's NOTIFY wakes its follower, which fetches by position."""
+    writer = make_pg_store()
+    reader = make_pg_store(read_only=True, poll_interval=LONG)
+    appended = threading.Event()
+    reader.on("event:appended", lambda event: appended.set())
+    follower = reader._wiring.follower
+    assert isinstance(follower, ListeningFollower)
+    assert follower.feed.listening.wait(TIMEOUT)
+    stored = writer.append(create_agent_started_event("a1"))
+    assert appended.wait(TIMEOUT)
+    assert list(reader.replay()) == [stored]
+
+
+def _listener_pid(url: str) -> int:
+    """The pid of the one LISTEN session (the feed's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+            (FEED_APPLICATION,),
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def _wait_connects(feed: ChangeFeed, count: int) -> None:
+    """Block until the feed listens on its ``count``-th connection."""
+    pause = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):
+        if feed.connects >= count and feed.listening.is_set():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"the feed never listened on connection {count}")
