@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pykka
 
     from swarmlog.actors.follower import Follower
+    from swarmlog.actors.postgres.feed import PostgresChangeProbe
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage, WriteStorage
 
@@ -33,6 +34,7 @@ __all__ = [
     "display_path",
     "is_postgres_url",
     "open_postgres_follower",
+    "open_postgres_probe",
     "open_postgres_reader",
     "open_postgres_writer",
 ]
@@ -145,3 +147,12 @@ def open_postgres_follower(
     return ListeningFollower(
         reader, head, dispatcher, interval, url, Statements(schema)
     )
+
+
+def open_postgres_probe(url: str, schema: str) -> PostgresChangeProbe:
+    """A writing PostgreSQL store's look at other processes' commits (a
+    ``ChangeProbe`` for the change watcher; connects on first use)."""
+    from swarmlog.actors.postgres.feed import PostgresChangeProbe
+    from swarmlog.actors.postgres.sql import Statements
+
+    return PostgresChangeProbe(url, Statements(schema))

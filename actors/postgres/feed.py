@@ -8,7 +8,11 @@ position, which is the truth. A hint lost (a dropped LISTEN connection, a
 server restart) delays nothing beyond ``fallback`` seconds: the feed reads
 the head that often anyway, and reconnects after a lost connection.
 
-:class:`ListeningFollower` puts it in front of a read-only store's
+:class:`PostgresChangeProbe` is the same look without a thread of its own,
+for a writing store's change watcher (the ``ChangeProbe`` protocol of
+``swarmlog.actors.follower``): it asks the writer to catch up.
+
+:class:`ListeningFollower` puts a feed in front of a read-only store's
 :class:`~swarmlog.actors.follower.Follower`: new events reach its
 projections and listeners at the hint instead of the next poll.
 """
@@ -18,12 +22,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 
 from swarmlog.actors.follower import Follower
-from swarmlog.actors.postgres.connection import connect
+from swarmlog.actors.postgres.connection import connect, translate_error
 from swarmlog.actors.runtime import mark_engine_thread
 from swarmlog.schema.errors import SwarmlogError
 
@@ -36,11 +41,19 @@ if TYPE_CHECKING:
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage
 
-__all__ = ["FEED_APPLICATION", "ChangeFeed", "ListeningFollower"]
+__all__ = [
+    "FALLBACK",
+    "FEED_APPLICATION",
+    "ChangeFeed",
+    "ListeningFollower",
+    "PostgresChangeProbe",
+]
 
 logger = logging.getLogger("swarmlog.follower")
 
 FEED_APPLICATION: Final = "swarmlog-listen"  # its sessions in pg_stat_activity
+FALLBACK: Final = 0.25
+"""Seconds after which a probe looks at the head even without a hint."""
 _STOP_LOOK: Final = 0.1  # seconds between looks at the stop flag while waiting
 _STOP_TIMEOUT: Final = 30.0  # seconds stop() waits for the thread
 
@@ -185,3 +198,89 @@ class ListeningFollower(Follower):
         """Stop listening, then polling (each bounded)."""
         self.feed.stop()
         super().stop()
+
+
+class PostgresChangeProbe:
+    """A cheap look at a PostgreSQL store that other processes write (one
+    thread: the change watcher's; its own LISTEN connection).
+
+    :meth:`changed` never blocks: it is true when a NOTIFY hint arrived,
+    when ``fallback`` seconds passed without one (a hint may be lost), and
+    after the connection was replaced (hints sent meanwhile are lost);
+    :meth:`head` then reads the committed head. A lost connection is
+    reopened at most every ``fallback`` seconds.
+
+    Args:
+        url: The store's libpq URI.
+        statements: The store's statements (channel, head query).
+        fallback: Seconds between looks at the head without a hint.
+    """
+
+    def __init__(
+        self, url: str, statements: Statements, fallback: float = FALLBACK
+    ) -> None:
+        self._url = url
+        self._sql = statements
+        self._fallback = fallback
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._due = 0.0  # when to look at the head without a hint
+        self._retry_at = 0.0  # when to try connecting again
+
+    def changed(self) -> bool:
+        """Whether the head may have moved since the last call."""
+        now = time.monotonic()
+        conn = self._conn
+        if conn is None:
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self._fallback
+            try:
+                self._open()
+            except SwarmlogError as error:
+                logger.warning("PostgreSQL change probe: %s", error)
+                return False
+            return True
+        try:
+            hinted = any(True for _ in conn.notifies(timeout=0))
+        except psycopg.Error:
+            self._close()
+            return True
+        if hinted or now >= self._due:
+            self._due = now + self._fallback
+            return True
+        return False
+
+    def head(self) -> int:
+        """The committed head now.
+
+        Raises:
+            StorageError: The server cannot be reached.
+        """
+        conn = self._conn or self._open()
+        try:
+            row = conn.execute(self._sql.select_head).fetchone()
+        except psycopg.Error as e:
+            self._close()
+            raise translate_error(e, self._url, "read the head") from e
+        return 0 if row is None else int(row[0])
+
+    def _open(self) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = connect(self._url, what="listen", application=FEED_APPLICATION)
+        try:
+            conn.execute(self._sql.listen)
+        except psycopg.Error as e:
+            conn.close()
+            raise translate_error(e, self._url, "listen") from e
+        self._conn = conn
+        self._due = time.monotonic() + self._fallback
+        return conn
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._close()

@@ -14,6 +14,7 @@ from swarmlog.actors.postgres.feed import (
     FEED_APPLICATION,
     ChangeFeed,
     ListeningFollower,
+    PostgresChangeProbe,
 )
 from swarmlog.actors.postgres.sql import Statements, channel_name
 from tests.postgres.conftest import TIMEOUT
@@ -127,3 +128,67 @@ def _wait_connects(feed: ChangeFeed, count: int) -> None:
             return
         pause.wait(0.01)
     raise AssertionError(f"the feed never listened on connection {count}")
+
+
+class TestChangeProbe:
+    """The writing store's look at other processes' commits."""
+
+    def test_a_hint_makes_it_changed_and_head_reads_the_head(
+        self, make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+    ) -> None:
+        """After a commit elsewhere, changed() is true and head() is it."""
+        store = make_pg_store()
+        probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=LONG)
+        try:
+            assert probe.changed()  # first connection: may have missed some
+            assert not probe.changed()
+            store.append(create_agent_started_event("a1"))
+            assert _eventually(probe.changed)
+            assert probe.head() == 1
+            assert not probe.changed()
+        finally:
+            probe.close()
+
+    def test_without_a_hint_the_fallback_still_looks(
+        self, make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+    ) -> None:
+        """A head moved without NOTIFY is seen within the fallback."""
+        make_pg_store().shutdown()
+        probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=0.05)
+        try:
+            assert probe.changed()
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f'UPDATE "{pg_schema}".head SET position = 3')
+            assert _eventually(probe.changed)
+            assert probe.head() == 3
+        finally:
+            probe.close()
+
+    def test_a_dropped_connection_is_reopened(
+        self, make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+    ) -> None:
+        """The server ends the probe's session: the next looks reconnect
+        and report a possible change."""
+        store = make_pg_store()
+        probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=0.05)
+        try:
+            assert probe.changed()
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(%s)", (_listener_pid(pg_url),)
+                )
+            store.append(create_agent_started_event("a1"))
+            assert _eventually(probe.changed)
+            assert _eventually(lambda: probe.changed() and probe.head() == 1)
+        finally:
+            probe.close()
+
+
+def _eventually(check: Callable[[], bool]) -> bool:
+    """Whether ``check()`` turns true within TIMEOUT (looked at often)."""
+    pause = threading.Event()
+    for _ in range(int(TIMEOUT / 0.005)):
+        if check():
+            return True
+        pause.wait(0.005)
+    return False
