@@ -5,7 +5,9 @@ whichever thread holds it. One connection per process, in autocommit mode:
 an append without an open round is one statement (its own transaction, one
 round trip); a shared-store round (:meth:`PostgresWriteStorage.begin_round`)
 is ``BEGIN`` + ``SET LOCAL lock_timeout`` + the head row ``FOR UPDATE`` in
-one round trip, then the rows and ``COMMIT`` in another.
+one round trip, then the rows, then ``COMMIT``. (Not pipelined: a failed
+statement in a psycopg pipeline can leave its prepared-statement cache
+naming a statement the server never kept.)
 
 Faults: a connection lost while a write was in flight is an unknown
 outcome (:class:`~swarmlog.actors.storage.CommitUnknownError`; a retry of
@@ -173,11 +175,15 @@ class PostgresWriteStorage:
         """
         conn = self._ready()
         milliseconds = max(1, int(timeout * 1000))
+        # Three statements in one simple query: one round trip, and nothing
+        # prepared (an error leaves psycopg's statement cache alone).
+        statement = (
+            f"BEGIN; SET LOCAL lock_timeout = {milliseconds}; {self._sql.lock_head}"
+        )
         try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
-                cursor = conn.execute(self._sql.lock_head)
+            cursor = conn.execute(statement, prepare=False)
+            while cursor.description is None and cursor.nextset():
+                pass
             row = cursor.fetchone()
         except psycopg.Error as e:
             raise self._failed(e, "begin a write round") from e
@@ -262,12 +268,9 @@ class PostgresWriteStorage:
         conn = self._conn if in_round else self._ready()
         params = _append_params(rows)
         try:
+            cursor = conn.execute(self._sql.append, params)
             if in_round:
-                with conn.pipeline():
-                    cursor = conn.execute(self._sql.append, params)
-                    conn.execute("COMMIT")
-            else:
-                cursor = conn.execute(self._sql.append, params)
+                conn.execute("COMMIT")
         except psycopg.IntegrityError as e:
             self._failed(e, "append")
             raise RequestConflict(0 if requests == 1 else -1) from e
