@@ -20,7 +20,7 @@ restart), before it sends anything.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -75,9 +75,9 @@ class PostgresWriteStorage:
             server's).
     """
 
-    shared: ClassVar[bool] = True
+    shared: bool
     """Other processes may write the same store: always, on PostgreSQL."""
-    reconnects_after_unknown: ClassVar[bool] = True
+    reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""
 
@@ -89,6 +89,8 @@ class PostgresWriteStorage:
         lock_timeout: float = LOCK_TIMEOUT,
         synchronous_commit: bool = True,
     ) -> None:
+        self.shared = True
+        self.reconnects_after_unknown = True
         self._url = url
         self._synchronous_commit = "on" if synchronous_commit else "off"
         self.path = redact(url)
