@@ -121,6 +121,6 @@ def test_listeners_see_both_stores_commits_in_order(
         loader.start()
     for loader in loaders:
         loader.join(TIMEOUT * 3)
-    for name in seen:
+    for name, positions in seen.items():
         assert done[name].wait(TIMEOUT), name
-        assert seen[name] == list(range(1, 101))
+        assert positions == list(range(1, 101))
