@@ -94,11 +94,14 @@ def display_path(path: str) -> str:
     return redact(path) if is_postgres_url(path) else path
 
 
-def open_postgres_writer(url: str, schema: str, synchronous: str) -> WriteStorage:
+def open_postgres_writer(
+    url: str, schema: str, synchronous: str, lock_timeout: float = 30.0
+) -> WriteStorage:
     """The writing connection of a PostgreSQL store (creates or migrates its
     schema). Runs on the writer's thread. ``synchronous="normal"`` turns
     the session's ``synchronous_commit`` off: an append that returned
-    survives the application's crash, not the server's.
+    survives the application's crash, not the server's. ``lock_timeout``:
+    seconds a write waits for a row lock outside a round.
 
     Raises:
         StoreOpenError: psycopg is missing, or the server cannot be reached.
@@ -109,7 +112,12 @@ def open_postgres_writer(url: str, schema: str, synchronous: str) -> WriteStorag
         from swarmlog.actors.postgres.write import PostgresWriteStorage
     except ImportError as e:
         raise StoreOpenError(redact(url), _INSTALL) from e
-    return PostgresWriteStorage(url, schema, synchronous_commit=synchronous == "full")
+    return PostgresWriteStorage(
+        url,
+        schema,
+        lock_timeout=lock_timeout,
+        synchronous_commit=synchronous == "full",
+    )
 
 
 def open_postgres_reader(
