@@ -124,3 +124,15 @@ def test_listeners_see_both_stores_commits_in_order(
     for name, positions in seen.items():
         assert done[name].wait(TIMEOUT), name
         assert positions == list(range(1, 101))
+
+
+def test_a_retry_through_the_other_store_is_idempotent(
+    two_stores: tuple[EventStore, EventStore],
+) -> None:
+    """An event stored through one store, appended again through the
+    other, resolves to the stored copy: no duplicate, no error."""
+    one, two = two_stores
+    event = _created(1)
+    stored = one.append(event)
+    assert two.append(event) == stored
+    assert [e.position for e in two.replay()] == [1]
