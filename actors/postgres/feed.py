@@ -88,6 +88,7 @@ class ChangeFeed:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self.connects = 0  # LISTEN connections opened (tests, diagnostics)
         self.listening = threading.Event()  # set once a connection listens
+        self.backend_pid: int | None = None  # its server session (diagnostics)
         self._thread = threading.Thread(
             target=self._loop, name="swarmlog-pg-listen", daemon=True
         )
@@ -126,6 +127,7 @@ class ChangeFeed:
         and every ``fallback`` seconds, until stopped or it fails."""
         if self._conn is None:
             self._conn = connect(self._url, what="listen", application=FEED_APPLICATION)
+            self.backend_pid = self._conn.info.backend_pid
             self.connects += 1
             self._conn.execute(self._sql.listen)
             self._check()  # hints sent while nobody listened are lost
@@ -225,6 +227,7 @@ class PostgresChangeProbe:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._due = 0.0  # when to look at the head without a hint
         self._retry_at = 0.0  # when to try connecting again
+        self.backend_pid: int | None = None  # its server session (diagnostics)
 
     def changed(self) -> bool:
         """Whether the head may have moved since the last call."""
@@ -272,6 +275,7 @@ class PostgresChangeProbe:
             conn.close()
             raise translate_error(e, self._url, "listen") from e
         self._conn = conn
+        self.backend_pid = conn.info.backend_pid
         self._due = time.monotonic() + self._fallback
         return conn
 

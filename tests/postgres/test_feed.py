@@ -11,7 +11,6 @@ import psycopg
 
 from swarmlog import EventStore, create_agent_started_event
 from swarmlog.actors.postgres.feed import (
-    FEED_APPLICATION,
     ChangeFeed,
     ListeningFollower,
     PostgresChangeProbe,
@@ -82,7 +81,7 @@ def test_a_dropped_listen_connection_reconnects(
     try:
         _wait_connects(feed, 1)
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(%s)", (_listener_pid(pg_url),))
+            conn.execute("SELECT pg_terminate_backend(%s)", (feed.backend_pid,))
         store.append(create_agent_started_event("a1"))
         assert seen.acquire(timeout=TIMEOUT)
         _wait_connects(feed, 2)
@@ -107,17 +106,6 @@ def test_a_read_only_store_is_woken_by_the_writers_hint(
     stored = writer.append(create_agent_started_event("a1"))
     assert appended.wait(TIMEOUT)
     assert list(reader.replay()) == [stored]
-
-
-def _listener_pid(url: str) -> int:
-    """The pid of the one LISTEN session (the feed's)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-            (FEED_APPLICATION,),
-        ).fetchone()
-    assert row is not None
-    return int(str(row[0]))
 
 
 def _wait_connects(feed: ChangeFeed, count: int) -> None:
@@ -174,9 +162,7 @@ class TestChangeProbe:
         try:
             assert probe.changed()
             with psycopg.connect(pg_url, autocommit=True) as conn:
-                conn.execute(
-                    "SELECT pg_terminate_backend(%s)", (_listener_pid(pg_url),)
-                )
+                conn.execute("SELECT pg_terminate_backend(%s)", (probe.backend_pid,))
             store.append(create_agent_started_event("a1"))
             assert _eventually(probe.changed)
             assert _eventually(lambda: probe.changed() and probe.head() == 1)
