@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options
+from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options, display_path
 from swarmlog.schema.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from swarmlog.schema.errors import InvalidConfigError
 
@@ -122,6 +122,13 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             msg = "a read-only store needs a database file, not ':memory:'"
             raise InvalidConfigError(msg)
         check_backend_options(self)
+
+    def __repr__(self) -> str:
+        """The options, a PostgreSQL URL's password hidden."""
+        fields = msgspec.structs.asdict(self)
+        fields["database_path"] = display_path(str(self.database_path))
+        shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"EventStoreConfig({shown})"
 
 
 def _positive_int(value: object, name: str) -> None:
