@@ -22,7 +22,8 @@ store-wide write lock and publishes what others committed
 Positions are assigned under the turn, in commit order, so they are gap-free
 and published (:class:`CommitHead`, then a :class:`DeliverPage` to the
 dispatcher) only after the transaction committed. If COMMIT fails with an
-unknown outcome the committer stops accepting appends rather than guess.
+unknown outcome the committer never guesses: on SQLite it stops accepting
+appends; on PostgreSQL the batch fails with ``CommitOutcomeUnknownError``.
 
 Anything unexpected (a bug, a ``BaseException`` delivered to the committing
 thread) is contained: a round whose write returned is still published and
@@ -49,6 +50,7 @@ from swarmlog.actors.settling import Settlements, run_callbacks
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
+    CommitOutcomeUnknownError,
     LockTimeoutError,
     StorageError,
     StoreClosedError,
@@ -541,9 +543,9 @@ class Committer:
             return [[request] for request in planned] + after
         except CommitUnknownError as unknown:
             self._writing = None
-            stopped = self._stop_writer(unknown)
+            unknown_outcome = self._outcome_unknown(unknown)
             for request in planned:
-                self._fail(request, stopped)
+                self._fail(request, unknown_outcome)
             return after
         self._written = round_
         self._writing = None
@@ -603,6 +605,16 @@ class Committer:
         self._metrics.failed_appends += 1
         self._settling.settle_error(request, error)
 
+    def _outcome_unknown(self, unknown: CommitUnknownError) -> SwarmlogError:
+        """The error for a write whose COMMIT outcome is unknown. PostgreSQL:
+        the next round reconnects and publishes whatever was stored."""
+        storage = self._storage
+        if storage is None or not storage.reconnects_after_unknown:
+            return self._stop_writer(unknown)
+        self._known.clear()
+        msg = f"COMMIT outcome unknown ({unknown}); retry the same events"
+        return CommitOutcomeUnknownError(msg)
+
     def _stop_writer(self, cause: BaseException) -> WriterStoppedError:
         msg = (
             f"the writer stopped accepting appends ({type(cause).__name__}: "
@@ -634,4 +646,4 @@ class Committer:
         try:
             function(self._storage)
         except CommitUnknownError as unknown:
-            raise self._stop_writer(unknown) from unknown
+            raise self._outcome_unknown(unknown) from unknown

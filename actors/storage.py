@@ -153,6 +153,12 @@ class WriteStorage(Protocol):
     """Commits between the writer's idle-time WAL checkpoints on this
     connection (0: the backend has no WAL to fold)."""
 
+    reconnects_after_unknown: bool
+    """Whether, after ``CommitUnknownError``, the next call reconnects and
+    the writer goes on (PostgreSQL: the server decided the batch's fate;
+    its callers get ``CommitOutcomeUnknownError``). False (SQLite): an
+    unknown outcome means a broken file, and the writer stops."""
+
     def head(self) -> int:
         """The highest committed position (0 when empty)."""
         ...

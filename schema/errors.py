@@ -208,6 +208,28 @@ class StorageError(SwarmlogError):
     """SQLite failed with a known outcome: nothing of the request was stored."""
 
 
+class StorageTimeoutError(StorageError, TimeoutError):
+    """The database gave up waiting (PostgreSQL: a lock or statement
+    timeout); nothing of the request was stored.
+
+    Attributes:
+        setting: The server setting that expired (e.g. ``lock_timeout``).
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        self._init_args = (setting, message)
+        self.setting = setting
+        super().__init__(message)
+
+
+class CommitOutcomeUnknownError(StorageError):
+    """The connection to the server was lost during COMMIT (PostgreSQL):
+    the request's events may or may not be stored. The server decided; the
+    writer reconnects and serves new appends. Retry the same events (the
+    same ids): the retry returns them as stored, or stores them now.
+    """
+
+
 class StorageFullError(StorageError):
     """The disk (or ``max_page_count``) is full; the request was rolled back.
 

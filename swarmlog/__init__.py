@@ -62,6 +62,7 @@ from swarmlog.schema.envelope import (
     Snapshot,
 )
 from swarmlog.schema.errors import (
+    CommitOutcomeUnknownError,
     ConcurrencyError,
     DuplicateEventError,
     EngineThreadWaitError,
@@ -79,6 +80,7 @@ from swarmlog.schema.errors import (
     ReadOnlyStoreError,
     StorageError,
     StorageFullError,
+    StorageTimeoutError,
     StoreClosedError,
     StoreLockedError,
     StoreNotInitializedError,
@@ -167,6 +169,7 @@ __all__ = [
     "AgentTaskAssigned",
     "AgentTaskCompleted",
     "AppendFuture",
+    "CommitOutcomeUnknownError",
     "ConcurrencyError",
     "DeadLetter",
     "DuplicateEventError",
@@ -217,6 +220,7 @@ __all__ = [
     "Snapshot",
     "StorageError",
     "StorageFullError",
+    "StorageTimeoutError",
     "StoreClosedError",
     "StoreLockedError",
     "StoreNotInitializedError",

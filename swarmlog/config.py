@@ -7,6 +7,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options, display_path
 from swarmlog.schema.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from swarmlog.schema.errors import InvalidConfigError
 
@@ -21,7 +22,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         database_path: The SQLite file, or ``":memory:"`` (a private
             temporary file, deleted at shutdown, so readers work exactly as
-            with a file).
+            with a file), or a PostgreSQL URL (``postgresql://user:password@
+            host:5432/dbname``, any libpq URI; ``postgres://`` too).
         verbose: Log lifecycle and write activity through ``logging``
             (logger ``"swarmlog"``, level INFO).
         auto_persist_interval: Seconds between background WAL checkpoints
@@ -62,6 +64,13 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         lock_timeout: With ``multi_process``, seconds a write waits for the
             store-wide write lock before it fails with ``LockTimeoutError``
             (nothing written).
+        pg_schema: PostgreSQL only: the schema holding the store's tables
+            (created when missing), so several stores share one database.
+            On PostgreSQL, ``reader_pool_size`` is the number of idle
+            reader connections kept; ``synchronous="normal"`` turns the
+            writer's ``synchronous_commit`` off (an append that returned
+            survives the application's crash, not the server's);
+            ``pragmas`` and the WAL checkpoint options are refused.
     """
 
     database_path: str = ":memory:"
@@ -81,6 +90,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     caller_commits: bool = False
     multi_process: bool = False
     lock_timeout: float = 30.0
+    pg_schema: str = DEFAULT_SCHEMA
 
     def __post_init__(self) -> None:
         """Validate every option.
@@ -147,6 +157,14 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.read_only and str(self.database_path) == ":memory:":
             msg = "a read-only store needs a database file, not ':memory:'"
             raise InvalidConfigError(msg)
+        check_backend_options(self)
+
+    def __repr__(self) -> str:
+        """The options, a PostgreSQL URL's password hidden."""
+        fields = msgspec.structs.asdict(self)
+        fields["database_path"] = display_path(str(self.database_path))
+        shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"EventStoreConfig({shown})"
 
 
 def _positive_int(value: object, name: str) -> None:

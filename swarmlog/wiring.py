@@ -28,7 +28,7 @@ from swarmlog.actors.catch_up import CATCH_UP
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.committer import Committer
 from swarmlog.actors.dispatcher import DispatcherActor
-from swarmlog.actors.follower import ChangeWatcher, Follower
+from swarmlog.actors.follower import ChangeProbe, ChangeWatcher, Follower
 from swarmlog.actors.messages import WAKE, Flush
 from swarmlog.actors.notifier import NotifierActor
 from swarmlog.actors.runtime import stop_bounded
@@ -45,6 +45,14 @@ from swarmlog.actors.sqlite.shared import (
 )
 from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.writer import WriterActor
+from swarmlog.backend import (
+    display_path,
+    is_postgres_url,
+    open_postgres_follower,
+    open_postgres_probe,
+    open_postgres_reader,
+    open_postgres_writer,
+)
 from swarmlog.schema.errors import (
     StoreClosedError,
     SwarmlogError,
@@ -131,6 +139,9 @@ class StoreWiring:
             IncompatibleStoreError: Not a swarmlog store, or a newer format.
         """
         config = self._config
+        if is_postgres_url(config.database_path):
+            self._open_postgres()
+            return
         if config.database_path == ":memory:":
             self.tempdir = tempfile.mkdtemp(prefix="swarmlog-")
             self.path = os.path.join(self.tempdir, "memory.db")
@@ -207,9 +218,9 @@ class StoreWiring:
         committer.publisher.on_commit = on_commit  # before any append
         self.checkpointer.start()
         if shared:
-            self._watch_others(path)
+            self._watch_others(SQLiteChangeProbe(path))
 
-    def _watch_others(self, path: str) -> None:
+    def _watch_others(self, probe: ChangeProbe) -> None:
         """A store other processes write: strong queries read the store's
         head (and ask for a catch-up); a watcher thread asks for one when
         another process committed."""
@@ -230,8 +241,54 @@ class StoreWiring:
             if not committer.busy():  # (a busy one catches up each round)
                 self.ask_catch_up()
 
-        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, nudge)
+        self.watcher = ChangeWatcher(probe, head, nudge)
         self.watcher.start()
+
+    def _open_postgres(self) -> None:
+        """:meth:`open` for a PostgreSQL store: no file lock, no WAL
+        checkpointer; a read-only store's follower polls the server."""
+        config = self._config
+        url, schema = config.database_path, config.pg_schema
+        self.path = display_path(url)
+        self.notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
+        self.dispatcher = DispatcherActor.start(self.notifier, self._listeners)
+        if config.read_only:
+            self.reader = open_postgres_reader(
+                url, schema, config.reader_pool_size, check=True
+            )
+            self._head.position = self.reader.head()
+            self.follower = open_postgres_follower(
+                url,
+                schema,
+                self.reader,
+                self._head,
+                self.dispatcher,
+                config.poll_interval,
+            )
+            self.follower.start()
+            return
+        committer = self.committer = Committer(
+            lambda: open_postgres_writer(
+                url, schema, config.synchronous, config.lock_timeout
+            ),
+            self.dispatcher,
+            self._audience,
+            self.notifier,
+            self._head,
+            self._metrics,
+            config.max_batch,
+            self.wake_writer,
+            on_settled=self._on_settled,
+            on_commit=self._on_commit,
+            lock_timeout=config.lock_timeout,
+        )
+        started: Future[None] = Future()
+        self.writer = WriterActor.start(committer, started)
+        started.result(runtime.STOP_TIMEOUT)
+        self.reader = open_postgres_reader(
+            url, schema, config.reader_pool_size, check=False
+        )
+        self._watch_others(open_postgres_probe(url, schema))
 
     def close(self) -> None:
         """Stop everything that runs, in order (projections already

@@ -247,6 +247,7 @@ class SQLiteWriteStorage:
     :class:`swarmlog.actors.sqlite.shared.SQLiteSharedWriteStorage`."""
 
     shared = False
+    reconnects_after_unknown = False  # an unknown outcome: the writer stops
 
     def __init__(
         self, path: str, synchronous: str, pragmas: Mapping[str, Any] | None
