@@ -544,8 +544,12 @@ def _text_file(tmp_path: Path) -> str:
 
 def _other_app(tmp_path: Path) -> str:
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
+    conn = sqlite3.connect(path)  # (its context manager commits, never closes)
+    try:
         conn.execute("CREATE TABLE things (x)")
+        conn.commit()
+    finally:
+        conn.close()
     return str(path)
 
 
