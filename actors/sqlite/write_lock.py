@@ -9,9 +9,11 @@ whose waiters are served in no order at all.
 Taking it: one non-blocking ``flock`` try (the lock is usually free). If
 that fails, a waiter thread of this lock queues for it with *blocking*
 ``flock`` calls, so the kernel wakes it the moment the holder lets go (no
-sleeps in the way), while the committing thread waits on an event bounded
-by the caller's timeout. A wait that times out is abandoned: the waiter
-thread lets go of the lock as soon as it gets it.
+sleeps in the way), while the committing thread waits on a plain lock (no
+``threading.Event`` bookkeeping under the GIL) bounded by the caller's
+timeout; the waiter wakes it before it leaves the turnstile. A wait that
+times out is abandoned: the waiter thread lets go of the lock as soon as it
+gets it.
 
 Fairness: waiters first queue on a second lock file, the *turnstile*, and
 hold it while they wait for the write lock; the fast path tries the write
@@ -62,7 +64,8 @@ class _Wait:
     __slots__ = ("abandoned", "done", "error", "granted", "guard")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Lock()  # C-level; released once settled
+        self.done.acquire()
         self.guard = threading.Lock()
         self.granted = False
         self.abandoned = False
@@ -123,7 +126,7 @@ class WriteLock:
             self._outstanding += 1
         self._start_waiter()
         self._queue.put(wait)
-        if not wait.done.wait(timeout):
+        if not wait.done.acquire(True, min(timeout, threading.TIMEOUT_MAX)):
             with wait.guard:
                 if not wait.granted:
                     wait.abandoned = True  # the waiter thread gives it back
@@ -161,15 +164,19 @@ class WriteLock:
                 return
             try:
                 fcntl.flock(turnstile, fcntl.LOCK_EX)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                finally:
-                    fcntl.flock(turnstile, fcntl.LOCK_UN)
             except OSError as error:  # a closed or failing file
                 wait.error = error
                 self._settle(wait, granted=False)
                 continue
-            self._settle(wait, granted=True)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as error:
+                wait.error = error
+                self._settle(wait, granted=False)
+            else:  # the requester starts its round while we leave the turnstile
+                self._settle(wait, granted=True)
+            with contextlib.suppress(OSError):
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
     def _settle(self, wait: _Wait, *, granted: bool) -> None:
         with wait.guard:
@@ -180,7 +187,7 @@ class WriteLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         with self._count_lock:
             self._outstanding -= 1
-        wait.done.set()
+        wait.done.release()
 
     def release(self) -> None:
         """Let go of the lock (a no-op when not held)."""
