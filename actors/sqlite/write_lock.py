@@ -99,6 +99,7 @@ class WriteLock:
         self._outstanding = 0  # queued waits not yet granted or given back
         self._count_lock = threading.Lock()
         self.held = False
+        self._contended = False  # the last acquisition had to wait
         self.waits = 0
         self.worst_wait = 0.0
         self.total_wait = 0.0
@@ -119,6 +120,7 @@ class WriteLock:
             and _try(self._fd, fcntl.LOCK_EX)
         ):
             self.held = True
+            self._contended = False
             return 0.0
         start = time.monotonic()
         wait = _Wait()
@@ -134,6 +136,7 @@ class WriteLock:
         if wait.error is not None:
             raise StoreOpenError(self.path, str(wait.error)) from wait.error
         self.held = True
+        self._contended = True
         waited = time.monotonic() - start
         self.waits += 1
         self.total_wait += waited
@@ -190,10 +193,19 @@ class WriteLock:
         wait.done.release()
 
     def release(self) -> None:
-        """Let go of the lock (a no-op when not held)."""
+        """Let go of the lock (a no-op when not held).
+
+        When this process had to wait for it, others likely wait now: the
+        kernel just woke the next one's waiter thread, often onto this very
+        core, where it would queue behind this thread's own work (settling
+        the round, its callers waking). So this thread yields the core once
+        (``sched_yield``, GIL let go): the lock's next holder starts at once.
+        """
         if self.held:
             self.held = False
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._contended:
+                os.sched_yield()
 
     def close(self) -> None:
         """Release, stop the waiter thread and close the files (twice is
