@@ -11,9 +11,8 @@ that fails, a waiter thread of this lock queues for it with *blocking*
 ``flock`` calls, so the kernel wakes it the moment the holder lets go (no
 sleeps in the way), while the committing thread waits on a plain lock (no
 ``threading.Event`` bookkeeping under the GIL) bounded by the caller's
-timeout; the waiter wakes it before it leaves the turnstile. A wait that
-times out is abandoned: the waiter thread lets go of the lock as soon as it
-gets it.
+timeout. A wait that times out is abandoned: the waiter thread lets go of
+the lock as soon as it gets it.
 
 Fairness: waiters first queue on a second lock file, the *turnstile*, and
 hold it while they wait for the write lock; the fast path tries the write
@@ -165,21 +164,19 @@ class WriteLock:
             wait = self._queue.get()
             if wait is None:
                 return
+            # The turnstile is left before the requester is woken: once it
+            # is, its round may end and close() the files at any moment.
             try:
                 fcntl.flock(turnstile, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    fcntl.flock(turnstile, fcntl.LOCK_UN)
             except OSError as error:  # a closed or failing file
                 wait.error = error
                 self._settle(wait, granted=False)
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as error:
-                wait.error = error
-                self._settle(wait, granted=False)
-            else:  # the requester starts its round while we leave the turnstile
-                self._settle(wait, granted=True)
-            with contextlib.suppress(OSError):
-                fcntl.flock(turnstile, fcntl.LOCK_UN)
+            self._settle(wait, granted=True)
 
     def _settle(self, wait: _Wait, *, granted: bool) -> None:
         with wait.guard:
