@@ -19,7 +19,8 @@ While this process's head moves on its own (its writer is running rounds,
 and every round catches up first) the watcher skips its look: under load
 it would only compete with the writer for the GIL and the cores. Once the
 head stands still for one interval it looks again, so a foreign commit
-waits at most about two intervals.
+waits at most about two intervals. A head moved by the watcher's own
+request (an idle process following the others) is no such sign.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class ChangeWatcher:
         self._head = head
         self._catch_up = catch_up
         self._interval = interval
+        self._asked = False  # the last look asked for a catch-up
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name="swarmlog-watcher", daemon=True
@@ -169,8 +171,9 @@ class ChangeWatcher:
 
     def look(self, seen: int) -> int:
         """One look (the watcher's thread): skipped while the head moved
-        since ``seen`` (the writer is active and catches up each round);
-        otherwise ask for a catch-up if another process committed past it.
+        since ``seen`` (the writer is active and catches up each round),
+        unless the last look asked for that catch-up itself; otherwise ask
+        for a catch-up if another process committed past the head.
 
         Returns:
             The head to compare with at the next look.
@@ -179,11 +182,13 @@ class ChangeWatcher:
             SwarmlogError: The file cannot be read.
         """
         position = self._head.position
-        if position != seen:
+        if position != seen and not self._asked:
             return position
+        self._asked = False  # a head moved by our own request proves nothing
         probe = self._probe
         if probe.changed() and probe.head() > position:
             self._catch_up()
+            self._asked = True
         return position
 
     def _loop(self) -> None:

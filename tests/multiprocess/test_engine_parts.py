@@ -7,7 +7,8 @@ two processes' do).
   exact and warm); past a page of foreign events, or when that read fails,
   it empties the cache instead. Either way planning sees committed state.
 - The change watcher skips its look while this process's head moves (its
-  writer catches up every round) and looks once the head stands still.
+  writer catches up every round) and looks once the head stands still, or
+  when the head moved only because the watcher asked for a catch-up.
 """
 
 from __future__ import annotations
@@ -174,3 +175,15 @@ def test_watcher_asks_nothing_when_the_store_is_not_ahead() -> None:
     watcher = ChangeWatcher(probe, head, lambda: calls.append(1))
     assert watcher.look(12) == 12
     assert (probe.looks, calls) == (1, [])
+
+
+def test_watcher_looks_again_after_its_own_catch_up() -> None:
+    head = CommitHead(10)
+    probe = _Probe(store_head=12)
+    asked: list[int] = []
+    watcher = ChangeWatcher(probe, head, lambda: asked.append(1))
+    seen = watcher.look(10)  # the store is ahead: ask
+    head.position = 12  # the writer caught up as asked
+    probe.store_head = 14  # and another process committed meanwhile
+    assert watcher.look(seen) == 12  # not skipped: the move was ours
+    assert (probe.looks, len(asked)) == (2, 2)
