@@ -12,9 +12,12 @@ turn's holder publishes, so local and foreign events reach the dispatcher
 once each, in position order.
 
 When nobody in this process wants pages (no projection runs, no listener
-wants events), no foreign event is read at all: the head moves to the
-store's and the version cache is emptied, so planning reads the versions
-of just the aggregates it touches (one indexed look-up each).
+wants events), no foreign event is decoded: one query reads the versions
+the other processes committed (a storage that can, :class:`VersionReader`)
+into the version cache, which so stays exact and warm, and the head moves
+to the store's. Past :data:`PAGE` foreign events (or without that query)
+the cache is emptied instead, so planning reads the versions of just the
+aggregates it touches (one indexed look-up each).
 
 Runs with the committer's turn held.
 """
@@ -22,7 +25,7 @@ Runs with the committer's turn held.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from swarmlog.schema.errors import SwarmlogError
 
@@ -35,11 +38,21 @@ if TYPE_CHECKING:
     from swarmlog.actors.storage import WriteStorage
     from swarmlog.schema.envelope import Event
 
-__all__ = ["CATCH_UP", "CatchUp", "SharedRounds", "catch_up"]
+__all__ = ["CATCH_UP", "CatchUp", "SharedRounds", "VersionReader", "catch_up"]
 
 logger = logging.getLogger("swarmlog.writer")
 
 PAGE: Final = 1000  # foreign events read per page
+
+
+@runtime_checkable
+class VersionReader(Protocol):
+    """A writing connection that reads committed versions cheaply."""
+
+    def versions_after(self, position: int, upto: int) -> dict[str, tuple[str, int]]:
+        """The last ``(aggregate_type, version)`` of each aggregate committed
+        in ``(position, upto]``."""
+        ...
 
 
 class CatchUp:
@@ -101,7 +114,7 @@ class SharedRounds:
         lock_timeout: Seconds a round waits for the store-wide write lock.
     """
 
-    __slots__ = ("_head", "_known", "_publisher", "_timeout")
+    __slots__ = ("_head", "_known", "_publisher", "_reader", "_timeout")
 
     def __init__(
         self,
@@ -114,6 +127,14 @@ class SharedRounds:
         self._known = known
         self._publisher = publisher
         self._timeout = lock_timeout
+        self._reader: tuple[WriteStorage, VersionReader | None] | None = None
+
+    def _versions(self, storage: WriteStorage) -> VersionReader | None:
+        reader = self._reader
+        if reader is None or reader[0] is not storage:
+            found = storage if isinstance(storage, VersionReader) else None
+            reader = self._reader = (storage, found)
+        return reader[1]
 
     def _catch_up(self, storage: WriteStorage, target: int | None) -> None:
         publisher = self._publisher
@@ -122,10 +143,23 @@ class SharedRounds:
             return
         if target is None:
             target = storage.head()
-        if target > self._head.position:  # nobody listens: read no page
+        head = self._head
+        if target <= head.position:
+            return
+        # Nobody listens: decode no page; fold the versions (or forget them).
+        versions = self._versions(storage)
+        folded = None
+        if versions is not None and target - head.position <= PAGE:
+            try:
+                folded = versions.versions_after(head.position, target)
+            except SwarmlogError:  # the cache forgets instead
+                folded = None
+        if folded is None:
             self._known.clear()
-            self._head.position = target
-            publisher.nudge()
+        else:
+            self._known.update(folded)
+        head.position = target
+        publisher.nudge()
 
     def begin(self, storage: WriteStorage) -> None:
         """Take the write lock and publish what others committed first;

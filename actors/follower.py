@@ -15,6 +15,12 @@ does, so pages stay in position order. Its :class:`ChangeWatcher` thread
 looks at the file every few milliseconds (``PRAGMA data_version`` on its own
 connection: microseconds, no read of the events) and, when another process
 committed past the head this one published, asks the writer to catch up.
+While this process's head moves on its own (its writer is running rounds,
+and every round catches up first) the watcher skips its look: under load
+it would only compete with the writer for the GIL and the cores. Once the
+head stands still for one interval it looks again, so a foreign commit
+waits at most about two intervals. A head moved by the watcher's own
+request (an idle process following the others) is no such sign.
 """
 
 from __future__ import annotations
@@ -153,6 +159,7 @@ class ChangeWatcher:
         self._head = head
         self._catch_up = catch_up
         self._interval = interval
+        self._asked = False  # the last look asked for a catch-up
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name="swarmlog-watcher", daemon=True
@@ -162,14 +169,35 @@ class ChangeWatcher:
         """Start watching."""
         self._thread.start()
 
+    def look(self, seen: int) -> int:
+        """One look (the watcher's thread): skipped while the head moved
+        since ``seen`` (the writer is active and catches up each round),
+        unless the last look asked for that catch-up itself; otherwise ask
+        for a catch-up if another process committed past the head.
+
+        Returns:
+            The head to compare with at the next look.
+
+        Raises:
+            SwarmlogError: The file cannot be read.
+        """
+        position = self._head.position
+        if position != seen and not self._asked:
+            return position
+        self._asked = False  # a head moved by our own request proves nothing
+        probe = self._probe
+        if probe.changed() and probe.head() > position:
+            self._catch_up()
+            self._asked = True
+        return position
+
     def _loop(self) -> None:
         mark_engine_thread()
-        probe = self._probe
+        seen = self._head.position - 1  # the first look is never skipped
         try:
             while not self._stop.wait(self._interval):
                 try:
-                    if probe.changed() and probe.head() > self._head.position:
-                        self._catch_up()
+                    seen = self.look(seen)
                 except SwarmlogError as error:
                     logger.warning("watching the store: %s", error)
                 except Exception:  # a bug: log it, keep watching
@@ -177,7 +205,7 @@ class ChangeWatcher:
                         return
                     logger.exception("watching the store failed")
         finally:
-            probe.close()
+            self._probe.close()
 
     def stop(self) -> None:
         """Stop watching and wait (bounded) for the thread; close the probe."""

@@ -89,6 +89,14 @@ UPSERT_PROJECTION_SNAPSHOT_NEWER: Final = """
 """
 
 
+# The versions other processes committed in (after, upto]: a catch-up that
+# nobody listens to folds them into the writer's cache without decoding.
+SELECT_VERSIONS_BETWEEN: Final = (
+    "SELECT aggregate_id, aggregate_type, version FROM events "
+    "WHERE position > ? AND position <= ? ORDER BY position"
+)
+
+
 def _code(error: sqlite3.Error) -> int | None:
     code = getattr(error, "sqlite_errorcode", None)
     return None if code is None else code & 0xFF
@@ -178,6 +186,19 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
             raise
         self._in_round = True
         return head
+
+    def versions_after(self, position: int, upto: int) -> dict[str, tuple[str, int]]:
+        """The last ``(aggregate_type, version)`` of each aggregate committed
+        in ``(position, upto]`` (the writer's catch-up when nobody listens).
+
+        Raises:
+            StorageError: The read failed.
+        """
+        try:
+            rows = self._conn.execute(SELECT_VERSIONS_BETWEEN, (position, upto))
+            return {row[0]: (row[1], row[2]) for row in rows}
+        except sqlite3.Error as e:
+            raise translate_error(e, self.path, "read versions") from e
 
     def abort_round(self) -> None:
         """Let go of the lock (nothing was written)."""

@@ -9,9 +9,10 @@ whose waiters are served in no order at all.
 Taking it: one non-blocking ``flock`` try (the lock is usually free). If
 that fails, a waiter thread of this lock queues for it with *blocking*
 ``flock`` calls, so the kernel wakes it the moment the holder lets go (no
-sleeps in the way), while the committing thread waits on an event bounded
-by the caller's timeout. A wait that times out is abandoned: the waiter
-thread lets go of the lock as soon as it gets it.
+sleeps in the way), while the committing thread waits on a plain lock (no
+``threading.Event`` bookkeeping under the GIL) bounded by the caller's
+timeout. A wait that times out is abandoned: the waiter thread lets go of
+the lock as soon as it gets it.
 
 Fairness: waiters first queue on a second lock file, the *turnstile*, and
 hold it while they wait for the write lock; the fast path tries the write
@@ -62,7 +63,8 @@ class _Wait:
     __slots__ = ("abandoned", "done", "error", "granted", "guard")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Lock()  # C-level; released once settled
+        self.done.acquire()
         self.guard = threading.Lock()
         self.granted = False
         self.abandoned = False
@@ -96,6 +98,7 @@ class WriteLock:
         self._outstanding = 0  # queued waits not yet granted or given back
         self._count_lock = threading.Lock()
         self.held = False
+        self._contended = False  # the last acquisition had to wait
         self.waits = 0
         self.worst_wait = 0.0
         self.total_wait = 0.0
@@ -116,6 +119,7 @@ class WriteLock:
             and _try(self._fd, fcntl.LOCK_EX)
         ):
             self.held = True
+            self._contended = False
             return 0.0
         start = time.monotonic()
         wait = _Wait()
@@ -123,7 +127,7 @@ class WriteLock:
             self._outstanding += 1
         self._start_waiter()
         self._queue.put(wait)
-        if not wait.done.wait(timeout):
+        if not wait.done.acquire(True, min(timeout, threading.TIMEOUT_MAX)):
             with wait.guard:
                 if not wait.granted:
                     wait.abandoned = True  # the waiter thread gives it back
@@ -131,6 +135,7 @@ class WriteLock:
         if wait.error is not None:
             raise StoreOpenError(self.path, str(wait.error)) from wait.error
         self.held = True
+        self._contended = True
         waited = time.monotonic() - start
         self.waits += 1
         self.total_wait += waited
@@ -159,6 +164,8 @@ class WriteLock:
             wait = self._queue.get()
             if wait is None:
                 return
+            # The turnstile is left before the requester is woken: once it
+            # is, its round may end and close() the files at any moment.
             try:
                 fcntl.flock(turnstile, fcntl.LOCK_EX)
                 try:
@@ -180,13 +187,22 @@ class WriteLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         with self._count_lock:
             self._outstanding -= 1
-        wait.done.set()
+        wait.done.release()
 
     def release(self) -> None:
-        """Let go of the lock (a no-op when not held)."""
+        """Let go of the lock (a no-op when not held).
+
+        When this process had to wait for it, others likely wait now: the
+        kernel just woke the next one's waiter thread, often onto this very
+        core, where it would queue behind this thread's own work (settling
+        the round, its callers waking). So this thread yields the core once
+        (``sched_yield``, GIL let go): the lock's next holder starts at once.
+        """
         if self.held:
             self.held = False
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._contended:
+                os.sched_yield()
 
     def close(self) -> None:
         """Release, stop the waiter thread and close the files (twice is

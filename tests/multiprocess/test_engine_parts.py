@@ -1,0 +1,189 @@
+"""Parts of the multi-process engine, one at a time (one process, two
+writing connections on one file: their sidecar locks exclude each other as
+two processes' do).
+
+- The catch-up at the start of a round, with nobody listening, folds the
+  versions other connections committed into the version cache (it stays
+  exact and warm); past a page of foreign events, or when that read fails,
+  it empties the cache instead. Either way planning sees committed state.
+- The change watcher skips its look while this process's head moves (its
+  writer catches up every round) and looks once the head stands still, or
+  when the head moved only because the watcher asked for a catch-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from swarmlog import EventStore, create_task_created_event
+from swarmlog.actors.catch_up import PAGE, SharedRounds
+from swarmlog.actors.follower import ChangeWatcher
+from swarmlog.actors.known_versions import KnownVersions
+from swarmlog.actors.publisher import Publisher
+from swarmlog.actors.runtime import Audience, CommitHead
+from swarmlog.actors.sqlite.shared import SQLiteSharedWriteStorage
+from swarmlog.schema.codec import prepare_event
+from swarmlog.schema.errors import StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+class _NoListeners:
+    wants_events = False
+
+
+class _Loads:
+    """The cache's loader: counts the look-ups it had to make."""
+
+    def __init__(self, storage: SQLiteSharedWriteStorage) -> None:
+        self.storage = storage
+        self.asked: list[str] = []
+
+    def __call__(self, aggregate_id: str) -> tuple[str, int] | None:
+        self.asked.append(aggregate_id)
+        return self.storage.aggregate(aggregate_id)
+
+
+@pytest.fixture
+def pair(
+    db: str,
+) -> Iterator[tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage]]:
+    EventStore(db, multi_process=True).initialize().shutdown()
+    mine = SQLiteSharedWriteStorage(db, "normal", None, 5.0)
+    theirs = SQLiteSharedWriteStorage(db, "normal", None, 5.0)
+    try:
+        yield mine, theirs
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def _commit(storage: SQLiteSharedWriteStorage, aggregates: list[str]) -> None:
+    """One round of ``storage``: each aggregate's next version."""
+    head = storage.begin_round(5.0)
+    rows = []
+    versions: dict[str, int] = {}
+    for offset, aggregate_id in enumerate(aggregates):
+        if aggregate_id not in versions:
+            state = storage.aggregate(aggregate_id)
+            versions[aggregate_id] = 0 if state is None else state[1]
+        versions[aggregate_id] += 1
+        version = versions[aggregate_id]
+        event = create_task_created_event(aggregate_id, "parts", "T", "", "low")
+        rows.append(prepare_event(event, 1 << 20).row(version, head + offset + 1))
+    storage.write_events(rows, len(rows))
+
+
+def _rounds(
+    storage: SQLiteSharedWriteStorage,
+) -> tuple[SharedRounds, KnownVersions, CommitHead, _Loads]:
+    head = CommitHead(storage.head())
+    loads = _Loads(storage)
+    known = KnownVersions(loads)
+    publisher = Publisher(None, Audience(_NoListeners()))  # type: ignore[arg-type]
+    return SharedRounds(head, known, publisher, 5.0), known, head, loads
+
+
+def test_round_folds_foreign_versions_into_the_cache(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+) -> None:
+    mine, theirs = pair
+    rounds, known, head, loads = _rounds(mine)
+    _commit(theirs, ["a", "b"])
+    assert known.state("a") == ("task", 1)  # cached now (one look-up)
+    _commit(theirs, ["a", "c", "a"])  # a twice: its last version counts
+    rounds.begin(mine)
+    mine.abort_round()
+    assert head.position == 5
+    loads.asked.clear()
+    assert known.state("a") == ("task", 3)
+    assert known.state("c") == ("task", 1)
+    assert loads.asked == []  # exact from the catch-up, no look-up
+
+
+def test_round_forgets_the_cache_past_a_page_of_foreign_events(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+) -> None:
+    mine, theirs = pair
+    rounds, known, head, loads = _rounds(mine)
+    assert known.state("a") is None
+    _commit(theirs, ["a"] + [f"x{k}" for k in range(PAGE)])
+    rounds.begin(mine)
+    mine.abort_round()
+    assert head.position == PAGE + 1
+    loads.asked.clear()
+    assert known.state("a") == ("task", 1)
+    assert loads.asked == ["a"]  # the cache was emptied: read again
+
+
+def test_round_forgets_the_cache_when_the_versions_read_fails(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mine, theirs = pair
+    rounds, known, head, loads = _rounds(mine)
+    assert known.state("a") is None
+    _commit(theirs, ["a"])
+
+    def failing(position: int, upto: int) -> dict[str, tuple[str, int]]:
+        raise StorageError("read versions failed")
+
+    monkeypatch.setattr(mine, "versions_after", failing)
+    rounds.begin(mine)
+    mine.abort_round()
+    assert head.position == 1
+    loads.asked.clear()
+    assert known.state("a") == ("task", 1)
+    assert loads.asked == ["a"]
+
+
+class _Probe:
+    def __init__(self, store_head: int) -> None:
+        self.store_head = store_head
+        self.looks = 0
+
+    def changed(self) -> bool:
+        self.looks += 1
+        return True
+
+    def head(self) -> int:
+        return self.store_head
+
+    def close(self) -> None:
+        pass
+
+
+def test_watcher_skips_while_the_head_moves() -> None:
+    head = CommitHead(10)
+    probe = _Probe(store_head=12)
+    asked = threading.Event()
+    watcher = ChangeWatcher(probe, head, asked.set)
+    seen = watcher.look(9)  # the head moved since 9: the writer is active
+    assert (seen, probe.looks, asked.is_set()) == (10, 0, False)
+    seen = watcher.look(seen)  # it stood still: look, and ask to catch up
+    assert (seen, probe.looks, asked.is_set()) == (10, 1, True)
+
+
+def test_watcher_asks_nothing_when_the_store_is_not_ahead() -> None:
+    head = CommitHead(12)
+    probe = _Probe(store_head=12)
+    calls: list[Any] = []
+    watcher = ChangeWatcher(probe, head, lambda: calls.append(1))
+    assert watcher.look(12) == 12
+    assert (probe.looks, calls) == (1, [])
+
+
+def test_watcher_looks_again_after_its_own_catch_up() -> None:
+    head = CommitHead(10)
+    probe = _Probe(store_head=12)
+    asked: list[int] = []
+    watcher = ChangeWatcher(probe, head, lambda: asked.append(1))
+    seen = watcher.look(10)  # the store is ahead: ask
+    head.position = 12  # the writer caught up as asked
+    probe.store_head = 14  # and another process committed meanwhile
+    assert watcher.look(seen) == 12  # not skipped: the move was ours
+    assert (probe.looks, len(asked)) == (2, 2)
