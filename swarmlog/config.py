@@ -7,6 +7,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options
 from swarmlog.schema.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from swarmlog.schema.errors import InvalidConfigError
 
@@ -21,7 +22,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         database_path: The SQLite file, or ``":memory:"`` (a private
             temporary file, deleted at shutdown, so readers work exactly as
-            with a file).
+            with a file), or a PostgreSQL URL (``postgresql://user:password@
+            host:5432/dbname``, any libpq URI; ``postgres://`` too).
         verbose: Log lifecycle and write activity through ``logging``
             (logger ``"swarmlog"``, level INFO).
         auto_persist_interval: Seconds between background WAL checkpoints
@@ -49,6 +51,13 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             handing the append to the writer thread (two thread wake-ups).
             Done-callbacks still run on the writer thread. Default
             ``False``: every commit on the writer's thread.
+        pg_schema: PostgreSQL only: the schema holding the store's tables
+            (created when missing), so several stores share one database.
+            On PostgreSQL, ``reader_pool_size`` is the number of idle
+            reader connections kept; ``synchronous="normal"`` turns the
+            writer's ``synchronous_commit`` off (an append that returned
+            survives the application's crash, not the server's);
+            ``pragmas`` and the WAL checkpoint options are refused.
     """
 
     database_path: str = ":memory:"
@@ -66,6 +75,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     wal_checkpoint_bytes: int = 64 << 20
     poll_interval: float = 0.2
     caller_commits: bool = False
+    pg_schema: str = DEFAULT_SCHEMA
 
     def __post_init__(self) -> None:
         """Validate every option.
@@ -111,6 +121,7 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.read_only and str(self.database_path) == ":memory:":
             msg = "a read-only store needs a database file, not ':memory:'"
             raise InvalidConfigError(msg)
+        check_backend_options(self)
 
 
 def _positive_int(value: object, name: str) -> None:

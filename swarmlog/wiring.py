@@ -37,6 +37,12 @@ from swarmlog.actors.sqlite.files import (
 )
 from swarmlog.actors.sqlite.storage import SQLiteReadStorage, SQLiteWriteStorage
 from swarmlog.actors.writer import WriterActor
+from swarmlog.backend import (
+    display_path,
+    is_postgres_url,
+    open_postgres_reader,
+    open_postgres_writer,
+)
 from swarmlog.schema.errors import (
     StoreClosedError,
     SwarmlogError,
@@ -120,6 +126,9 @@ class StoreWiring:
             IncompatibleStoreError: Not a swarmlog store, or a newer format.
         """
         config = self._config
+        if is_postgres_url(config.database_path):
+            self._open_postgres()
+            return
         if config.database_path == ":memory:":
             self.tempdir = tempfile.mkdtemp(prefix="swarmlog-")
             self.path = os.path.join(self.tempdir, "memory.db")
@@ -179,6 +188,43 @@ class StoreWiring:
 
         committer.on_commit = on_commit  # before any append
         self.checkpointer.start()
+
+    def _open_postgres(self) -> None:
+        """:meth:`open` for a PostgreSQL store: no file lock, no WAL
+        checkpointer; a read-only store's follower polls the server."""
+        config = self._config
+        url, schema = config.database_path, config.pg_schema
+        self.path = display_path(url)
+        self.notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
+        self.dispatcher = DispatcherActor.start(self.notifier, self._listeners)
+        if config.read_only:
+            self.reader = open_postgres_reader(
+                url, schema, config.reader_pool_size, check=True
+            )
+            self._head.position = self.reader.head()
+            self.follower = Follower(
+                self.reader, self._head, self.dispatcher, config.poll_interval
+            )
+            self.follower.start()
+            return
+        committer = self.committer = Committer(
+            lambda: open_postgres_writer(url, schema, config.synchronous),
+            self.dispatcher,
+            self._audience,
+            self.notifier,
+            self._head,
+            self._metrics,
+            config.max_batch,
+            self.wake_writer,
+            on_settled=self._on_settled,
+            on_commit=self._on_commit,
+        )
+        started: Future[None] = Future()
+        self.writer = WriterActor.start(committer, started)
+        started.result(runtime.STOP_TIMEOUT)
+        self.reader = open_postgres_reader(
+            url, schema, config.reader_pool_size, check=False
+        )
 
     def close(self) -> None:
         """Stop everything that runs, in order (projections already

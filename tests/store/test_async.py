@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from swarmlog import (
     InvalidEventError,
     create_agent_started_event,
 )
+from tests.store.conftest import OutsideWriter, outside_writer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,11 +25,11 @@ TIMEOUT = 10.0
 
 
 @pytest.fixture
-def write_lock(store: EventStore) -> Iterator[sqlite3.Connection]:
+def write_lock(store: EventStore) -> Iterator[OutsideWriter]:
     """Hold SQLite's write lock on the store's file from another connection,
     so the writer's next transaction waits (its busy timeout is seconds)
     until the test rolls back. Deterministic, no sleeps."""
-    conn = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    conn = outside_writer(store)
     conn.execute("BEGIN IMMEDIATE")
     yield conn
     if conn.in_transaction:
@@ -81,7 +81,7 @@ def test_many_async_appends_keep_submission_order(store: EventStore) -> None:
 
 
 def test_get_timeout_raises_builtin_timeout_error(
-    store: EventStore, write_lock: sqlite3.Connection
+    store: EventStore, write_lock: OutsideWriter
 ) -> None:
     """get(timeout) on a pending append raises the builtin TimeoutError; the
     append still completes later."""
@@ -152,7 +152,7 @@ async def _wait(future: AppendFuture[Any]) -> Any:
 
 
 def test_await_does_not_block_the_event_loop(
-    store: EventStore, write_lock: sqlite3.Connection
+    store: EventStore, write_lock: OutsideWriter
 ) -> None:
     """While an awaited append waits for the writer, other coroutines run.
 

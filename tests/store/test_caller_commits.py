@@ -4,7 +4,6 @@ writer is idle. One turn serialises both, in queue order."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from swarmlog import (
     create_agent_started_event,
     create_task_created_event,
 )
+from tests.store.conftest import OutsideWriter, outside_writer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -55,10 +55,10 @@ def _on_worker(work: Callable[[], object]) -> None:
         raise errors[0]
 
 
-def _hold_write_lock(store: EventStore) -> sqlite3.Connection:
+def _hold_write_lock(store: EventStore) -> OutsideWriter:
     """Take SQLite's write lock from another connection: the next commit
     waits (busy timeout: seconds) until the caller rolls back."""
-    conn = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    conn = outside_writer(store)
     conn.execute("BEGIN IMMEDIATE")
     return conn
 
@@ -87,7 +87,7 @@ def _wait_taken(store: EventStore) -> None:
 
 
 @pytest.fixture
-def locked(store: EventStore) -> Iterator[sqlite3.Connection]:
+def locked(store: EventStore) -> Iterator[OutsideWriter]:
     conn = _hold_write_lock(store)
     yield conn
     if conn.in_transaction:
@@ -185,7 +185,7 @@ def test_async_then_sync_from_one_thread_keep_their_order(
 
 
 def test_appends_queued_behind_the_writer_commit_as_one_batch(
-    store: EventStore, locked: sqlite3.Connection
+    store: EventStore, locked: OutsideWriter
 ) -> None:
     """While the writer holds the turn (stuck on SQLite's lock), appending
     threads queue instead of committing; the writer then commits all they

@@ -28,6 +28,7 @@ from swarmlog import (
 )
 from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.storage import CommitUnknownError
+from tests.store.conftest import outside_writer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +46,7 @@ def _too_big(prefix: str) -> list[Any]:
 # -- disk full -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("fills the SQLite file with a small max_page_count pragma")
 def test_a_batch_that_does_not_fit_fails_whole(
     make_store: Callable[..., EventStore],
 ) -> None:
@@ -68,6 +70,7 @@ def test_a_batch_that_does_not_fit_fails_whole(
     )
 
 
+@pytest.mark.sqlite_only("fills the SQLite file with a small max_page_count pragma")
 def test_a_full_disk_fails_only_the_request_that_does_not_fit(
     make_store: Callable[..., EventStore],
 ) -> None:
@@ -82,6 +85,7 @@ def test_a_full_disk_fails_only_the_request_that_does_not_fit(
     assert [e.position for e in store.replay()] == list(range(1, 11))
 
 
+@pytest.mark.sqlite_only("fills the SQLite file with a small max_page_count pragma")
 def test_repeated_full_disk_errors_do_not_wear_the_store(
     make_store: Callable[..., EventStore],
 ) -> None:
@@ -94,6 +98,7 @@ def test_repeated_full_disk_errors_do_not_wear_the_store(
     assert store.head_position == 5
 
 
+@pytest.mark.sqlite_only("fills the SQLite file with a small max_page_count pragma")
 def test_storage_full_is_a_storage_error(make_store: Callable[..., EventStore]) -> None:
     """StorageFullError is a SwarmlogError, never a raw sqlite3 error."""
     store = make_store(pragmas=SMALL_DISK)
@@ -194,7 +199,7 @@ def test_back_pressure_blocks_the_caller_at_the_bound(
     """At max_in_flight pending appends, append_async waits for room instead
     of queueing without limit, and proceeds once the writer moves on."""
     store = make_store(max_in_flight=2)
-    blocker = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    blocker = outside_writer(store)
     try:
         blocker.execute("BEGIN IMMEDIATE")  # the writer's next commit waits
         pending = [
@@ -240,6 +245,9 @@ def lost_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SQLiteWriteStorage, "write_events", write_then_fail)
 
 
+@pytest.mark.sqlite_only(
+    "fakes a lost COMMIT inside the SQLite storage (tests/postgres covers PostgreSQL)"
+)
 def test_unknown_commit_outcome_stops_the_writer(
     store: EventStore, monkeypatch: pytest.MonkeyPatch, lost_commit: None
 ) -> None:
@@ -292,7 +300,7 @@ def test_failures_in_a_batch_fail_only_their_own_request(store: EventStore) -> N
     store.append(create_agent_started_event("agent"))
     original = create_agent_started_event("dup")
     taken = store.append(original)
-    blocker = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    blocker = outside_writer(store)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         futures = {

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
     from swarmlog import Event
 
+pytestmark = pytest.mark.sqlite_only(
+    "forks copy the SQLite file (actors/sqlite/fork.py)"
+)
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

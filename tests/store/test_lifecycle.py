@@ -60,9 +60,11 @@ def test_initialize_returns_the_store_and_is_idempotent(
     assert store.append(create_agent_started_event("a1")).position == 1
 
 
-def test_context_manager_initialises_and_shuts_down(store_path: str) -> None:
+def test_context_manager_initialises_and_shuts_down(
+    store_path: str, store_options: dict[str, Any]
+) -> None:
     """with EventStore(...) as store: opens; leaving the block closes."""
-    with EventStore(store_path) as store:
+    with EventStore(store_path, **store_options) as store:
         assert isinstance(store, EventStore)
         store.append(create_agent_started_event("a1"))
         assert not store.closed
@@ -71,9 +73,11 @@ def test_context_manager_initialises_and_shuts_down(store_path: str) -> None:
         store.get_events("a1")
 
 
-def test_context_manager_shuts_down_on_error(store_path: str) -> None:
+def test_context_manager_shuts_down_on_error(
+    store_path: str, store_options: dict[str, Any]
+) -> None:
     """An exception inside the block still shuts the store down."""
-    store = EventStore(store_path)
+    store = EventStore(store_path, **store_options)
 
     def fail_inside() -> None:
         with store:
@@ -85,9 +89,11 @@ def test_context_manager_shuts_down_on_error(store_path: str) -> None:
     assert store.closed
 
 
-def test_config_object(store_path: str) -> None:
+def test_config_object(store_path: str, store_options: dict[str, Any]) -> None:
     """EventStore(EventStoreConfig(...)) takes every option from the config."""
-    config = EventStoreConfig(database_path=store_path, snapshot_threshold=7)
+    config = EventStoreConfig(
+        database_path=store_path, snapshot_threshold=7, **store_options
+    )
     with EventStore(config) as store:
         assert store.config.snapshot_threshold == 7
         assert store.append(create_agent_started_event("a1")).version == 1
@@ -170,6 +176,7 @@ def test_shutdown_drains_pending_appends(tmp_path: Path) -> None:
         assert reopened.head_position == 200
 
 
+@pytest.mark.sqlite_only("':memory:' stores' private file")
 def test_memory_store_leaves_no_files(make_store: Callable[..., EventStore]) -> None:
     """A ':memory:' store keeps its private file only until shutdown."""
     store = make_store()
@@ -194,12 +201,12 @@ def test_memory_stores_are_independent() -> None:
 
 
 def test_verbose_logs_through_logging(
-    store_path: str, caplog: pytest.LogCaptureFixture
+    store_path: str, store_options: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     """verbose=True logs lifecycle activity on the 'swarmlog' logger."""
     with (
         caplog.at_level(logging.INFO, logger="swarmlog"),
-        EventStore(store_path, verbose=True) as store,
+        EventStore(store_path, verbose=True, **store_options) as store,
     ):
         store.append(create_agent_started_event("a1"))
     assert any(r.name.startswith("swarmlog") for r in caplog.records)
@@ -503,7 +510,7 @@ def test_appends_racing_shutdown_commit_or_fail_cleanly(
         results = [w.result(TIMEOUT) for w in workers]
     assert [odd for _, odd in results] == [[], [], [], []]
     if store.config.database_path != ":memory:":
-        with EventStore(store.config.database_path, read_only=True) as reader:
+        with EventStore(store.config, read_only=True) as reader:
             for worker, (committed, _) in enumerate(results):
                 assert len(reader.get_events(f"w{worker}")) == committed
 

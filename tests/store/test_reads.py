@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from swarmlog import (
     create_agent_stopped_event,
     create_task_queued_event,
 )
+from tests.store.conftest import outside_writer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -201,7 +201,7 @@ def test_reads_do_not_queue_behind_the_writer(store: EventStore) -> None:
     SQLite's write lock), reads still answer: the pending append is still
     pending after they return."""
     stored = store.append(create_agent_started_event("a1"))
-    blocker = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    blocker = outside_writer(store)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         pending = store.append_async(create_agent_started_event("a1"))

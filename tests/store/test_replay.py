@@ -122,6 +122,7 @@ def test_replay_is_lazy_and_reads_in_pages(
     assert first + rest == [*events, *more]
 
 
+@pytest.mark.sqlite_only("a paused replay and the SQLite WAL")
 def test_a_paused_replay_does_not_pin_the_wal(
     store: EventStore, events: list[Event]
 ) -> None:
@@ -135,6 +136,7 @@ def test_a_paused_replay_does_not_pin_the_wal(
     assert len(list(replay)) == 7
 
 
+@pytest.mark.sqlite_only("checks with a WAL checkpoint that no SQLite read stays open")
 def test_abandoning_a_replay_leaks_nothing(
     make_store: Callable[..., EventStore],
 ) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from swarmlog import (
     create_agent_started_event,
     create_task_created_event,
 )
+from tests.store.conftest import OutsideWriter, outside_writer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,10 +39,10 @@ def _task(task_id: str, title: str = "T") -> Event:
 
 
 @contextlib.contextmanager
-def _holding(store: EventStore) -> Iterator[sqlite3.Connection]:
+def _holding(store: EventStore) -> Iterator[OutsideWriter]:
     """SQLite's write lock, taken by another connection: the writer's next
     commit waits (busy timeout) until the test rolls back."""
-    conn = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    conn = outside_writer(store)
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -53,7 +53,7 @@ def _holding(store: EventStore) -> Iterator[sqlite3.Connection]:
 
 
 @pytest.fixture
-def held(store: EventStore) -> Iterator[sqlite3.Connection]:
+def held(store: EventStore) -> Iterator[OutsideWriter]:
     """The write lock held for the whole test (see _holding)."""
     with _holding(store) as conn:
         yield conn
@@ -75,7 +75,7 @@ def _busy_writer(store: EventStore) -> AppendFuture[Event]:
 
 @pytest.mark.parametrize("round_", range(5))
 def test_a_conflict_waits_for_the_commit_it_names(
-    store: EventStore, held: sqlite3.Connection, round_: int
+    store: EventStore, held: OutsideWriter, round_: int
 ) -> None:
     """A (3 events to x) and B (NO_STREAM on x) share a round: B's
     ConcurrencyError names version 3 only once A is committed, and a read
@@ -155,7 +155,7 @@ def test_contended_fast_forward(store: EventStore) -> None:
 
 
 def test_every_refusal_rechecked_against_the_log(
-    store: EventStore, held: sqlite3.Connection
+    store: EventStore, held: OutsideWriter
 ) -> None:
     """Model check: a random mix of appends with expected versions shares
     rounds; each refusal is re-checked against the log once the round

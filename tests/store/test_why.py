@@ -252,6 +252,7 @@ def test_awaited_forms(store: EventStore) -> None:
         (sql.SELECT_CORRELATED, ("task-1",)),
     ],
 )
+@pytest.mark.sqlite_only("SQLite's query plans")
 def test_every_why_query_uses_indexes(
     store: EventStore, statement: str, params: tuple[Any, ...]
 ) -> None:
