@@ -23,9 +23,17 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["ENV_URL", "PgServer", "PgUnavailableError", "find_bindir", "start_server"]
+__all__ = [
+    "ENV_BINDIR",
+    "ENV_URL",
+    "PgServer",
+    "PgUnavailableError",
+    "find_bindir",
+    "start_server",
+]
 
 ENV_URL: Final = "SWARMLOG_TEST_PG_URL"
+ENV_BINDIR: Final = "SWARMLOG_TEST_PG_BINDIR"  # the binaries' folder, if not found
 _TIMEOUT: Final = 60  # seconds any server command may take (a hang guard)
 _PORT: Final = 5432  # the socket file's name only: no TCP listener
 
@@ -35,9 +43,13 @@ class PgUnavailableError(Exception):
 
 
 def find_bindir() -> str | None:
-    """The folder of ``initdb``/``pg_ctl``, or None."""
+    """The folder of ``initdb``/``pg_ctl`` (``SWARMLOG_TEST_PG_BINDIR`` when
+    set), or None."""
     candidates: list[str] = []
-    if shutil.which("pg_config"):
+    chosen = os.environ.get(ENV_BINDIR)
+    if chosen:
+        candidates.append(chosen)
+    elif shutil.which("pg_config"):
         try:
             out = subprocess.run(
                 ["pg_config", "--bindir"],
@@ -50,7 +62,9 @@ def find_bindir() -> str | None:
             out = ""
         if out:
             candidates.append(out)
-    candidates.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
+    if not chosen:
+        found = glob.glob("/usr/lib/postgresql/*/bin")
+        candidates.extend(sorted(found, reverse=True))
     for folder in candidates:
         if os.access(os.path.join(folder, "initdb"), os.X_OK) and os.access(
             os.path.join(folder, "pg_ctl"), os.X_OK

@@ -35,6 +35,7 @@ __all__ = [
 
 CONNECT_TIMEOUT: Final = 10  # seconds a connection attempt may take (libpq)
 APPLICATION_NAME: Final = "swarmlog"  # pg_stat_activity shows who we are
+_MAX_STRAY_READS: Final = 8  # reads of unasked-for input before giving up on it
 
 _FULL: Final = frozenset({"53100", "53200", "54000"})  # disk, memory, limits
 _TIMEOUTS: Final = {
@@ -89,9 +90,16 @@ def healthy(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     if conn.closed or conn.broken:
         return False
     try:
-        ready, _, _ = select.select([conn.fileno()], [], [], 0)
-        if ready:
+        # A dying server's last message and the end of the stream may come
+        # in separate reads: read while something is there (a live
+        # connection has at most a few stray messages).
+        for _ in range(_MAX_STRAY_READS):
+            ready, _, _ = select.select([conn.fileno()], [], [], 0)
+            if not ready:
+                break
             conn.pgconn.consume_input()
+        else:
+            return False
     except (OSError, ValueError, psycopg.Error):
         return False
     return conn.pgconn.status == ConnStatus.OK

@@ -1,0 +1,196 @@
+"""The PostgreSQL writing connection: shared-store rounds, gap-free
+positions with several writers, timeouts, lost connections."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from swarmlog.actors.postgres.connection import StorageTimeoutError
+from swarmlog.actors.storage import CommitUnknownError, RequestConflict
+from swarmlog.schema.errors import StorageError
+from tests.postgres.conftest import TIMEOUT, rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from swarmlog.actors.postgres.write import PostgresWriteStorage
+
+
+def _positions(url: str, schema: str) -> list[int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute(
+            f'SELECT position FROM "{schema}".events ORDER BY position'
+        ).fetchall()
+    return [int(r[0]) for r in found]
+
+
+def _head_holder(url: str, schema: str) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("BEGIN")
+    conn.execute(f'SELECT position FROM "{schema}".head FOR UPDATE')
+    return conn
+
+
+def test_the_storage_is_shared_and_reconnects(
+    make_writer: Callable[..., PostgresWriteStorage],
+) -> None:
+    """A PostgreSQL store is always shared; its writer reconnects after an
+    unknown outcome (the committer reads these flags)."""
+    writer = make_writer()
+    assert writer.shared is True
+    assert writer.reconnects_after_unknown is True
+
+
+def test_rounds_serialize_writers_gap_free(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """Four writers on four connections, each planning on the head its
+    round returns: every round commits, positions are 1..N in order."""
+    writers = [make_writer() for _ in range(4)]
+    failures: list[BaseException] = []
+
+    def work(index: int, writer: PostgresWriteStorage) -> None:
+        try:
+            for round_ in range(25):
+                head = writer.begin_round(TIMEOUT)
+                writer.write_events(
+                    rows(head + 1, 1 + round_ % 3, prefix=f"w{index}r{round_}p"), 1
+                )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [
+        threading.Thread(target=work, args=(i, w)) for i, w in enumerate(writers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT * 3)
+    assert failures == []
+    positions = _positions(pg_url, pg_schema)
+    assert positions == list(range(1, len(positions) + 1))
+    assert len(positions) == 4 * sum(1 + r % 3 for r in range(25))
+    assert writers[0].head() == len(positions)
+
+
+def test_a_conflict_in_a_round_rolls_back_and_releases_the_head(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """A stored id in a round: RequestConflict, nothing stored, and the
+    next writer gets the head at once."""
+    one, two = make_writer(), make_writer()
+    first = rows(1, 1)
+    one.write_events(first, 1)
+    head = one.begin_round(TIMEOUT)
+    with pytest.raises(RequestConflict):
+        one.write_events([(head + 1, *first[0][1:])], 1)  # a stored id
+    assert two.begin_round(0.5) == 1
+    two.abort_round()
+    assert _positions(pg_url, pg_schema) == [1]
+
+
+def test_abort_round_releases_the_head(
+    make_writer: Callable[..., PostgresWriteStorage],
+) -> None:
+    """A round with nothing planned ends without writing."""
+    one, two = make_writer(), make_writer()
+    assert one.begin_round(TIMEOUT) == 0
+    one.abort_round()
+    assert two.begin_round(0.5) == 0
+    two.abort_round()
+
+
+def test_a_write_without_a_round_refuses_a_moved_head(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """A writer planning on a stale head never stores: taken positions
+    clash, later ones would leave a hole, and both are conflicts."""
+    one, two = make_writer(), make_writer()
+    one.write_events(rows(1, 2), 1)
+    with pytest.raises(RequestConflict):
+        two.write_events(rows(1, 1, prefix="b"), 1)
+    with pytest.raises(RequestConflict):
+        two.write_events(rows(4, 1, prefix="c"), 1)  # after 3, the head is 2
+    assert _positions(pg_url, pg_schema) == [1, 2]
+    two.write_events(rows(3, 1, prefix="d"), 1)
+    assert _positions(pg_url, pg_schema) == [1, 2, 3]
+
+
+def test_a_lock_timeout_is_a_typed_timeout(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """A head held elsewhere past the timeout: StorageTimeoutError (a
+    TimeoutError and a StorageError), nothing held afterwards."""
+    writer = make_writer(lock_timeout=0.05)
+    holder = _head_holder(pg_url, pg_schema)
+    try:
+        with pytest.raises(StorageTimeoutError) as info:
+            writer.begin_round(0.05)
+        assert isinstance(info.value, TimeoutError)
+        assert info.value.setting == "lock_timeout"
+        with pytest.raises(StorageTimeoutError):
+            writer.write_events(rows(1, 1), 1)  # without a round: lock_timeout
+    finally:
+        holder.close()
+    assert writer.begin_round(TIMEOUT) == 0
+    writer.abort_round()
+
+
+def test_a_lost_connection_mid_write_is_unknown_then_the_writer_reconnects(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """The server ends the writer's session while its append waits for the
+    head: CommitUnknownError; the next append reconnects and commits."""
+    writer = make_writer()
+    holder = _head_holder(pg_url, pg_schema)
+    outcome: list[BaseException | None] = []
+
+    def append() -> None:
+        try:
+            writer.write_events(rows(1, 1), 1)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    try:
+        pid = _wait_for_lock_waiter(holder)
+        holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        thread.join(TIMEOUT)
+    finally:
+        holder.close()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], CommitUnknownError)
+    assert _positions(pg_url, pg_schema) == []
+    writer.write_events(rows(1, 1), 1)
+    assert _positions(pg_url, pg_schema) == [1]
+
+
+def _wait_for_lock_waiter(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """The pid of the swarmlog session waiting for a lock (bounded wait)."""
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'swarmlog' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if row is not None:
+            return int(str(row[0]))
+        done.wait(0.01)
+    pytest.fail("the writer never waited for the head")
+
+
+def test_an_unreachable_server_is_a_storage_error_on_reconnect(
+    make_writer: Callable[..., PostgresWriteStorage], pg_schema: str, tmp_path: object
+) -> None:
+    """reconnect() to a server that is gone raises StorageError, typed."""
+    writer = make_writer()
+    writer._url = f"postgresql://nobody:s3cret@/x?host={tmp_path}&port=1"
+    with pytest.raises(StorageError) as info:
+        writer.reconnect()
+    assert "s3cret" not in str(info.value)
