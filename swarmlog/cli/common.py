@@ -8,6 +8,7 @@ must work without the ``cli`` extra). Runs on the command's (main) thread.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from swarmlog.actors.read_models import (
     SwarmProjection,
     TaskHistoryProjection,
 )
+from swarmlog.backend import DEFAULT_SCHEMA, is_postgres_url
 from swarmlog.schema.errors import SwarmlogError
 from swarmlog.store import EventStore
 
@@ -45,9 +47,12 @@ __all__ = [
     "make_console",
     "now_option",
     "open_read_only",
+    "open_store",
     "parse_instant",
     "settle",
+    "store_options",
     "user_errors",
+    "using_pg_schema",
     "write_json",
 ]
 
@@ -102,10 +107,40 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(EXIT_INTERRUPTED) from None
 
 
+_pg_schema: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "swarmlog_cli_pg_schema", default=DEFAULT_SCHEMA
+)
+
+
+@contextlib.contextmanager
+def using_pg_schema(schema: str) -> Iterator[None]:
+    """Run a command with ``--pg-schema`` set to ``schema``."""
+    token = _pg_schema.set(schema)
+    try:
+        yield
+    finally:
+        _pg_schema.reset(token)
+
+
+def store_options(db: str) -> dict[str, Any]:
+    """The options a store on ``db`` takes from the command line: the
+    ``--pg-schema`` of a PostgreSQL URL (a file ignores it, so commands
+    over two stores may mix a file and a URL)."""
+    return {"pg_schema": _pg_schema.get()} if is_postgres_url(db) else {}
+
+
+@contextlib.contextmanager
+def open_store(db: str) -> Iterator[EventStore]:
+    """A writable store on ``db`` (a file or a PostgreSQL URL), shut down
+    at the end."""
+    with EventStore(db, **store_options(db)) as store:
+        yield store
+
+
 @contextlib.contextmanager
 def open_read_only(db: str) -> Iterator[EventStore]:
     """A read-only store on ``db`` (never created, migrated or locked)."""
-    store = EventStore(db, read_only=True)
+    store = EventStore(db, read_only=True, **store_options(db))
     try:
         store.initialize()
         yield store
