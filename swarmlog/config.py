@@ -7,7 +7,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options
+from swarmlog.backend import DEFAULT_SCHEMA, check_backend_options, display_path
 from swarmlog.schema.codec import DEFAULT_MAX_PAYLOAD_BYTES
 from swarmlog.schema.errors import InvalidConfigError
 
@@ -76,6 +76,16 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval: float = 0.2
     caller_commits: bool = False
     pg_schema: str = DEFAULT_SCHEMA
+
+    def __repr__(self) -> str:
+        """The options, with a PostgreSQL URL's password shown as ``***``."""
+        shown = [
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__struct_fields__
+            if name != "database_path"
+        ]
+        path = display_path(str(self.database_path))
+        return f"EventStoreConfig(database_path={path!r}, {', '.join(shown)})"
 
     def __post_init__(self) -> None:
         """Validate every option.
