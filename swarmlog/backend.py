@@ -20,6 +20,11 @@ from swarmlog.actors.postgres.url import (
 from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
 
 if TYPE_CHECKING:
+    import pykka
+
+    from swarmlog.actors.follower import Follower
+    from swarmlog.actors.postgres.feed import PostgresChangeProbe
+    from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage, WriteStorage
 
 __all__ = [
@@ -28,6 +33,8 @@ __all__ = [
     "check_backend_options",
     "display_path",
     "is_postgres_url",
+    "open_postgres_follower",
+    "open_postgres_probe",
     "open_postgres_reader",
     "open_postgres_writer",
 ]
@@ -87,11 +94,14 @@ def display_path(path: str) -> str:
     return redact(path) if is_postgres_url(path) else path
 
 
-def open_postgres_writer(url: str, schema: str, synchronous: str) -> WriteStorage:
+def open_postgres_writer(
+    url: str, schema: str, synchronous: str, lock_timeout: float = 30.0
+) -> WriteStorage:
     """The writing connection of a PostgreSQL store (creates or migrates its
     schema). Runs on the writer's thread. ``synchronous="normal"`` turns
     the session's ``synchronous_commit`` off: an append that returned
-    survives the application's crash, not the server's.
+    survives the application's crash, not the server's. ``lock_timeout``:
+    seconds a write waits for a row lock outside a round.
 
     Raises:
         StoreOpenError: psycopg is missing, or the server cannot be reached.
@@ -102,7 +112,12 @@ def open_postgres_writer(url: str, schema: str, synchronous: str) -> WriteStorag
         from swarmlog.actors.postgres.write import PostgresWriteStorage
     except ImportError as e:
         raise StoreOpenError(redact(url), _INSTALL) from e
-    return PostgresWriteStorage(url, schema, synchronous_commit=synchronous == "full")
+    return PostgresWriteStorage(
+        url,
+        schema,
+        lock_timeout=lock_timeout,
+        synchronous_commit=synchronous == "full",
+    )
 
 
 def open_postgres_reader(
@@ -121,3 +136,31 @@ def open_postgres_reader(
     except ImportError as e:
         raise StoreOpenError(redact(url), _INSTALL) from e
     return PostgresReadStorage(url, schema, pool_size=pool_size, check=check)
+
+
+def open_postgres_follower(
+    url: str,
+    schema: str,
+    reader: ReadStorage,
+    head: CommitHead,
+    dispatcher: pykka.ActorRef[Any],
+    interval: float,
+) -> Follower:
+    """A read-only PostgreSQL store's follower: woken by the writers'
+    NOTIFY hints, polling every ``interval`` seconds as the fallback (not
+    started yet)."""
+    from swarmlog.actors.postgres.feed import ListeningFollower
+    from swarmlog.actors.postgres.sql import Statements
+
+    return ListeningFollower(
+        reader, head, dispatcher, interval, url, Statements(schema)
+    )
+
+
+def open_postgres_probe(url: str, schema: str) -> PostgresChangeProbe:
+    """A writing PostgreSQL store's look at other processes' commits (a
+    ``ChangeProbe`` for the change watcher; connects on first use)."""
+    from swarmlog.actors.postgres.feed import PostgresChangeProbe
+    from swarmlog.actors.postgres.sql import Statements
+
+    return PostgresChangeProbe(url, Statements(schema))

@@ -88,7 +88,8 @@ _DRAIN_LOOK = 0.5  # seconds between wake-ups while shutdown drains (a bound)
 class EventStore(
     EventReads, WhyQueries, SnapshotMethods, ForkMethods, SubscriptionMethods
 ):
-    """An embedded, actor-based event store on SQLite.
+    """An embedded, actor-based event store on SQLite (or on PostgreSQL,
+    given a ``postgresql://`` URL: the same API and guarantees).
 
     Safe from any thread. Use it as a context manager, or call
     :meth:`initialize` and :meth:`shutdown` yourself::
@@ -97,8 +98,9 @@ class EventStore(
             stored = store.append(create_agent_spawned_event("a1", "coder", "core"))
 
     Args:
-        database_path: The SQLite file, ``":memory:"`` (default), or an
-            :class:`EventStoreConfig` holding every option.
+        database_path: The SQLite file, ``":memory:"`` (default), a
+            PostgreSQL URL (``postgresql://user:password@host/dbname``), or
+            an :class:`EventStoreConfig` holding every option.
         **options: The other :class:`EventStoreConfig` fields (``verbose``,
             ``auto_persist_interval``, ``snapshot_threshold``,
             ``synchronous``, ``read_only``, ``pragmas``, ...).
@@ -165,7 +167,8 @@ class EventStore(
 
     @property
     def path(self) -> str:
-        """The database file in use (a temporary file for ``:memory:``)."""
+        """The database file in use (a temporary file for ``:memory:``; on
+        PostgreSQL the URL without its password)."""
         return self._wiring.path
 
     def initialize(self) -> Self:

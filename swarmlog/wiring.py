@@ -40,6 +40,7 @@ from swarmlog.actors.writer import WriterActor
 from swarmlog.backend import (
     display_path,
     is_postgres_url,
+    open_postgres_follower,
     open_postgres_reader,
     open_postgres_writer,
 )
@@ -202,8 +203,13 @@ class StoreWiring:
                 url, schema, config.reader_pool_size, check=True
             )
             self._head.position = self.reader.head()
-            self.follower = Follower(
-                self.reader, self._head, self.dispatcher, config.poll_interval
+            self.follower = open_postgres_follower(
+                url,
+                schema,
+                self.reader,
+                self._head,
+                self.dispatcher,
+                config.poll_interval,
             )
             self.follower.start()
             return

@@ -10,7 +10,7 @@ under ``CI=true``, where they fail: CI must run them.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -51,3 +51,11 @@ def pg_schema(pg_server: PgServer) -> Iterator[str]:
     name = pg_server.fresh_schema()
     yield name
     pg_server.drop_schema(name)
+
+
+@pytest.fixture
+def store_options() -> dict[str, Any]:
+    """Options every store of a configuration needs: none by default
+    (``tests/store/conftest.py`` gives PostgreSQL stores a fresh schema);
+    suites that adopt the store contract modules inherit this."""
+    return {}

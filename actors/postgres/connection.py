@@ -60,7 +60,7 @@ class StorageTimeoutError(StorageError, TimeoutError):
 
 
 def connect(
-    url: str, *, what: str = "connect"
+    url: str, *, what: str = "connect", application: str = APPLICATION_NAME
 ) -> psycopg.Connection[tuple[object, ...]]:
     """A new autocommit connection to ``url``.
 
@@ -73,7 +73,7 @@ def connect(
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name=APPLICATION_NAME,
+            application_name=application,
         )
     except psycopg.Error as e:
         raise StoreOpenError(redact(url), f"{what}: {redact_text(str(e), url)}") from e

@@ -21,11 +21,12 @@ locked, in the transaction that commits it: a rollback returns it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 from swarmlog.schema.codec import EVENT_COLUMNS
 
-__all__ = ["FORMAT_VERSION", "Statements"]
+__all__ = ["FORMAT_VERSION", "Statements", "channel_name"]
 
 FORMAT_VERSION: Final = 1
 """The layout version recorded in ``<schema>.store_format``."""
@@ -48,6 +49,15 @@ _ARRAY_TYPES: Final = (
     "bytea",  # cause_text (UTF-8)
     "bytea",  # correlation_id (UTF-8)
 )
+
+
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel of the store in ``schema`` (at most 63 bytes, the
+    server's limit: a long schema name is hashed)."""
+    name = f"swarmlog_{schema}"
+    if len(name) <= 63:
+        return name
+    return f"swarmlog_{hashlib.sha256(schema.encode()).hexdigest()[:40]}"
 
 
 class Statements:
@@ -136,7 +146,13 @@ class Statements:
         # row: nothing is inserted (the caller reports a conflict). The
         # UPDATE takes the head row's lock until COMMIT: positions are
         # handed out one transaction at a time, in commit order.
+        #
+        # The same statement NOTIFYs the store's channel with the new head: a
+        # wake-up hint for other processes' followers (delivered at COMMIT,
+        # never for a rollback; lost hints only delay them to their next
+        # poll, as they fetch by position).
         arrays = ", ".join(f"%b::{t}[]" for t in _ARRAY_TYPES)
+        self.channel = channel_name(schema)
         self.append = f"""
             WITH moved AS (
                 UPDATE {s}.head SET position = %b WHERE position = %b
@@ -144,8 +160,10 @@ class Statements:
             )
             INSERT INTO {s}.events ({PG_INSERT_COLUMNS})
             SELECT r.* FROM unnest({arrays})
-                AS r({PG_INSERT_COLUMNS}), moved
+                AS r({PG_INSERT_COLUMNS}), moved,
+                (SELECT pg_notify('{self.channel}', %b)) AS hint
         """
+        self.listen = f'LISTEN "{self.channel}"'
         self.lock_head = f"SELECT position FROM {s}.head FOR UPDATE"
         self.select_head = f"SELECT position FROM {s}.head"
         self.select_aggregate = (

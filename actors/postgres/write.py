@@ -5,7 +5,9 @@ whichever thread holds it. One connection per process, in autocommit mode:
 an append without an open round is one statement (its own transaction, one
 round trip); a shared-store round (:meth:`PostgresWriteStorage.begin_round`)
 is ``BEGIN`` + ``SET LOCAL lock_timeout`` + the head row ``FOR UPDATE`` in
-one round trip, then the rows and ``COMMIT`` in another.
+one round trip, then the rows, then ``COMMIT``. (Not pipelined: a failed
+statement in a psycopg pipeline can leave its prepared-statement cache
+naming a statement the server never kept.)
 
 Faults: a connection lost while a write was in flight is an unknown
 outcome (:class:`~swarmlog.actors.storage.CommitUnknownError`; a retry of
@@ -18,7 +20,7 @@ restart), before it sends anything.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -73,11 +75,11 @@ class PostgresWriteStorage:
             server's).
     """
 
-    shared: ClassVar[bool] = True
+    shared: bool
     """Other processes may write the same store: always, on PostgreSQL."""
     wal_checkpoint_every: int = 0
     """No WAL for the writer to fold: the server manages its own."""
-    reconnects_after_unknown: ClassVar[bool] = True
+    reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""
 
@@ -89,6 +91,8 @@ class PostgresWriteStorage:
         lock_timeout: float = LOCK_TIMEOUT,
         synchronous_commit: bool = True,
     ) -> None:
+        self.shared = True
+        self.reconnects_after_unknown = True
         self._url = url
         self._synchronous_commit = "on" if synchronous_commit else "off"
         self.path = redact(url)
@@ -175,11 +179,15 @@ class PostgresWriteStorage:
         """
         conn = self._ready()
         milliseconds = max(1, int(timeout * 1000))
+        # Three statements in one simple query: one round trip, and nothing
+        # prepared (an error leaves psycopg's statement cache alone).
+        statement = (
+            f"BEGIN; SET LOCAL lock_timeout = {milliseconds}; {self._sql.lock_head}"
+        )
         try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                conn.execute(f"SET LOCAL lock_timeout = {milliseconds}")
-                cursor = conn.execute(self._sql.lock_head)
+            cursor = conn.execute(statement, prepare=False)
+            while cursor.description is None and cursor.nextset():
+                pass
             row = cursor.fetchone()
         except psycopg.Error as e:
             raise self._failed(e, "begin a write round") from e
@@ -264,12 +272,9 @@ class PostgresWriteStorage:
         conn = self._conn if in_round else self._ready()
         params = _append_params(rows)
         try:
+            cursor = conn.execute(self._sql.append, params)
             if in_round:
-                with conn.pipeline():
-                    cursor = conn.execute(self._sql.append, params)
-                    conn.execute("COMMIT")
-            else:
-                cursor = conn.execute(self._sql.append, params)
+                conn.execute("COMMIT")
         except psycopg.IntegrityError as e:
             self._failed(e, "append")
             raise RequestConflict(0 if requests == 1 else -1) from e
@@ -353,8 +358,9 @@ class PostgresWriteStorage:
 
 
 def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
-    """The append statement's parameters: the head's move, then one array
-    per column (``cause`` split into ``cause_id`` and ``cause_text``)."""
+    """The append statement's parameters: the head's move, one array per
+    column (``cause`` split into ``cause_id`` and ``cause_text``), and the
+    new head as the NOTIFY payload."""
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns[_AGGREGATE] = [a.encode() for a in columns[_AGGREGATE]]
     columns[_CORRELATION] = [
@@ -366,4 +372,4 @@ def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
     columns[_CAUSE:_CAUSE] = [cause_ids, cause_texts]
     last = rows[-1][0]
     previous = rows[0][0] - 1
-    return (last, previous, *columns)
+    return (last, previous, *columns, str(last))

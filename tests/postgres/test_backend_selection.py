@@ -125,3 +125,30 @@ def test_redact_text_hides_urls_and_keywords_in_messages() -> None:
     cleaned = redact_text(text, URL)
     assert "s3cret" not in cleaned
     assert "user=app" in cleaned
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "setting"),
+    [
+        ("LockNotAvailable", "StorageTimeoutError", "lock_timeout"),
+        ("QueryCanceled", "StorageTimeoutError", "statement_timeout (or a cancel)"),
+        ("DiskFull", "StorageFullError", None),
+        ("UniqueViolation", "StorageError", None),
+    ],
+)
+def test_driver_errors_become_typed_errors(
+    error: str, expected: str, setting: str | None
+) -> None:
+    """Server timeouts are TimeoutErrors, a full disk a StorageFullError,
+    and no message keeps the URL's password."""
+    from psycopg import errors as pg_errors
+
+    from swarmlog.actors.postgres import connection
+
+    raised = getattr(pg_errors, error)(f"boom at {URL}")
+    typed = connection.translate_error(raised, URL, "append")
+    assert type(typed).__name__ == expected
+    assert "s3cret" not in str(typed)
+    if setting is not None:
+        assert isinstance(typed, TimeoutError)
+        assert getattr(typed, "setting", None) == setting

@@ -27,9 +27,15 @@ CHILD = Path(__file__).with_name("append_child.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_PER_THREAD = 30  # appends per thread in the multi-process test
+# every 5th append is a batch of 3: events per thread
+_PER_THREAD_EVENTS = _PER_THREAD + 2 * (_PER_THREAD // 5)
+
+
 def _start(url: str, schema: str, mode: str) -> subprocess.Popen[bytes]:
+    extra = [str(_PER_THREAD)] if mode == "count" else []
     return subprocess.Popen(
-        [sys.executable, str(CHILD), url, schema, mode],
+        [sys.executable, str(CHILD), url, schema, mode, *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -102,3 +108,46 @@ def test_kill_9_of_a_writer_holding_the_head_frees_it(
     _kill(child)
     assert writer.begin_round(TIMEOUT) == 1
     writer.abort_round()
+
+
+def _shared_writer_committer() -> bool:
+    from swarmlog.actors.committer import Committer
+
+    return hasattr(Committer, "catch_up")
+
+
+@pytest.mark.skipif(
+    not _shared_writer_committer(),
+    reason="several writing processes need the shared-writer committer "
+    "(begin_round + catch-up, issue 13's seam)",
+)
+def test_four_processes_append_gap_free(
+    make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+) -> None:
+    """4 processes x 4 threads on contended aggregates: positions 1..N,
+    contiguous versions, every acknowledged event stored once."""
+    make_pg_store().shutdown()  # the schema exists before they race
+    children = [_start(pg_url, pg_schema, "count") for _ in range(4)]
+    outputs = []
+    for child in children:
+        out, _ = child.communicate(timeout=TIMEOUT * 6)
+        assert child.returncode == 0
+        outputs.append(out.decode().splitlines())
+    acknowledged: dict[int, str] = {}
+    for lines in outputs:
+        assert lines[-1] == "done"
+        for line in lines:
+            if line.startswith("ack "):
+                _, position, id_hex = line.split()
+                assert int(position) not in acknowledged
+                acknowledged[int(position)] = id_hex
+    store = make_pg_store()
+    events = list(store.replay())
+    assert [e.position for e in events] == list(range(1, len(events) + 1))
+    assert {e.position: e.id.hex for e in events} == acknowledged
+    versions: dict[str, list[int]] = {}
+    for event in events:
+        versions.setdefault(event.aggregate_id, []).append(event.version)
+    for found in versions.values():
+        assert found == list(range(1, len(found) + 1))
+    assert len(events) == 4 * 4 * _PER_THREAD_EVENTS

@@ -194,3 +194,49 @@ def test_an_unreachable_server_is_a_storage_error_on_reconnect(
     with pytest.raises(StorageError) as info:
         writer.reconnect()
     assert "s3cret" not in str(info.value)
+
+
+def test_a_lost_connection_inside_a_round_is_unknown_then_the_writer_reconnects(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """The session ends while the round's INSERT waits (another transaction
+    holds the same event id, uncommitted): CommitUnknownError, the round is
+    gone, and the next round reconnects and commits."""
+    writer = make_writer()
+    row = rows(1, 1)[0]
+    outside = psycopg.connect(pg_url, autocommit=True)
+    outcome: list[BaseException | None] = []
+    try:
+        outside.execute("BEGIN")
+        outside.execute(
+            f'INSERT INTO "{pg_schema}".events (position, id, type, aggregate_id, '
+            "aggregate_type, version, timestamp, schema_version, data) "
+            "VALUES (1000, %s, 't', 'x', 'x', 1, 0, 1, '')",
+            (row[1],),
+        )
+        assert writer.begin_round(TIMEOUT) == 0
+
+        def write() -> None:
+            try:
+                writer.write_events([row], 1)
+                outcome.append(None)
+            except BaseException as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        killer = psycopg.connect(pg_url, autocommit=True)
+        try:
+            pid = _wait_for_lock_waiter(killer)
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        finally:
+            killer.close()
+        thread.join(TIMEOUT)
+    finally:
+        outside.close()  # rolls the outside row back
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], CommitUnknownError)
+    writer.abort_round()  # a no-op: the round died with its connection
+    assert writer.begin_round(TIMEOUT) == 0
+    writer.write_events([row], 1)
+    assert _positions(pg_url, pg_schema) == [1]

@@ -168,8 +168,8 @@ def failed_migration() -> Callable[[Path, int], None]:
 class OutsideWriter:
     """Another connection to a store's database that can take the store's
     write lock, whatever the backend: ``execute("BEGIN IMMEDIATE")`` takes
-    SQLite's write lock, or on PostgreSQL opens a transaction holding the
-    head row (``FOR UPDATE``); the store's next commit then waits until
+    SQLite's write lock, or on PostgreSQL opens a transaction locking the
+    events table against inserts; the store's next commit then waits until
     ``execute("ROLLBACK")``. Other statements pass through."""
 
     def __init__(self, store: EventStore) -> None:
@@ -180,7 +180,11 @@ class OutsideWriter:
             import psycopg
 
             self._pg = psycopg.connect(config.database_path, autocommit=True)
-            self._head = f'SELECT position FROM "{config.pg_schema}".head FOR UPDATE'
+            # Blocks inserts, not reads nor the head row: the writer waits
+            # where SQLite's would, at its commit, with its request taken.
+            self._lock = (
+                f'LOCK TABLE "{config.pg_schema}".events IN SHARE ROW EXCLUSIVE MODE'
+            )
         else:
             import sqlite3
 
@@ -201,7 +205,7 @@ class OutsideWriter:
             return self._sqlite.execute(statement)
         if statement == "BEGIN IMMEDIATE":
             self._pg.execute("BEGIN")
-            return self._pg.execute(self._head)
+            return self._pg.execute(self._lock)
         return self._pg.execute(statement)
 
     def close(self) -> None:

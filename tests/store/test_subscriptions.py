@@ -145,6 +145,7 @@ class TestDelivery:
             return await asyncio.wait_for(task, TIMEOUT)
 
         assert asyncio.run(run()) == [3, 4]
+        sub.wait_for(4, timeout=TIMEOUT)  # its own thread: woken, not yet run
         assert seen.positions == [1, 2, 3, 4]
 
     def test_wait_for_times_out(self, store: EventStore) -> None:
