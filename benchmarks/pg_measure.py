@@ -50,6 +50,7 @@ __all__ = [
 
 _WAIT_S: Final = 600.0  # guards waits against hangs only
 _MARKS: Final = ", ".join(["%s"] * 12)
+_BROKEN: Final = "another process failed to start"
 
 
 class Schema:
@@ -215,7 +216,7 @@ def _child(
     try:
         barrier.wait(_WAIT_S)  # every process set up: go
     except threading.BrokenBarrierError:
-        out.put(("error", "another process failed to start"))
+        out.put(("error", _BROKEN))
         done()
         return
     workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
@@ -254,7 +255,10 @@ def _processes(
     results = [out.get(timeout=_WAIT_S) for _ in children]
     for process in children:
         process.join(_WAIT_S)
-    failed = [r[1] for r in results if r[0] == "error"]
+    failed = sorted(
+        (r[1] for r in results if r[0] == "error"),
+        key=lambda why: why == _BROKEN,  # the cause first, its echoes last
+    )
     if failed:
         msg = f"a benchmark process failed: {failed[0]}"
         raise RuntimeError(msg)

@@ -300,7 +300,9 @@ def run_section(
     with server() as url:
         notes = server_notes(url)
         notes["url_from_env"] = bool(os.environ.get(ENV_URL))
+        notes["loadavg_start"] = os.getloadavg()
         figures, skipped = _measure(url, sizes, say)
+        notes["loadavg_end"] = os.getloadavg()
     section = {
         "server": notes,
         "not_measured": skipped,

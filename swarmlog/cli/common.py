@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -24,11 +25,12 @@ from swarmlog.actors.read_models import (
     TaskHistoryProjection,
 )
 from swarmlog.backend import DEFAULT_SCHEMA, is_postgres_url
+from swarmlog.copying import copy_store
 from swarmlog.schema.errors import SwarmlogError
 from swarmlog.store import EventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console
 
@@ -50,6 +52,7 @@ __all__ = [
     "open_store",
     "parse_instant",
     "settle",
+    "simulate_into",
     "store_options",
     "user_errors",
     "using_pg_schema",
@@ -135,6 +138,22 @@ def open_store(db: str) -> Iterator[EventStore]:
     at the end."""
     with EventStore(db, **store_options(db)) as store:
         yield store
+
+
+def simulate_into(db: str, simulate: Callable[..., Any], **options: Any) -> Any:
+    """``simulate(db, **options)`` (a simulation report); for a PostgreSQL
+    URL, into a temporary file first, then copied into the URL's (new or
+    empty) ``--pg-schema`` (the report names the URL, without its password).
+
+    Raises:
+        CopyTargetNotEmptyError: The schema holds a store already.
+    """
+    if not is_postgres_url(db):
+        return simulate(db, **options)
+    with tempfile.TemporaryDirectory(prefix="swarmlog-sim-") as folder:
+        report = simulate(os.path.join(folder, "swarm.db"), **options)
+        copied = copy_store(report.db_path, db, target_schema=_pg_schema.get())
+    return msgspec.structs.replace(report, db_path=copied.target)
 
 
 @contextlib.contextmanager

@@ -135,3 +135,19 @@ class TestPostgres:
         result = run("events", pg_server.url, "--pg-schema", pg_schema)
         assert result.exit_code == 1
         assert pg_schema in one_error_line(result)
+
+    def test_simulate_into_a_schema(
+        self, run: Any, pg_server: PgServer, pg_schema: str
+    ) -> None:
+        """simulate --db URL runs into a file, then copies it into the
+        schema; the report names the URL."""
+        url = pg_server.url
+        result = run(
+            "simulate", "--db", url, "--pg-schema", pg_schema,
+            "--agents", "2", "--tasks", "3", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["db_path"].startswith("postgresql://")
+        digest = store_digest(url, pg_schema=pg_schema)
+        assert digest.counts["events"] == report["events"] > 0
