@@ -133,6 +133,13 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidConfigError(msg)
         check_backend_options(self)
 
+    def __repr__(self) -> str:
+        """The options, a PostgreSQL URL's password hidden."""
+        fields = msgspec.structs.asdict(self)
+        fields["database_path"] = display_path(str(self.database_path))
+        shown = ", ".join(f"{name}={value!r}" for name, value in fields.items())
+        return f"EventStoreConfig({shown})"
+
 
 def _positive_int(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -118,7 +118,13 @@ class PgServer:
     def start(self) -> None:
         """Start the server we started before (after :meth:`stop`)."""
         assert self.folder is not None
-        options = f"-c listen_addresses='' -k {self.folder} -p {_PORT}"
+        # No TCP, a private socket folder. A throwaway server need not
+        # survive a power cut: no fsync (every test's schema DDL and each
+        # commit skip the disk flush; client crash tests are unaffected).
+        options = (
+            f"-c listen_addresses='' -k {self.folder} -p {_PORT} "
+            "-c fsync=off -c full_page_writes=off"
+        )
         log = os.path.join(self.folder, "server.log")
         self._pg_ctl("-w", "-t", str(_TIMEOUT), "-l", log, "-o", options, "start")
 

@@ -119,9 +119,8 @@ def _create(conn: Connection, statements: Statements, path: str) -> None:
             "a swarmlog store; choose another pg_schema"
         )
         raise IncompatibleStoreError(path, reason)
-    conn.execute(statements.create_schema)
-    for statement in statements.create:
-        conn.execute(statement)
+    # One simple query (no parameters): one round trip for the whole DDL.
+    conn.execute("; ".join((statements.create_schema, *statements.create)))
     conn.execute(statements.insert_format, (FORMAT_VERSION, to_micros(utc_now())))
 
 

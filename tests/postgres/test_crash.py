@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
 import pytest
 
 from swarmlog import EventStore, create_agent_started_event
@@ -61,6 +62,21 @@ def _read_until(
     return lines
 
 
+def _wait_sessions_gone(url: str) -> None:
+    """Block until no swarmlog session is left on the server (bounded)."""
+    pause = threading.Event()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(int(TIMEOUT / 0.01)):
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'swarmlog%%'"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            pause.wait(0.01)
+    pytest.fail("the killed process's sessions never ended")
+
+
 def _kill(child: subprocess.Popen[bytes]) -> list[str]:
     """SIGKILL the child; the lines it wrote before dying."""
     os.kill(child.pid, signal.SIGKILL)
@@ -78,6 +94,10 @@ def test_kill_9_while_appending_loses_nothing_acknowledged(
         child, lambda got: sum(1 for g in got if g.startswith("ack")) >= 300
     )
     lines += _kill(child)
+    # The server may still commit what the dead process sent last (it
+    # notices the closed socket only when it answers): wait for its
+    # sessions to end before looking.
+    _wait_sessions_gone(pg_url)
     acknowledged = {}
     for line in lines:
         if line.startswith("ack "):

@@ -48,6 +48,8 @@ def test_the_password_is_never_shown(
         shown = [
             store.path,
             repr(store),
+            repr(store.config),
+            str(store.config),
             repr(store._wiring.reader),
             repr(store.get_stats()),
             caplog.text,
