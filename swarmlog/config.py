@@ -77,16 +77,6 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     caller_commits: bool = False
     pg_schema: str = DEFAULT_SCHEMA
 
-    def __repr__(self) -> str:
-        """The options, with a PostgreSQL URL's password shown as ``***``."""
-        shown = [
-            f"{name}={getattr(self, name)!r}"
-            for name in self.__struct_fields__
-            if name != "database_path"
-        ]
-        path = display_path(str(self.database_path))
-        return f"EventStoreConfig(database_path={path!r}, {', '.join(shown)})"
-
     def __post_init__(self) -> None:
         """Validate every option.
 
