@@ -24,6 +24,7 @@ from swarmlog.actors.postgres.layout import check_layout
 from swarmlog.actors.postgres.sql import PG_INSERT_COLUMNS, Statements
 from swarmlog.actors.postgres.url import DEFAULT_SCHEMA, check_schema_name, redact
 from swarmlog.copy_rows import CopyTargetNotEmptyError
+from swarmlog.validation import MAX_INT64
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,6 +59,8 @@ class _Reads:
     _url: str
     _sql: Statements
     display: str
+    _upto: int = MAX_INT64  # a fork's view: the rows up to this position
+    _forking: bool = False
 
     def _open(self, url: str, schema: str, what: str, *, create: bool) -> None:
         self._url = url
@@ -72,28 +75,33 @@ class _Reads:
         s = f'"{schema}"'
         self._events_sql = (
             f"SELECT {PG_INSERT_COLUMNS} FROM {s}.events WHERE position > %s "
-            "ORDER BY position LIMIT %s"
+            "AND position <= %s ORDER BY position LIMIT %s"
         )
-        columns = "aggregate_id, aggregate_type, version, state, timestamp"
-        self._snapshots_first = (
-            f"SELECT {columns} FROM {s}.snapshots ORDER BY aggregate_id LIMIT %s"
-        )
-        self._snapshots_after = (
-            f"SELECT {columns} FROM {s}.snapshots WHERE aggregate_id > %s "
+        self._snapshots_sql = (
+            "SELECT aggregate_id, aggregate_type, version, state, timestamp "
+            f"FROM {s}.snapshots AS s WHERE {{after}} {{reached}} "
             "ORDER BY aggregate_id LIMIT %s"
+        )
+        # A fork keeps a snapshot whose version was reached at or before its
+        # position (as swarmlog.schema.sql.FORK_SNAPSHOTS does on SQLite).
+        self._reached_sql = (
+            f"AND (s.version = 0 OR EXISTS (SELECT 1 FROM {s}.events AS e WHERE "
+            "e.aggregate_id = s.aggregate_id AND e.version = s.version "
+            "AND e.position <= %s))"
         )
         self._projections_sql = (
             "SELECT name, position, state_version, state, updated_at "
-            f"FROM {s}.projection_checkpoints ORDER BY name"
+            f"FROM {s}.projection_checkpoints WHERE position <= %s ORDER BY name"
         )
         self._subscriptions_sql = (
-            f"SELECT name, position, updated_at FROM {s}.subscriptions ORDER BY name"
+            f"SELECT name, position, updated_at FROM {s}.subscriptions "
+            "WHERE position <= %s ORDER BY name"
         )
         self._lineage_sql = (
             f"SELECT generation, source, position, forked_at FROM {s}.lineage "
             "ORDER BY generation"
         )
-        self._count_sql = f"SELECT count(*) FROM {s}.events"
+        self._count_sql = f"SELECT count(*) FROM {s}.events WHERE position <= %s"
 
     def _all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -102,18 +110,18 @@ class _Reads:
             raise translate_error(e, self._url, "copy: read") from e
 
     def head(self) -> int:
-        """The committed head (the ``head`` row)."""
-        return int(self._all(self._sql.select_head)[0][0])
+        """The committed head (the ``head`` row; a fork's position)."""
+        return min(int(self._all(self._sql.select_head)[0][0]), self._upto)
 
     def event_count(self) -> int:
-        """Events stored."""
-        return int(self._all(self._count_sql)[0][0])
+        """Events stored (up to a fork's position)."""
+        return int(self._all(self._count_sql, (self._upto,))[0][0])
 
     def events(self, after: int, limit: int) -> list[EventRow]:
         """Up to ``limit`` events past ``after``, as SQLite rows."""
         out: list[EventRow] = []
         append = out.append
-        for r in self._all(self._events_sql, (after, limit)):
+        for r in self._all(self._events_sql, (after, self._upto, limit)):
             cause_id, cause_text, correlation = r[9], r[10], r[11]
             cause = cause_id if cause_id is not None else _text(cause_text)
             append(
@@ -125,21 +133,26 @@ class _Reads:
         return out
 
     def snapshots(self, after: str | None, limit: int) -> list[SnapshotRow]:
-        """Up to ``limit`` snapshots with ids above ``after``."""
-        if after is None:
-            rows = self._all(self._snapshots_first, (limit,))
-        else:
-            rows = self._all(self._snapshots_after, (after.encode(), limit))
+        """Up to ``limit`` snapshots with ids above ``after`` (a fork: only
+        those whose version it holds)."""
+        params: list[Any] = [] if after is None else [after.encode()]
+        if self._forking:
+            params.append(self._upto)
+        statement = self._snapshots_sql.format(
+            after="true" if after is None else "s.aggregate_id > %s",
+            reached=self._reached_sql if self._forking else "",
+        )
+        rows = self._all(statement, (*params, limit))
         return [(bytes(r[0]).decode(), r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     def projection_snapshots(self) -> list[ProjectionSnapshotRow]:
-        """Every projection snapshot."""
-        rows = self._all(self._projections_sql)
+        """Every projection snapshot (a fork: taken at or before it)."""
+        rows = self._all(self._projections_sql, (self._upto,))
         return [(bytes(r[0]).decode(), r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     def subscriptions(self) -> list[SubscriptionRow]:
-        """Every subscription position."""
-        rows = self._all(self._subscriptions_sql)
+        """Every subscription position (a fork: at or before it)."""
+        rows = self._all(self._subscriptions_sql, (self._upto,))
         return [(bytes(r[0]).decode(), r[1], r[2]) for r in rows]
 
     def lineage(self) -> list[LineageRow]:
@@ -166,7 +179,9 @@ class PostgresSource(_Reads):
         IncompatibleStoreError: Another layout version.
     """
 
-    def __init__(self, url: str, schema: str) -> None:
+    def __init__(self, url: str, schema: str, upto: int | None = None) -> None:
+        if upto is not None:
+            self._upto, self._forking = upto, True
         self._open(url, schema, "open copy source", create=False)
         try:
             self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -197,7 +212,7 @@ class PostgresTarget(_Reads):
         that no table holds a row."""
         s = f'"{self._sql.schema}"'
         self._all(self._sql.lock_head)
-        events = int(self._all(self._count_sql)[0][0])
+        events = self.event_count()
         others = self._all(
             f"SELECT (SELECT count(*) FROM {s}.snapshots) "
             f"+ (SELECT count(*) FROM {s}.projection_checkpoints) "

@@ -23,6 +23,7 @@ from swarmlog.actors.sqlite.storage import check_format, translate_error
 from swarmlog.copy_rows import CopyTargetNotEmptyError
 from swarmlog.schema.codec import INSERT_COLUMNS
 from swarmlog.schema.errors import StoreOpenError
+from swarmlog.validation import MAX_INT64
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,21 +40,26 @@ __all__ = ["SQLiteSource", "SQLiteTarget"]
 
 _SUFFIXES: Final = ("", "-wal", "-shm", "-journal")
 _EVENTS: Final = (
-    f"SELECT {INSERT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+    f"SELECT {INSERT_COLUMNS} FROM events WHERE position > ? AND position <= ? "
+    "ORDER BY position LIMIT ?"
 )
-_SNAPSHOT_COLUMNS: Final = (
-    "SELECT aggregate_id, aggregate_type, version, state, timestamp FROM snapshots"
-)
-_SNAPSHOTS_FIRST: Final = f"{_SNAPSHOT_COLUMNS} ORDER BY aggregate_id LIMIT ?"
 _SNAPSHOTS: Final = (
-    f"{_SNAPSHOT_COLUMNS} WHERE aggregate_id > ? ORDER BY aggregate_id LIMIT ?"
+    "SELECT aggregate_id, aggregate_type, version, state, timestamp FROM snapshots "
+    "AS s WHERE {after} {reached} ORDER BY aggregate_id LIMIT ?"
+)
+# A fork keeps a snapshot whose version was reached at or before its position
+# (as swarmlog.schema.sql.FORK_SNAPSHOTS does).
+_REACHED: Final = (
+    "AND (s.version = 0 OR EXISTS (SELECT 1 FROM events AS e WHERE "
+    "e.aggregate_id = s.aggregate_id AND e.version = s.version AND e.position <= ?))"
 )
 _PROJECTIONS: Final = (
     "SELECT name, position, state_version, state, updated_at "
-    "FROM projection_checkpoints ORDER BY name"
+    "FROM projection_checkpoints WHERE position <= ? ORDER BY name"
 )
 _SUBSCRIPTIONS: Final = (
-    "SELECT name, position, updated_at FROM subscriptions ORDER BY name"
+    "SELECT name, position, updated_at FROM subscriptions WHERE position <= ? "
+    "ORDER BY name"
 )
 _LINEAGE: Final = (
     "SELECT generation, source, position, forked_at FROM lineage ORDER BY generation"
@@ -77,10 +83,13 @@ _NONEMPTY: Final = (
 
 
 class _Reads:
-    """The reads both sides share, on ``self._conn``."""
+    """The reads both sides share, on ``self._conn``, of the rows up to
+    position ``self._upto`` (a fork's view; ``MAX_INT64``: everything)."""
 
     _conn: sqlite3.Connection
     display: str
+    _upto: int = MAX_INT64
+    _forking: bool = False
 
     def _all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -89,30 +98,37 @@ class _Reads:
             raise translate_error(e, self.display, "copy: read") from e
 
     def head(self) -> int:
-        """The highest position (0 when empty)."""
-        return int(self._all("SELECT coalesce(max(position), 0) FROM events")[0][0])
+        """The highest position (0 when empty; a fork's position)."""
+        head = int(self._all("SELECT coalesce(max(position), 0) FROM events")[0][0])
+        return min(head, self._upto)
 
     def event_count(self) -> int:
-        """Events stored."""
-        return int(self._all("SELECT count(*) FROM events")[0][0])
+        """Events stored (up to a fork's position)."""
+        statement = "SELECT count(*) FROM events WHERE position <= ?"
+        return int(self._all(statement, (self._upto,))[0][0])
 
     def events(self, after: int, limit: int) -> list[EventRow]:
         """Up to ``limit`` events past ``after``."""
-        return self._all(_EVENTS, (after, limit))
+        return self._all(_EVENTS, (after, self._upto, limit))
 
     def snapshots(self, after: str | None, limit: int) -> list[SnapshotRow]:
-        """Up to ``limit`` snapshots with ids above ``after``."""
-        if after is None:
-            return self._all(_SNAPSHOTS_FIRST, (limit,))
-        return self._all(_SNAPSHOTS, (after, limit))
+        """Up to ``limit`` snapshots with ids above ``after`` (a fork: only
+        those whose version it holds)."""
+        params: list[Any] = [] if after is None else [after]
+        reached = _REACHED if self._forking else ""
+        if self._forking:
+            params.append(self._upto)
+        where = "1 = 1" if after is None else "s.aggregate_id > ?"
+        statement = _SNAPSHOTS.format(after=where, reached=reached)
+        return self._all(statement, (*params, limit))
 
     def projection_snapshots(self) -> list[ProjectionSnapshotRow]:
-        """Every projection snapshot."""
-        return self._all(_PROJECTIONS)
+        """Every projection snapshot (a fork: taken at or before it)."""
+        return self._all(_PROJECTIONS, (self._upto,))
 
     def subscriptions(self) -> list[SubscriptionRow]:
-        """Every subscription position."""
-        return self._all(_SUBSCRIPTIONS)
+        """Every subscription position (a fork: at or before it)."""
+        return self._all(_SUBSCRIPTIONS, (self._upto,))
 
     def lineage(self) -> list[LineageRow]:
         """The fork ancestry."""
@@ -127,8 +143,10 @@ class SQLiteSource(_Reads):
         IncompatibleStoreError: Not a swarmlog store of the current format.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, upto: int | None = None) -> None:
         self.display = path
+        if upto is not None:
+            self._upto, self._forking = upto, True
         if not os.path.isfile(path):
             raise StoreOpenError(path, "no such store file")
         try:

@@ -38,11 +38,13 @@ from swarmlog.copy_rows import (
     TableDigest,
 )
 from swarmlog.schema.errors import InvalidConfigError, InvalidQueryError
+from swarmlog.schema.timeutil import to_micros, utc_now
+from swarmlog.validation import MAX_INT64, check_count
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from swarmlog.copy_rows import RowSource, RowTarget
+    from swarmlog.copy_rows import LineageRow, RowSource, RowTarget
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -51,6 +53,7 @@ __all__ = [
     "CopyVerificationError",
     "Digest",
     "copy_store",
+    "fork_store",
     "store_digest",
 ]
 
@@ -95,15 +98,15 @@ def _check_path(path: object, what: str) -> str:
     return path
 
 
-def _source(path: str, schema: str) -> RowSource:
+def _source(path: str, schema: str, upto: int | None = None) -> RowSource:
     if is_postgres_url(path):
         from swarmlog.copy_postgres import PostgresSource
 
-        return PostgresSource(path, schema)
+        return PostgresSource(path, schema, upto)
     _sqlite_schema(schema)
     from swarmlog.copy_sqlite import SQLiteSource
 
-    return SQLiteSource(path)
+    return SQLiteSource(path, upto)
 
 
 def _target(path: str, schema: str) -> RowTarget:
@@ -170,16 +173,69 @@ def copy_store(
         InvalidConfigError: A bad path, or a ``pg_schema`` for a file.
         StorageError: A database failed mid-copy; nothing is left behind.
     """
-    source = _check_path(source, "source")
-    target = _check_path(target, "target")
-    page = _page_size(page_size)
+    return _run(
+        _check_path(source, "source"),
+        _check_path(target, "target"),
+        (source_schema, target_schema),
+        _page_size(page_size),
+        on_progress,
+    )
+
+
+def fork_store(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    at_position: int | None = None,
+    source_schema: str = DEFAULT_SCHEMA,
+    target_schema: str = DEFAULT_SCHEMA,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> CopyReport:
+    """Copy ``source`` up to ``at_position`` (default: its head) into the
+    empty store ``target``, as :meth:`~swarmlog.EventStore.fork` does,
+    between any two backends: events ``1..at_position``, the aggregate
+    snapshots whose version was reached by then, the projection snapshots
+    and subscription positions at or before it, and the lineage plus one
+    row naming the source (without a URL's password) and the position.
+
+    Runs on the calling thread; verified like :func:`copy_store`.
+
+    Raises:
+        InvalidQueryError: ``at_position`` is not an int from 0 to the
+            source's head.
+        CopyTargetNotEmptyError: ``target`` holds rows; nothing written.
+        (and what :func:`copy_store` raises)
+    """
+    position = check_count(at_position, "at_position")
+    return _run(
+        _check_path(source, "source"),
+        _check_path(target, "target"),
+        (source_schema, target_schema),
+        _page_size(page_size),
+        None,
+        upto=MAX_INT64 if position is None else position,
+    )
+
+
+def _run(
+    source: str,
+    target: str,
+    schemas: tuple[str, str],
+    page: int,
+    on_progress: Callable[[int, int], None] | None,
+    upto: int | None = None,
+) -> CopyReport:
+    """Copy (``upto``: a fork at that position) and verify."""
     started = perf_counter()
-    reader = _source(source, source_schema)
+    reader = _source(source, schemas[0], upto)
     try:
-        writer = _target(target, target_schema)
+        fork = None
+        if upto is not None:
+            fork = _fork_row(reader, upto)
+        writer = _target(target, schemas[1])
         try:
             writer.check_empty()
-            read = _move(reader, writer, page, on_progress)
+            read = _move(reader, writer, page, on_progress, fork)
             written = _digest(writer, page)
             differences = read.differences(written)
             if differences:
@@ -203,6 +259,16 @@ def copy_store(
         checksum=read.checksum,
         seconds=perf_counter() - started,
     )
+
+
+def _fork_row(reader: RowSource, upto: int) -> LineageRow:
+    """The lineage row a fork at ``upto`` adds (checked against the head)."""
+    head = reader.head()  # min(head, upto)
+    if upto != MAX_INT64 and head < upto:
+        msg = f"at_position {upto} is beyond the head of {reader.display!r} ({head})"
+        raise InvalidQueryError(msg)
+    generations = [row[0] for row in reader.lineage()]
+    return (max(generations, default=0) + 1, reader.display, head, to_micros(utc_now()))
 
 
 def store_digest(
@@ -231,8 +297,10 @@ def _move(
     writer: RowTarget,
     page: int,
     on_progress: Callable[[int, int], None] | None,
+    fork: LineageRow | None = None,
 ) -> Digest:
-    """Copy every table, page by page; the digest of what was read."""
+    """Copy every table, page by page (a fork adds its lineage row); the
+    digest of what was read."""
     head = reader.head()
     total = reader.event_count()
     digests = {table: TableDigest() for table in TABLES}
@@ -255,7 +323,7 @@ def _move(
     subscriptions = reader.subscriptions()
     digests["subscriptions"].add(subscriptions)
     writer.write_subscriptions(subscriptions)
-    lineage = reader.lineage()
+    lineage = [*reader.lineage(), *([fork] if fork else [])]
     digests["lineage"].add(lineage)
     writer.write_lineage(lineage)
     writer.set_head(head)

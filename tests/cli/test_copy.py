@@ -151,3 +151,27 @@ class TestPostgres:
         assert report["db_path"].startswith("postgresql://")
         digest = store_digest(url, pg_schema=pg_schema)
         assert digest.counts["events"] == report["events"] > 0
+
+    def test_fork_to_and_from_a_schema(
+        self,
+        run: Any,
+        sim: SimulationReport,
+        tmp_path: Path,
+        pg_server: PgServer,
+        pg_schema: str,
+    ) -> None:
+        """fork FILE URL --pg-schema S --at N, then fork URL FILE: N events
+        each time."""
+        url = pg_server.url
+        result = run("fork", str(sim.db_path), url, "--pg-schema", pg_schema)
+        assert result.exit_code == 0, result.output
+        result = run(
+            "fork", str(sim.db_path), url, "--pg-schema", pg_schema, "--at", "10",
+        )  # fmt: skip
+        assert result.exit_code == 1  # the first fork filled the schema
+        assert "not empty" in one_error_line(result)
+        back = tmp_path / "back.db"
+        result = run("fork", url, str(back), "--pg-schema", pg_schema, "--at", "10")
+        assert result.exit_code == 0, result.output
+        assert store_digest(back).head_position == 10
+        assert store_digest(url, pg_schema=pg_schema).counts["events"] == sim.events

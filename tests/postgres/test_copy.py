@@ -199,3 +199,58 @@ def test_source_schema_without_a_store(pg_url: str, tmp_path: Path) -> None:
     with pytest.raises(StoreOpenError):
         copy_store(pg_url, target, source_schema=f"none_{uuid.uuid4().hex[:8]}")
     assert not target.exists()
+
+
+class TestFork:
+    """``EventStore.fork`` with a PostgreSQL side (rows copied by
+    ``fork_store``): the same rows a file-to-file fork keeps."""
+
+    def test_file_into_postgres_matches_a_file_fork(
+        self, tmp_path: Path, pg_url: str, pg_schema: str
+    ) -> None:
+        """Forked into a schema at a position: events up to it, the
+        snapshots reached by then, the same rows as a file fork (lineage
+        aside: its time differs), a lineage row, appends go on after it."""
+        source = _rich_file(tmp_path / "a.db")
+        at = store_digest(source).head_position // 2
+        with EventStore(source) as store:
+            with store.fork(tmp_path / "f.db", at_position=at):
+                pass
+            with store.fork(pg_url, at_position=at, pg_schema=pg_schema) as forked:
+                assert forked.head_position == at
+                lineage = forked.get_stats().lineage
+                assert (lineage[-1].source, lineage[-1].position) == (source, at)
+                assert forked.append(_task("after")).position == at + 1
+        in_file = store_digest(tmp_path / "f.db")
+        in_pg = store_digest(pg_url, pg_schema=pg_schema)
+        for table in ("snapshots", "projection_snapshots", "subscriptions"):
+            assert in_pg.counts[table] == in_file.counts[table], table
+            assert in_pg.checksums[table] == in_file.checksums[table], table
+        assert _events(pg_url, pg_schema=pg_schema)[:at] == _events(source)[:at]
+
+    def test_postgres_into_file(
+        self, tmp_path: Path, pg_url: str, pg_schema: str
+    ) -> None:
+        """A PostgreSQL store forks into a new file at a position; the
+        lineage names the URL (no password)."""
+        with EventStore(pg_url, pg_schema=pg_schema) as store:
+            _linked_events(store)
+            target = tmp_path / "fork.db"
+            with store.fork(target, at_position=2) as forked:
+                assert forked.head_position == 2
+                assert forked.path == str(target)
+                assert forked.get_stats().lineage[-1].source.startswith("postgresql")
+            events = store.query()
+        assert _events(str(target)) == events[:2]
+
+    def test_beyond_the_head_is_refused(
+        self, tmp_path: Path, pg_url: str, pg_schema: str
+    ) -> None:
+        """at_position past the head: InvalidQueryError, no file left."""
+        from swarmlog import InvalidQueryError
+
+        with EventStore(pg_url, pg_schema=pg_schema) as store:
+            _linked_events(store)
+            with pytest.raises(InvalidQueryError):
+                store.fork(tmp_path / "x.db", at_position=99)
+        assert not (tmp_path / "x.db").exists()
