@@ -126,11 +126,12 @@ def raw_inserts(
 
 
 def library_appends(
-    schema: Schema, *, threads: int, n: int, warmup: int = 50
+    schema: Schema, *, threads: int, n: int, warmup: int = 50, **options: Any
 ) -> TxnFigures:
     """``n`` awaited one-event ``append()`` calls from ``threads``
-    closed-loop threads on one store (the writer group-commits)."""
-    store = _store(schema)
+    closed-loop threads (never the main thread) on one store, opened with
+    ``options`` (the writer group-commits)."""
+    store = _store(schema, **options)
     try:
         events = make_events(warmup + n)
         append = store.append

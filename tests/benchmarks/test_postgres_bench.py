@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300  # guards against a hang only; the quick section takes seconds
-JUDGED = {"PGW1", "PGW2", "PGW4", "PGR1", "PGE"}
+JUDGED = {"PGW1", "PGW1*", "PGW2", "PGW4", "PGR1", "PGE"}
 
 pytest.importorskip("eventsourcing", reason="benchmark extra: swarmlog[bench]")
 pytest.importorskip("psycopg_pool", reason="benchmark extra: swarmlog[bench]")
@@ -65,7 +65,7 @@ def test_every_target_has_a_numeric_row(report: dict) -> None:
     for row in report["rows"]:
         for key in ("library", "anchor", "value"):
             assert _number(row[key]), row
-        assert row["result"] in {"goal", "pass", "FAIL"}, row
+        assert row["result"] in {"goal", "pass", "FAIL", "info"}, row
 
 
 @pytest.mark.slow
