@@ -312,6 +312,10 @@ def _move(
         done += len(rows)
         if on_progress is not None:
             on_progress(done, total)
+    if done != total:  # the pages missed rows the snapshot counts
+        raise CopyVerificationError(
+            writer.display, (f"events: read {done} of {total}",)
+        )
     key: str | None = None
     while snapshots := reader.snapshots(key, page):
         digests["snapshots"].add(snapshots)

@@ -82,6 +82,24 @@ def test_sqlite_checksum_mismatch_removes_the_new_file(
     assert not target.exists()
 
 
+def test_rows_missing_from_the_pages_are_caught(
+    sim: SimulationReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages must bring every event the source counts: one fewer read
+    than counted fails the copy, and the new file is removed."""
+    from swarmlog.copy_sqlite import SQLiteSource
+
+    count = SQLiteSource.event_count
+    monkeypatch.setattr(SQLiteSource, "event_count", lambda self: count(self) + 1)
+    target = tmp_path / "short.db"
+    with pytest.raises(CopyVerificationError) as caught:
+        copy_store(sim.db_path, target)
+    assert caught.value.differences == (
+        f"events: read {sim.events} of {sim.events + 1}",
+    )
+    assert not target.exists()
+
+
 class TestPostgres:
     """The command with a PostgreSQL side."""
 
