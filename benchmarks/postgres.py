@@ -8,8 +8,9 @@
 
 Without ``SWARMLOG_BENCH_PG_URL`` it starts a throwaway server with the
 tests' helper (``tests/pg_server.py``: initdb + pg_ctl from the machine's
-PostgreSQL binaries, default settings, a private socket) and removes it at
-the end. ``python -m benchmarks.run`` runs this section after its own and
+PostgreSQL binaries, a private socket), restarted with the stock settings
+(the tests turn fsync off; a benchmark must not), and removes it at the
+end. ``python -m benchmarks.run`` runs this section after its own and
 prints it as a second table in the same format (full runs; ``--postgres``
 adds it to a ``--quick`` run, ``--no-postgres`` skips it). Each library
 figure is measured next to its anchor on the same server, each in a fresh
@@ -122,17 +123,31 @@ def server() -> Iterator[str]:
     if url:
         yield url
         return
-    from tests.pg_server import PgUnavailableError, start_server
+    from tests.pg_server import PgServer, PgUnavailableError, start_server
+
+    class DurableServer(PgServer):
+        """The tests' throwaway server, restarted with the stock durability
+        settings: the tests run theirs without fsync, which would flatter
+        every commit figure."""
+
+        def start(self) -> None:
+            assert self.folder is not None
+            options = f"-c listen_addresses='' -k {self.folder} -p 5432"
+            log = os.path.join(self.folder, "server.log")
+            self._pg_ctl("-w", "-t", "60", "-l", log, "-o", options, "start")
 
     try:
         started = start_server()
     except PgUnavailableError as e:
         msg = f"no PostgreSQL server: {e} (or set {ENV_URL})"
         raise RuntimeError(msg) from e
+    durable = DurableServer(started.url, started.bindir, started.folder)
     try:
-        yield started.url
+        started.stop()
+        durable.start()
+        yield durable.url
     finally:
-        started.remove()
+        durable.remove()
 
 
 def _measure(
