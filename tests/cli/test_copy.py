@@ -82,6 +82,22 @@ def test_sqlite_checksum_mismatch_removes_the_new_file(
     assert not target.exists()
 
 
+def test_source_in_use_by_a_writing_store(tmp_path: Path) -> None:
+    """A running store's file copies (one snapshot: what it appends during
+    the copy is not copied); a running store's file is refused as DEST."""
+    from swarmlog import StoreLockedError
+
+    source = tmp_path / "live.db"
+    with EventStore(source) as store:
+        for i in range(3):
+            store.append(create_agent_spawned_event(f"a{i}", "coder", "c"))
+        report = copy_store(source, tmp_path / "copy.db")
+        assert report.events == 3
+        with pytest.raises(StoreLockedError):
+            copy_store(tmp_path / "copy.db", source)
+    assert store_digest(tmp_path / "copy.db") == store_digest(source)
+
+
 def test_rows_missing_from_the_pages_are_caught(
     sim: SimulationReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
