@@ -3,6 +3,7 @@ migrated all or nothing, refused when newer or foreign."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -146,3 +147,28 @@ class TestMigration:
         monkeypatch.setattr(layout, "FORMAT_VERSION", 2)
         with pytest.raises(IncompatibleStoreError, match="older"):
             make_pg_store(read_only=True)
+
+
+def test_stores_opening_a_new_schema_at_once_all_succeed(
+    make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+) -> None:
+    """Several stores creating the same missing schema at once: one creates
+    it (under an advisory lock), the others find it; none fails."""
+    stores = [make_pg_store(initialize=False) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def open_one(store: EventStore) -> None:
+        try:
+            barrier.wait(10)
+            store.initialize()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_one, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert _format(pg_url, pg_schema) == layout.FORMAT_VERSION
