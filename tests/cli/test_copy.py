@@ -209,3 +209,23 @@ class TestPostgres:
         assert result.exit_code == 0, result.output
         assert store_digest(back).head_position == 10
         assert store_digest(url, pg_schema=pg_schema).counts["events"] == sim.events
+
+    def test_import_into_a_schema(
+        self,
+        run: Any,
+        sim: SimulationReport,
+        tmp_path: Path,
+        pg_server: PgServer,
+        pg_schema: str,
+    ) -> None:
+        """import URL FILE --pg-schema S stores the exported events there:
+        the same events listed back."""
+        url = pg_server.url
+        exported = run("events", str(sim.db_path), "--json").stdout
+        lines = tmp_path / "events.jsonl"
+        lines.write_text(exported, "utf-8")
+        result = run("import", url, str(lines), "--pg-schema", pg_schema, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["added"] == sim.events
+        listed = run("events", url, "--pg-schema", pg_schema, "--json").stdout
+        assert listed == exported
