@@ -42,6 +42,10 @@ __all__ = ["PostgresSource", "PostgresTarget", "display_name"]
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 LOCK_TIMEOUT: Final = "30s"
+_EVENT_TYPES: Final = (  # PG_INSERT_COLUMNS' server types (actors/postgres/sql.py)
+    "int8", "bytea", "text", "bytea", "text", "int8", "int8", "int4", "bytea",
+    "bytea", "bytea", "bytea",
+)  # fmt: skip
 """How long the target waits for its store's head row (a hang guard)."""
 
 
@@ -222,12 +226,24 @@ class PostgresTarget(_Reads):
         if events or others:
             raise CopyTargetNotEmptyError(self.display, events, int(others))
 
-    def _copy(self, table: str, columns: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        statement = f'COPY "{self._sql.schema}".{table} ({columns}) FROM STDIN'
+    def _copy(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[tuple[Any, ...]],
+        types: Sequence[str],
+    ) -> None:
+        """COPY ``rows`` in, in the binary format (``types``: the columns'
+        server types, so no value goes through text)."""
+        statement = (
+            f'COPY "{self._sql.schema}".{table} ({columns}) FROM STDIN (FORMAT BINARY)'
+        )
         try:
             with self._conn.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.set_types(types)
+                write = copy.write_row
                 for row in rows:
-                    copy.write_row(row)
+                    write(row)
         except psycopg.Error as e:
             raise translate_error(e, self._url, f"copy: write {table}") from e
 
@@ -242,7 +258,7 @@ class PostgresTarget(_Reads):
             )
             for r in rows
         ]  # fmt: skip
-        self._copy("events", PG_INSERT_COLUMNS, converted)
+        self._copy("events", PG_INSERT_COLUMNS, converted, _EVENT_TYPES)
 
     def write_snapshots(self, rows: Sequence[SnapshotRow]) -> None:
         """COPY snapshots in."""
@@ -250,6 +266,7 @@ class PostgresTarget(_Reads):
             "snapshots",
             "aggregate_id, aggregate_type, version, state, timestamp",
             [(r[0].encode(), *r[1:]) for r in rows],
+            ("bytea", "text", "int8", "bytea", "int8"),
         )
 
     def write_projection_snapshots(self, rows: Sequence[ProjectionSnapshotRow]) -> None:
@@ -258,6 +275,7 @@ class PostgresTarget(_Reads):
             "projection_checkpoints",
             "name, position, state_version, state, updated_at",
             [(r[0].encode(), *r[1:]) for r in rows],
+            ("bytea", "int8", "int8", "bytea", "int8"),
         )
 
     def write_subscriptions(self, rows: Sequence[SubscriptionRow]) -> None:
@@ -266,11 +284,17 @@ class PostgresTarget(_Reads):
             "subscriptions",
             "name, position, updated_at",
             [(r[0].encode(), *r[1:]) for r in rows],
+            ("bytea", "int8", "int8"),
         )
 
     def write_lineage(self, rows: Sequence[LineageRow]) -> None:
         """COPY the fork ancestry in."""
-        self._copy("lineage", "generation, source, position, forked_at", rows)
+        self._copy(
+            "lineage",
+            "generation, source, position, forked_at",
+            rows,
+            ("int8", "text", "int8", "int8"),
+        )
 
     def set_head(self, position: int) -> None:
         """Move the head row to ``position``."""
