@@ -1021,6 +1021,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", metavar="DIR", help="put the databases under DIR")
     parser.add_argument("--rounds", type=int, help="override the write rounds")
     parser.add_argument("-q", "--silent", action="store_true", help="table only")
+    parser.add_argument(
+        "--postgres",
+        action=argparse.BooleanOptionalAction,
+        help="run the PostgreSQL section (default: in full runs, not with --quick)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK_RUN if args.quick else FULL_RUN
     if args.rounds:
@@ -1047,6 +1052,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(rows))
     failed = sorted({row.id for row in rows if row.must_ok is False})
     print(f"musts failed: {', '.join(failed) if failed else 'none'}")
+    with_pg = not args.quick if args.postgres is None else args.postgres
+    pg_section = _postgres(args.quick, args.silent) if with_pg else None
 
     if json_path:
         report = {
@@ -1058,12 +1065,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sizes": _fields(sizes),
             "rows": [{**asdict(row), "result": row.result} for row in rows],
             **figures,
+            "postgres": pg_section,
         }
         out = Path(json_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=str) + "\n", "utf-8")
         print(f"wrote {out}")
     return 0
+
+
+def _postgres(quick: bool, silent: bool) -> dict[str, Any]:
+    """The PostgreSQL section (:mod:`benchmarks.postgres`): its own table,
+    or why it did not run (no server here)."""
+    from benchmarks import postgres
+
+    sizes = postgres.QUICK if quick else postgres.FULL
+    try:
+        rows, section = postgres.run_section(sizes, Row, verbose=not silent)
+    except RuntimeError as e:
+        print(f"\nPostgreSQL section skipped: {e}")
+        return {"skipped": str(e)}
+    print(f"\nPostgreSQL ({postgres.describe(section['server'])})")
+    print(format_table(rows))
+    failed = sorted({row.id for row in rows if row.must_ok is False})
+    print(f"PostgreSQL musts failed: {', '.join(failed) if failed else 'none'}")
+    for name, why in section["not_measured"].items():
+        print(f"not measured: {name}: {why}")
+    section["rows"] = [{**asdict(row), "result": row.result} for row in rows]
+    return section
 
 
 def _fields(sizes: RunSizes) -> dict[str, Any]:

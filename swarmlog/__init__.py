@@ -36,6 +36,12 @@ from swarmlog.actors.read_models import (
     TaskState,
 )
 from swarmlog.config import EventStoreConfig
+from swarmlog.copying import (
+    CopyReport,
+    CopyTargetNotEmptyError,
+    CopyVerificationError,
+    copy_store,
+)
 from swarmlog.diff import (
     FieldChange,
     ItemChange,
@@ -171,6 +177,9 @@ __all__ = [
     "AppendFuture",
     "CommitOutcomeUnknownError",
     "ConcurrencyError",
+    "CopyReport",
+    "CopyTargetNotEmptyError",
+    "CopyVerificationError",
     "DeadLetter",
     "DuplicateEventError",
     "EffectMismatchError",
@@ -251,6 +260,7 @@ __all__ = [
     "UnknownEventTypeError",
     "WriterStoppedError",
     "__version__",
+    "copy_store",
     "create_agent_failed_event",
     "create_agent_spawned_event",
     "create_agent_started_event",

@@ -82,6 +82,8 @@ class PostgresWriteStorage:
 
     shared: bool
     """Other processes may write the same store: always, on PostgreSQL."""
+    wal_checkpoint_every: int = 0
+    """No WAL for the writer to fold: the server manages its own."""
     reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""

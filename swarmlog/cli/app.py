@@ -8,6 +8,7 @@ import typer
 
 from swarmlog.cli.commands import (
     compare,
+    copy,
     events,
     inspect,
     read_models,
@@ -16,6 +17,7 @@ from swarmlog.cli.commands import (
     transfer,
     why,
 )
+from swarmlog.cli.options import with_pg_schema
 
 __all__ = ["build_app"]
 
@@ -26,6 +28,7 @@ _GROUPS = (
     why,
     subscriptions,
     transfer,
+    copy,
     read_models,
     compare,
 )
@@ -49,4 +52,7 @@ def build_app() -> typer.Typer:
     )
     for group in _GROUPS:
         group.register(app)
+    for command in app.registered_commands:  # every command: --pg-schema
+        if command.callback is not None:
+            command.callback = with_pg_schema(command.callback)
     return app

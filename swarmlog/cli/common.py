@@ -8,8 +8,10 @@ must work without the ``cli`` extra). Runs on the command's (main) thread.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -22,11 +24,13 @@ from swarmlog.actors.read_models import (
     SwarmProjection,
     TaskHistoryProjection,
 )
+from swarmlog.backend import DEFAULT_SCHEMA, is_postgres_url
+from swarmlog.copying import copy_store
 from swarmlog.schema.errors import SwarmlogError
 from swarmlog.store import EventStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console
 
@@ -45,9 +49,13 @@ __all__ = [
     "make_console",
     "now_option",
     "open_read_only",
+    "open_store",
     "parse_instant",
     "settle",
+    "simulate_into",
+    "store_options",
     "user_errors",
+    "using_pg_schema",
     "write_json",
 ]
 
@@ -102,10 +110,56 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(EXIT_INTERRUPTED) from None
 
 
+_pg_schema: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "swarmlog_cli_pg_schema", default=DEFAULT_SCHEMA
+)
+
+
+@contextlib.contextmanager
+def using_pg_schema(schema: str) -> Iterator[None]:
+    """Run a command with ``--pg-schema`` set to ``schema``."""
+    token = _pg_schema.set(schema)
+    try:
+        yield
+    finally:
+        _pg_schema.reset(token)
+
+
+def store_options(db: str) -> dict[str, Any]:
+    """The options a store on ``db`` takes from the command line: the
+    ``--pg-schema`` of a PostgreSQL URL (a file ignores it, so commands
+    over two stores may mix a file and a URL)."""
+    return {"pg_schema": _pg_schema.get()} if is_postgres_url(db) else {}
+
+
+@contextlib.contextmanager
+def open_store(db: str) -> Iterator[EventStore]:
+    """A writable store on ``db`` (a file or a PostgreSQL URL), shut down
+    at the end."""
+    with EventStore(db, **store_options(db)) as store:
+        yield store
+
+
+def simulate_into(db: str, simulate: Callable[..., Any], **options: Any) -> Any:
+    """``simulate(db, **options)`` (a simulation report); for a PostgreSQL
+    URL, into a temporary file first, then copied into the URL's (new or
+    empty) ``--pg-schema`` (the report names the URL, without its password).
+
+    Raises:
+        CopyTargetNotEmptyError: The schema holds a store already.
+    """
+    if not is_postgres_url(db):
+        return simulate(db, **options)
+    with tempfile.TemporaryDirectory(prefix="swarmlog-sim-") as folder:
+        report = simulate(os.path.join(folder, "swarm.db"), **options)
+        copied = copy_store(report.db_path, db, target_schema=_pg_schema.get())
+    return msgspec.structs.replace(report, db_path=copied.target)
+
+
 @contextlib.contextmanager
 def open_read_only(db: str) -> Iterator[EventStore]:
     """A read-only store on ``db`` (never created, migrated or locked)."""
-    store = EventStore(db, read_only=True)
+    store = EventStore(db, read_only=True, **store_options(db))
     try:
         store.initialize()
         yield store

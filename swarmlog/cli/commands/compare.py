@@ -14,6 +14,7 @@ from swarmlog.cli.common import (
     help_text,
     make_console,
     open_read_only,
+    store_options,
     user_errors,
     write_json,
 )
@@ -46,7 +47,10 @@ def fork(
     """Copy a store's events up to a position into a new, writable store."""
     with user_errors():
         check_count(at, "--at")
-        with open_read_only(db) as store, store.fork(new, at_position=at) as forked:
+        with (
+            open_read_only(db) as store,
+            store.fork(new, at_position=at, **store_options(new)) as forked,
+        ):
             position = forked.head_position
             path = forked.path
             source = store.path

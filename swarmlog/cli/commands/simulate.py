@@ -12,6 +12,7 @@ from swarmlog.cli.common import (
     fail,
     help_text,
     make_console,
+    simulate_into,
     user_errors,
     write_json,
 )
@@ -133,8 +134,9 @@ def simulate(
         path = "swarm.db" if db is None else db
         agents = 8 if agents is None else agents
         if json:
-            report = run_simulation(
+            report = simulate_into(
                 path,
+                run_simulation,
                 agents=agents,
                 tasks=tasks,
                 seed=seed,
@@ -145,8 +147,9 @@ def simulate(
         else:
             console = make_console()
             with simulation_progress(console, tasks) as show:
-                report = run_simulation(
+                report = simulate_into(
                     path,
+                    run_simulation,
                     agents=agents,
                     tasks=tasks,
                     seed=seed,

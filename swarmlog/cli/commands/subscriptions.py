@@ -5,17 +5,18 @@ from typing import Annotated
 
 import typer
 
+from swarmlog.backend import is_postgres_url
 from swarmlog.cli.common import (
     CommandError,
     help_text,
     make_console,
     open_read_only,
+    open_store,
     user_errors,
     write_json,
 )
 from swarmlog.cli.options import DbArg, JsonOpt
 from swarmlog.cli.render_store import render_subscriptions
-from swarmlog.store import EventStore
 
 __all__ = ["register", "subscriptions"]
 
@@ -38,10 +39,10 @@ def subscriptions(
     """List the durable subscriptions with position, lag and status."""
     with user_errors():
         if delete is not None:
-            if not os.path.exists(db):
+            if not is_postgres_url(db) and not os.path.exists(db):
                 msg = f"{db}: no such store file"
                 raise CommandError(msg)
-            with EventStore(db) as store:
+            with open_store(db) as store:
                 if not store.delete_subscription(delete):
                     msg = f"no subscription named {delete!r} in {store.path}"
                     raise CommandError(msg)

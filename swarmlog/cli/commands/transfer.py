@@ -10,11 +10,11 @@ from swarmlog.cli.common import (
     UsageError,
     help_text,
     make_console,
+    open_store,
     user_errors,
     write_json,
 )
 from swarmlog.cli.importer import decode_lines, import_events
-from swarmlog.store import EventStore
 
 __all__ = ["import_file", "register"]
 
@@ -72,7 +72,7 @@ def import_file(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         with (
-            EventStore(db) as store,
+            open_store(db) as store,
             Progress(
                 TextColumn("importing"),
                 BarColumn(),
