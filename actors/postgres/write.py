@@ -87,8 +87,6 @@ class PostgresWriteStorage:
     reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""
-    wal_checkpoint_every: int
-    """0: the server keeps its own write-ahead log."""
 
     def __init__(
         self,
