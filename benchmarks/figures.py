@@ -21,6 +21,7 @@ __all__ = [
     "LatencyFigures",
     "RateFigures",
     "TxnFigures",
+    "WaitFigures",
     "latency_figures",
     "percentile_us",
     "rate",
@@ -106,6 +107,23 @@ class CodecFigures(_Figures):
     n: int
 
 
+@dataclass(frozen=True, slots=True)
+class WaitFigures(_Figures):
+    """The worst waits of several processes (MP3).
+
+    Attributes:
+        p99_us: 99th percentile over every process's waits, in µs.
+        worst_process_p99_us: The highest of the processes' own p99s, in µs.
+        max_us: The longest single wait of any process, in µs.
+        n: Waits measured, all processes together.
+    """
+
+    p99_us: float
+    worst_process_p99_us: float
+    max_us: float
+    n: int
+
+
 def percentile_us(sorted_ns: Sequence[int], q: float) -> float:
     """The ``q`` quantile (0..1, nearest rank) of sorted ns samples, in µs."""
     if not sorted_ns:
@@ -142,5 +160,5 @@ def txn_figures(count: int, elapsed_ns: int, samples_ns: Sequence[int]) -> TxnFi
     )
 
 
-Figures = TxnFigures | RateFigures | LatencyFigures | CodecFigures
+Figures = TxnFigures | RateFigures | LatencyFigures | CodecFigures | WaitFigures
 """Any benchmark result."""
