@@ -146,6 +146,11 @@ class ProcessCrew:
         """How many worker processes run the agents."""
         return len(self._processes)
 
+    @property
+    def pids(self) -> tuple[int | None, ...]:
+        """The worker processes' ids, in start order."""
+        return tuple(process.pid for process in self._processes)
+
     def spawn(self, agent_id: str) -> None:
         """Start ``agent_id`` in the next process, round-robin."""
         index = len(self._home) % len(self._processes)

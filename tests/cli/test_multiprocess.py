@@ -1,0 +1,168 @@
+"""The command line beside multi-process writers, and ``simulate
+--processes``."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+
+from swarmlog.config import EventStoreConfig
+from swarmlog.simulation import SimulationReport
+from tests.cli.support import one_error_line
+
+if TYPE_CHECKING:
+    from typing import IO
+
+needs_engine = pytest.mark.skipif(
+    "multi_process" not in EventStoreConfig.__struct_fields__,
+    reason="EventStore(multi_process=True), issue 13's engine, is not merged yet",
+)
+
+WRITERS = Path(__file__).resolve().parent / "multiprocess_writers.py"
+TIMEOUT = 120  # seconds; guards against a hang only
+PROCESSES = 3
+HALF = 40
+
+
+def _line(stream: IO[str], timeout: float = TIMEOUT) -> str:
+    """The next line of a child's output (bounded wait)."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    assert ready, "the child printed nothing in time"
+    return stream.readline()
+
+
+def _swarmlog(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "swarmlog.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@needs_engine
+def test_tail_stats_and_read_models_beside_multiprocess_writers(
+    tmp_path: Path,
+) -> None:
+    """Three processes append through multi-process stores. Meanwhile
+    ``stats`` and ``agents`` read the file, and ``tail`` (started halfway)
+    prints every event in position order, gap-free, as the second half is
+    written while it follows."""
+    db = str(tmp_path / "mp.db")
+    total = 2 * PROCESSES * HALF
+    writers = subprocess.Popen(
+        [sys.executable, str(WRITERS), db, str(PROCESSES), str(HALF)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    tail = None
+    try:
+        assert writers.stdout is not None
+        assert writers.stdin is not None
+        assert _line(writers.stdout).strip() == "half"
+        # The writers hold their stores open (idle) while these read.
+        stats = _swarmlog("stats", db, "--json")
+        assert stats.returncode == 0, stats.stderr
+        assert json.loads(stats.stdout)["total_events"] == PROCESSES * HALF
+        agents = _swarmlog("agents", db, "--json")
+        assert agents.returncode == 0, agents.stderr
+        assert len(json.loads(agents.stdout)["agents"]) == PROCESSES * HALF
+        tail = subprocess.Popen(
+            [
+                sys.executable, "-m", "swarmlog.cli", "tail", db,
+                "--from-position", "1", "--count", str(total),
+                "--timeout", str(TIMEOUT), "--interval", "0.05", "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert tail.stdout is not None
+        first = _line(tail.stdout)  # tail is open and following
+        writers.stdin.write("go\n")
+        writers.stdin.flush()
+        assert _line(writers.stdout).strip() == "done"
+        assert writers.wait(TIMEOUT) == 0
+        rest, err = tail.communicate(timeout=TIMEOUT)
+        assert tail.returncode == 0, err
+    finally:
+        for child in (writers, tail):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(TIMEOUT)
+    events = [json.loads(line) for line in [first, *rest.splitlines()]]
+    assert [e["position"] for e in events] == list(range(1, total + 1))
+    expected = {f"p{k}-agent-{i}" for k in range(PROCESSES) for i in range(2 * HALF)}
+    assert {e["aggregate_id"] for e in events} == expected
+    after = _swarmlog("stats", db, "--json")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["total_events"] == total
+
+
+class TestSimulateProcesses:
+    """``swarmlog simulate --processes N``."""
+
+    @pytest.mark.slow
+    @needs_engine
+    def test_says_the_fingerprint_matches_the_threaded_run(
+        self, run: Any, tmp_path: Path, sim: SimulationReport
+    ) -> None:
+        """Two agent processes: the tables, the proof, and the line that
+        compares the fingerprint with a threaded run of the same seed."""
+        db = str(tmp_path / "mp.db")
+        result = run(
+            "simulate", "--db", db, "--agents", "3", "--tasks", "6",
+            "--processes", "2",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "identical to the live read models" in result.stdout
+        assert "in 2 spawn processes + the coordinator" in result.stdout
+        assert (
+            f"fingerprint matches the threaded run of this seed ({sim.fingerprint})"
+            in result.stdout
+        )
+
+    @pytest.mark.slow
+    @needs_engine
+    def test_json_carries_both_fingerprints(
+        self, run: Any, tmp_path: Path, sim: SimulationReport
+    ) -> None:
+        """--json: the report names the processes and both fingerprints."""
+        db = str(tmp_path / "mp.db")
+        result = run(
+            "simulate", "--db", db, "--agents", "3", "--tasks", "6",
+            "--processes", "2", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = msgspec.json.decode(result.stdout, type=SimulationReport)
+        assert report.processes == 2
+        assert report.fingerprint == sim.fingerprint
+        assert report.threaded_fingerprint == sim.fingerprint
+        assert report.matches_threaded is True
+
+    @pytest.mark.parametrize(
+        ("args", "words"),
+        [
+            (("--processes", "-1"), "--processes must be >= 0"),
+            (("--processes", "2", "--db", ":memory:"), "needs a database file"),
+            (("--processes", "2", "--replay", "x.db"), "plain run"),
+            (("--start-method", "thread"), "--start-method must be one of"),
+        ],
+    )
+    def test_usage_errors(
+        self, run: Any, tmp_path: Path, args: tuple[str, ...], words: str
+    ) -> None:
+        """Bad process options are usage errors (one line, exit 2)."""
+        result = run("simulate", *args)
+        assert result.exit_code == 2
+        assert words in one_error_line(result)

@@ -1,0 +1,156 @@
+"""The simulation with its agents in worker processes: one multi-process
+file, the same outcome as the threaded run, and clear errors when a process
+fails."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from swarmlog import EventStore
+from swarmlog.config import EventStoreConfig
+from swarmlog.schema.errors import InvalidConfigError
+from swarmlog.simulation import SimulationError, run_simulation
+from swarmlog.simulation.messages import Order
+from swarmlog.simulation.processes import ProcessCrew
+from swarmlog.simulation.world import EPOCH
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+needs_engine = pytest.mark.skipif(
+    "multi_process" not in EventStoreConfig.__struct_fields__,
+    reason="EventStore(multi_process=True), issue 13's engine, is not merged yet",
+)
+
+AGENTS = 4
+TASKS = 12
+
+
+@pytest.mark.slow
+@needs_engine
+class TestAgentsInProcesses:
+    """Agents in worker processes, coordinator in this one, one file."""
+
+    def test_same_outcome_as_the_threaded_run(self, tmp_path: Path) -> None:
+        """Two spawned processes give the threaded run's read models: the
+        report says so, and a rebuild from the log equals the live models."""
+        report = run_simulation(
+            tmp_path / "mp.db", agents=AGENTS, tasks=TASKS, seed=7, processes=2
+        )
+        threaded = run_simulation(
+            tmp_path / "threads.db", agents=AGENTS, tasks=TASKS, seed=7
+        )
+        assert report.processes == 2
+        assert report.start_method == "spawn"
+        assert report.rebuilt_matches
+        assert report.fingerprint == threaded.fingerprint
+        assert report.read_models == threaded.read_models
+        assert report.threaded_fingerprint == threaded.fingerprint
+        assert report.matches_threaded is True
+        assert report.events == threaded.events
+        assert report.events_by_type == threaded.events_by_type
+        assert report.llm_calls == threaded.llm_calls
+
+    def test_the_file_holds_every_event_once(self, tmp_path: Path) -> None:
+        """Positions are gap-free and every agent's events are in the file,
+        written from more than one process (the sources say who)."""
+        path = tmp_path / "mp.db"
+        report = run_simulation(
+            path, agents=AGENTS, tasks=TASKS, seed=3, processes=3,
+            compare_threaded=False,
+        )  # fmt: skip
+        assert report.threaded_fingerprint is None
+        assert report.matches_threaded is None
+        with EventStore(path, read_only=True) as store:
+            events = list(store.replay())
+        assert [e.position for e in events] == list(range(1, report.events + 1))
+        assert len({e.id for e in events}) == len(events)
+        sources = {e.source for e in events if e.type == "agent:started"}
+        assert len(sources) == report.agents_spawned
+
+    @pytest.mark.skipif(
+        "fork" not in __import__("multiprocessing").get_all_start_methods(),
+        reason="no fork on this platform",
+    )
+    def test_forked_processes_open_their_own_stores(self, tmp_path: Path) -> None:
+        """With fork the processes start before the coordinator's store
+        opens and open their own: the outcome is the threaded one."""
+        report = run_simulation(
+            tmp_path / "fork.db",
+            agents=AGENTS,
+            tasks=TASKS,
+            seed=7,
+            processes=2,
+            start_method="fork",
+        )
+        assert report.start_method == "fork"
+        assert report.rebuilt_matches
+        assert report.matches_threaded is True
+
+
+class TestRefusals:
+    """Parameters a run with processes cannot work with are refused first."""
+
+    @pytest.mark.parametrize("processes", [-1, 1.5, True, "2"])
+    def test_a_bad_process_count(self, tmp_path: Path, processes: object) -> None:
+        """A count that is no int, or below 0, is an InvalidConfigError."""
+        with pytest.raises(InvalidConfigError, match="processes"):
+            run_simulation(tmp_path / "x.db", processes=processes)  # type: ignore[arg-type]
+        assert not (tmp_path / "x.db").exists()
+
+    def test_memory_with_processes(self) -> None:
+        """Worker processes cannot share a ':memory:' store."""
+        with pytest.raises(InvalidConfigError, match=":memory:"):
+            run_simulation(":memory:", processes=2)
+
+    def test_an_unknown_start_method(self, tmp_path: Path) -> None:
+        """Only spawn, fork and forkserver exist."""
+        with pytest.raises(InvalidConfigError, match="start_method"):
+            run_simulation(tmp_path / "x.db", processes=2, start_method="thread")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+class TestFailingProcesses:
+    """A worker process that fails or dies ends the run with a
+    SimulationError that names it, never a hang."""
+
+    def test_a_process_that_cannot_open_the_store(self, tmp_path: Path) -> None:
+        """The process's own error reaches the coordinator."""
+        with pytest.raises(SimulationError, match="agent process 0 failed"):
+            ProcessCrew(str(tmp_path), 1, seed=1)  # a directory: no store
+
+    @needs_engine
+    def test_a_killed_process(self, tmp_path: Path) -> None:
+        """SIGKILL of a worker process while the coordinator waits for its
+        report is a SimulationError naming the process and its exit code."""
+        crew = ProcessCrew(str(tmp_path / "kill.db"), 2, seed=1)
+        try:
+            pid = crew.pids[1]
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            crew.spawn("agent-01")
+            crew.spawn("agent-02")
+            crew.send("agent-02", Order(round=0, at=EPOCH, start=True))
+            with pytest.raises(SimulationError, match="agent process 1 exited"):
+                crew.next_report(30)
+        finally:
+            crew.stop()
+
+    @needs_engine
+    def test_agents_cannot_move_to_a_fork(self, tmp_path: Path) -> None:
+        """A what-if's move to another store is refused for processes, and
+        a crew with nothing to report times out as queue.Empty."""
+        crew = ProcessCrew(str(tmp_path / "move.db"), 1, seed=1)
+        try:
+            with EventStore(":memory:") as other, pytest.raises(SimulationError):
+                crew.move_to(other)
+            with pytest.raises(queue.Empty):
+                crew.next_report(0.05)
+        finally:
+            crew.stop()
+        assert crew.llm_calls() == 0
