@@ -15,6 +15,10 @@ planned before it. Otherwise the round is cut there: what was planned
 commits first, and the refused request and those after it are planned again
 against the now-committed state.
 
+On a shared store (other processes write it too) a round first takes the
+store-wide write lock and publishes what others committed
+(``actors/catch_up.py``), then plans against exact committed state.
+
 Positions are assigned under the turn, in commit order, so they are gap-free
 and published (:class:`CommitHead`, then a :class:`DeliverPage` to the
 dispatcher) only after the transaction committed. If COMMIT fails with an
@@ -35,6 +39,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from swarmlog.actors.catch_up import catch_up
 from swarmlog.actors.known_versions import KnownVersions
 from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
     from swarmlog.actors.storage import (
         WriteStorage,
     )
+    from swarmlog.schema.envelope import Event
 
 __all__ = ["Committer"]
 
@@ -114,6 +120,9 @@ class Committer:
             nudge; must be quick.
         on_settled: Called (turn held) with how many requests were just
             settled, once per batch: the in-flight limit's release.
+        lock_timeout: On a shared store, seconds a round waits for the
+            store-wide write lock (then its requests fail with
+            ``LockTimeoutError``).
     """
 
     def __init__(
@@ -128,8 +137,12 @@ class Committer:
         wake: Callable[[], None],
         on_commit: Callable[[], None] | None = None,
         on_settled: Callable[[int], None] | None = None,
+        lock_timeout: float = 30.0,
     ) -> None:
         self.turn = threading.Lock()
+        self._shared = False  # set by open(): other processes write too
+        self._lock_timeout = lock_timeout
+        self.catch_up_asked = False  # a CatchUp message is on its way
         self._queue: deque[AppendRequest] = deque()
         self._open_storage = open_storage
         self._storage: WriteStorage | None = None
@@ -170,6 +183,7 @@ class Committer:
         """
         self.writer_ident = threading.get_ident()
         self._storage = self._open_storage()
+        self._shared = self._storage.shared
         self._head.position = self._storage.head()
 
     @property
@@ -436,6 +450,59 @@ class Committer:
         return None
 
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
+        """:meth:`_plan_and_write`; on a shared store inside a round of the
+        write lock, after catching up (a lock timeout fails the group)."""
+        if not self._shared:
+            return self._plan_and_write(requests)
+        storage = self._storage
+        assert storage is not None  # _refusal checked it
+        try:
+            head = storage.begin_round(self._lock_timeout)
+        except SwarmlogError as error:
+            for request in requests:
+                self._fail(request, error)
+            return []
+        try:
+            if head > self._head.position:
+                catch_up(storage, self._head, self._known, self._publish, head)
+            return self._plan_and_write(requests)
+        finally:
+            storage.abort_round()  # a no-op once write_events ended it
+
+    def catch_up(self) -> None:
+        """Publish what other processes committed (a shared store's
+        ``CatchUp`` message). Turn held; a failed read is only logged."""
+        self.catch_up_asked = False
+        storage = self._storage
+        if not self._shared or storage is None or self._refusal() is not None:
+            return
+        try:
+            catch_up(storage, self._head, self._known, self._publish)
+        except SwarmlogError as error:
+            logger.warning("catching up with other processes failed: %s", error)
+
+    def _publish(self, page: tuple[Event[Any], ...]) -> None:
+        """Hand another process's committed page on (head already set)."""
+        self._deliver(page)
+        self._nudge()
+
+    def _deliver(self, page: tuple[Event[Any], ...]) -> None:
+        if self._audience.present:
+            try:
+                self._dispatcher.tell(DeliverPage(page))
+            except Exception:  # projections fill the gap from the store
+                logger.exception("committed page not delivered")
+
+    def _nudge(self) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit()
+            except Exception:  # a nudge: never a reason to stop
+                logger.exception("commit hook failed")
+
+    def _plan_and_write(
+        self, requests: list[AppendRequest]
+    ) -> list[list[AppendRequest]]:
         """Plan and commit ``requests`` in one transaction.
 
         A refusal planned on top of requests of this round would rest on
@@ -510,11 +577,7 @@ class Committer:
                 metrics.caller_transactions += 1
             metrics.appends += len(round_.requests)
             metrics.events += len(round_.events)
-            if self._audience.present:
-                try:
-                    self._dispatcher.tell(DeliverPage(tuple(round_.events)))
-                except Exception:  # projections fill the gap from the store
-                    logger.exception("committed page not delivered")
+            self._deliver(tuple(round_.events))
         events = round_.events
         start = 0
         for request, end in zip(round_.requests, round_.ends, strict=True):
@@ -522,11 +585,7 @@ class Committer:
                 value = events[end - 1] if request.single else events[start:end]
                 self._settling.settle(request, value)
             start = end
-        if self.on_commit is not None:
-            try:
-                self.on_commit()
-            except Exception:  # a nudge: never a reason to stop
-                logger.exception("commit hook failed")
+        self._nudge()
 
     # -- settling -------------------------------------------------------------
 

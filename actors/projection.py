@@ -289,9 +289,12 @@ class _Engine:
         if self.frozen or self.thread is threading.current_thread():
             return method(*args, **kwargs)
         target = 0
+        engine_thread = in_engine_thread()
         if self.consistency == "strong" and self.head is not None:
-            target = self.head.position
-        if in_engine_thread():
+            # Outside the engine: what any process committed (shared store).
+            head = self.head
+            target = head.position if engine_thread else head.committed()
+        if engine_thread:
             self.check_usable()  # a failed projection says so, whatever its lag
             if target > self.position:
                 raise EngineThreadWaitError(_ENGINE_QUERY_MESSAGE)

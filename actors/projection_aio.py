@@ -183,7 +183,7 @@ async def run_query_async(
         raise EngineThreadWaitError(_ENGINE_MESSAGE)
     target = 0
     if engine.consistency == "strong" and engine.head is not None:
-        target = engine.head.position
+        target = engine.head.committed()  # any process's (a shared store)
     body = _Abandonable(method)
     future: Future[T] = Future()
     message = RunQuery(body, args, kwargs, target, future)

@@ -53,10 +53,21 @@ class CommitHead:
     """The highest committed position, published by the writer after COMMIT
     and before it resolves the callers' futures (read-your-writes)."""
 
-    __slots__ = ("position",)
+    __slots__ = ("position", "source")
 
     def __init__(self, position: int = 0) -> None:
         self.position = position
+        # A shared store's (multi_process): reads the store's committed head
+        # and asks the writer to catch up to it (set by the store's wiring).
+        self.source: Callable[[], int] | None = None
+
+    def committed(self) -> int:
+        """The position a strong read must reflect (any thread): the head
+        published here, or on a store other processes write, the head
+        committed in the store by any process (read-your-writes across
+        processes; the projection then waits for the catch-up)."""
+        source = self.source
+        return self.position if source is None else max(source(), self.position)
 
 
 class EventListeners(Protocol):

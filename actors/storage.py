@@ -110,7 +110,40 @@ class StorageStats(msgspec.Struct, frozen=True):
 
 
 class WriteStorage(Protocol):
-    """The one writing connection. Used only with the writer's turn held."""
+    """The one writing connection. Used only with the writer's turn held.
+
+    On a *shared* store (other processes may write it too) each append round
+    is bracketed: :meth:`begin_round` takes the store-wide write lock and
+    opens the transaction that :meth:`write_events` (or :meth:`abort_round`)
+    ends; :meth:`aggregate` and :meth:`find_events` read inside it.
+    """
+
+    shared: bool
+    """True when other processes may write the same store (SQLite opened
+    with ``multi_process=True``). False: this connection is the only writer
+    and :meth:`begin_round` is never called."""
+
+    def begin_round(self, timeout: float) -> int:
+        """Shared stores only. Take the store-wide write lock, waiting at
+        most ``timeout`` seconds, open the transaction that the next
+        :meth:`write_events` (or :meth:`abort_round`) ends, and return the
+        committed head as of now, whichever process committed it.
+
+        Raises:
+            LockTimeoutError: The lock was not free in time; nothing is held.
+            StorageError: A known failure; nothing is held.
+        """
+        ...
+
+    def read_after(self, position: int, limit: int) -> list[Event[Any]]:
+        """Up to ``limit`` committed events past ``position``, in order, read
+        on the writing connection (inside the open round when one is open)."""
+        ...
+
+    def abort_round(self) -> None:
+        """Roll back the open round and release the lock (nothing planned).
+        A no-op when no round is open."""
+        ...
 
     def head(self) -> int:
         """The highest committed position (0 when empty)."""
@@ -126,7 +159,8 @@ class WriteStorage(Protocol):
 
     def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
         """Insert ``rows`` (the rows of ``requests`` append requests, in
-        order) in one transaction and commit.
+        order) in one transaction and commit. Inside an open round: in that
+        round's transaction, then release the lock (also on failure).
 
         Raises:
             RequestConflict: A request broke a uniqueness constraint;
@@ -138,13 +172,17 @@ class WriteStorage(Protocol):
         ...
 
     def save_snapshot(self, record: SnapshotRecord) -> None:
-        """Store an aggregate snapshot unless a higher version is stored."""
+        """Store an aggregate snapshot unless a higher version is stored.
+        On a shared store (as every write below) in its own short
+        transaction that waits for the write lock at most ``lock_timeout``
+        (``LockTimeoutError``)."""
         ...
 
     def save_projection_snapshot(
         self, name: str, record: ProjectionSnapshotRecord
     ) -> None:
-        """Store a projection snapshot, replacing the previous one."""
+        """Store a projection snapshot, replacing the previous one (on a
+        shared store only if it is not older than the stored one)."""
         ...
 
     def delete_projection_snapshot(self, name: str) -> None:

@@ -5,7 +5,9 @@ serialised by its turn. This actor owns the connection's life: ``on_start``
 opens it (an error there reaches ``EventStore.initialize()`` through the
 ``started`` future) and ``on_stop`` fails what is queued, checkpoints the WAL
 and closes it. It commits every append (a whole queue-depth batch per
-transaction) and stores aggregate and projection snapshots.
+transaction) and stores aggregate and projection snapshots. On a shared
+store it also publishes what other processes committed when told
+:class:`~swarmlog.actors.catch_up.CatchUp`.
 
 Nothing raised here may escape to pykka: an exception escaping
 ``on_receive`` would stop the actor, and a ``BaseException`` would make
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from swarmlog.actors.catch_up import CatchUp
 from swarmlog.actors.messages import (
     DeleteProjectionSnapshot,
     Flush,
@@ -125,6 +128,9 @@ class WriterActor(FastInboxActor):
             later = committer.commit_queued()
             committer.checkpoint_if_idle()
             return later
+        if isinstance(message, CatchUp):  # a shared store: others committed
+            committer.catch_up()
+            return committer.commit_queued()
         if isinstance(message, Flush):
             later = committer.commit_queued()
             _settle(message.future, None)

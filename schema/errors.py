@@ -39,14 +39,16 @@ class StoreLockedError(SwarmlogError):
 
     Attributes:
         path: The database file.
+        reason: Why, when it is more than another writer holding it (e.g.
+            stores opened with and without ``multi_process`` on one file).
     """
 
-    def __init__(self, path: str) -> None:
-        self._init_args = (path,)
+    def __init__(self, path: str, reason: str | None = None) -> None:
+        self._init_args = (path, reason)
         self.path = path
-        msg = (
-            f"{path!r} is locked by another writing EventStore "
-            "(open it with read_only=True to watch it)"
+        self.reason = reason
+        msg = f"{path!r} is locked by another writing EventStore " + (
+            reason or "(open it with read_only=True to watch it)"
         )
         super().__init__(msg)
 
@@ -236,6 +238,27 @@ class ProjectionFailedError(SwarmlogError):
         self.position = position
         self.reason = reason
         msg = f"projection {projection!r} failed at position {position}: {reason}"
+        super().__init__(msg)
+
+
+class LockTimeoutError(SwarmlogError, TimeoutError):
+    """A multi-process store waited ``lock_timeout`` seconds for the
+    store-wide write lock (other processes kept it); nothing of the request
+    was written, and no lock is held. Retry, or raise ``lock_timeout``.
+
+    Attributes:
+        path: The database file.
+        timeout: The seconds waited.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self._init_args = (path, timeout)
+        self.path = path
+        self.timeout = timeout
+        msg = (
+            f"{path!r}: the write lock was not free within {timeout:g} s "
+            "(other processes held it; lock_timeout)"
+        )
         super().__init__(msg)
 
 

@@ -49,6 +49,18 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             handing the append to the writer thread (two thread wake-ups).
             Done-callbacks still run on the writer thread. Default
             ``False``: every commit on the writer's thread.
+        multi_process: Let several processes (or several stores in one
+            process) open the same file this way and append concurrently.
+            Each keeps its own writer and group commit; a store-wide write
+            lock serialises their transactions, every verdict is checked
+            against what any process committed, and projections, listeners
+            and strong queries see every process's events. A store opened
+            without it on a file that multi-process stores hold (or the
+            other way round) gets ``StoreLockedError``. Needs a file, not
+            ``":memory:"``.
+        lock_timeout: With ``multi_process``, seconds a write waits for the
+            store-wide write lock before it fails with ``LockTimeoutError``
+            (nothing written).
     """
 
     database_path: str = ":memory:"
@@ -66,6 +78,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
     wal_checkpoint_bytes: int = 64 << 20
     poll_interval: float = 0.2
     caller_commits: bool = False
+    multi_process: bool = False
+    lock_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         """Validate every option.
@@ -101,9 +115,30 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise InvalidConfigError(msg)
         if not all(
             isinstance(flag, bool)
-            for flag in (self.verbose, self.read_only, self.caller_commits)
+            for flag in (
+                self.verbose,
+                self.read_only,
+                self.caller_commits,
+                self.multi_process,
+            )
         ):
-            msg = "verbose, read_only and caller_commits must be booleans"
+            msg = (
+                "verbose, read_only, caller_commits and multi_process must be booleans"
+            )
+            raise InvalidConfigError(msg)
+        wait = self.lock_timeout
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, int | float)
+            or not wait > 0  # also NaN
+        ):
+            msg = f"lock_timeout must be > 0 seconds, got {wait!r}"
+            raise InvalidConfigError(msg)
+        if self.multi_process and str(self.database_path) == ":memory:":
+            msg = (
+                "multi_process=True needs a database file that several "
+                "processes can open, not ':memory:'"
+            )
             raise InvalidConfigError(msg)
         if self.pragmas is not None and not isinstance(self.pragmas, dict):
             msg = f"pragmas must be a dict, got {type(self.pragmas).__name__}"

@@ -3,10 +3,11 @@
 Start order (:meth:`StoreWiring.open`, on ``initialize``'s thread): the
 file checks and lock -> notifier -> dispatcher -> either the reader pool and
 the follower thread (read-only) or the committer, the writer actor (which
-opens its connection on its own thread), the reader pool and the
-checkpointer thread. Stop order (:meth:`StoreWiring.close`): checkpointer
-and follower -> dispatcher, writer, notifier (bounded stops) -> committer ->
-readers -> lock -> the temporary folder of a ``":memory:"`` store.
+opens its connection on its own thread), the reader pool, the checkpointer
+thread and (``multi_process``) the watcher thread. Stop order
+(:meth:`StoreWiring.close`): checkpointer, follower and watcher ->
+dispatcher, writer, notifier (bounded stops) -> committer -> readers ->
+lock -> the temporary folder of a ``":memory:"`` store.
 
 The wiring also carries messages to the writer: waking it, asking it and
 waiting (bounded), and telling why it cannot be reached.
@@ -23,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from swarmlog.actors import runtime
+from swarmlog.actors.catch_up import CATCH_UP
 from swarmlog.actors.checkpointer import Checkpointer
 from swarmlog.actors.committer import Committer
 from swarmlog.actors.dispatcher import DispatcherActor
-from swarmlog.actors.follower import Follower
+from swarmlog.actors.follower import ChangeWatcher, Follower
 from swarmlog.actors.messages import WAKE, Flush
 from swarmlog.actors.notifier import NotifierActor
 from swarmlog.actors.runtime import stop_bounded
@@ -35,7 +37,12 @@ from swarmlog.actors.sqlite.files import (
     SQLiteCheckpointRunner,
     check_store_file,
 )
-from swarmlog.actors.sqlite.storage import SQLiteReadStorage, SQLiteWriteStorage
+from swarmlog.actors.sqlite.reading import SQLiteReadStorage
+from swarmlog.actors.sqlite.shared import (
+    SQLiteChangeProbe,
+    SQLiteSharedWriteStorage,
+)
+from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
 from swarmlog.actors.writer import WriterActor
 from swarmlog.schema.errors import (
     StoreClosedError,
@@ -48,7 +55,7 @@ if TYPE_CHECKING:
 
     from swarmlog.actors.notifier import Listeners
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
-    from swarmlog.actors.storage import ReadStorage
+    from swarmlog.actors.storage import ReadStorage, WriteStorage
     from swarmlog.config import EventStoreConfig
 
 __all__ = ["StoreWiring"]
@@ -109,6 +116,7 @@ class StoreWiring:
         self.notifier: pykka.ActorRef[Any] | None = None
         self.checkpointer: Checkpointer | None = None
         self.follower: Follower | None = None
+        self.watcher: ChangeWatcher | None = None
 
     def open(self) -> None:
         """Start everything in order; on an error the caller runs
@@ -129,8 +137,9 @@ class StoreWiring:
             self.path = os.path.realpath(config.database_path)
         path = self.path
         check_store_file(path, read_only=config.read_only)
+        shared = config.multi_process and not config.read_only
         if not config.read_only:
-            self.lock = FileLock(path)
+            self.lock = FileLock(path, shared=shared)
             self.lock.acquire()
         self.notifier = NotifierActor.start(self._listeners, config.snapshot_threshold)
         self.dispatcher = DispatcherActor.start(self.notifier, self._listeners)
@@ -145,8 +154,17 @@ class StoreWiring:
             self.follower.start()
             return
         synchronous, pragmas = config.synchronous, config.pragmas
+        lock_timeout = config.lock_timeout
+
+        def open_storage() -> WriteStorage:
+            if shared:
+                return SQLiteSharedWriteStorage(
+                    path, synchronous, pragmas, lock_timeout
+                )
+            return SQLiteWriteStorage(path, synchronous, pragmas)
+
         committer = self.committer = Committer(
-            lambda: SQLiteWriteStorage(path, synchronous, pragmas),
+            open_storage,
             self.dispatcher,
             self._audience,
             self.notifier,
@@ -155,6 +173,7 @@ class StoreWiring:
             config.max_batch,
             self.wake_writer,
             on_settled=self._on_settled,
+            lock_timeout=lock_timeout,
         )
         # The writer opens (and later closes) its connection on its own
         # thread; what goes wrong there is raised here, in initialize().
@@ -165,7 +184,7 @@ class StoreWiring:
             path, read_only=False, pool_size=config.reader_pool_size
         )
         self.checkpointer = Checkpointer(
-            SQLiteCheckpointRunner(path),
+            SQLiteCheckpointRunner(path, shared=shared),
             config.auto_persist_interval,
             config.wal_checkpoint_bytes,
             self._persisted,
@@ -179,6 +198,25 @@ class StoreWiring:
 
         committer.on_commit = on_commit  # before any append
         self.checkpointer.start()
+        if shared:
+            self._watch_others(path)
+
+    def _watch_others(self, path: str) -> None:
+        """A store other processes write: strong queries read the store's
+        head (and ask for a catch-up); a watcher thread asks for one when
+        another process committed."""
+        reader, head = self.reader, self._head
+        assert reader is not None
+
+        def committed() -> int:  # any thread: a strong query
+            position = reader.head()
+            if position > head.position:
+                self.ask_catch_up()
+            return position
+
+        head.source = committed
+        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, self.ask_catch_up)
+        self.watcher.start()
 
     def close(self) -> None:
         """Stop everything that runs, in order (projections already
@@ -189,6 +227,10 @@ class StoreWiring:
         if self.follower is not None:
             self.follower.stop()
             self.follower = None
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        self._head.source = None
         if self.committer is not None:
             self.committer.expect_close()  # the writer's stop is expected now
         for attr in ("dispatcher", "writer", "notifier"):
@@ -232,6 +274,19 @@ class StoreWiring:
             writer.tell(message)
         except pykka.ActorDeadError:
             raise self.writer_gone() from None
+
+    def ask_catch_up(self) -> None:
+        """Ask the writer to publish what other processes committed (any
+        thread; one message on its way at a time). A gone writer is no
+        error here: the store is closing."""
+        committer = self.committer
+        if committer is None or committer.catch_up_asked:
+            return
+        committer.catch_up_asked = True
+        try:
+            self.tell_writer(CATCH_UP)
+        except SwarmlogError:
+            committer.catch_up_asked = False
 
     def writer_gone(self) -> SwarmlogError:
         """Why the writer cannot be reached: the store shut down, or (while

@@ -22,6 +22,8 @@ from swarmlog.schema.errors import (
 __all__ = ["FileLock", "SQLiteCheckpointRunner", "check_store_file"]
 
 SMALLEST_SQLITE_FILE = 512  # one page of the smallest page size
+_SQLITE_BUSY = 5  # primary result codes
+_SQLITE_LOCKED = 6
 
 
 def check_store_file(path: str, *, read_only: bool) -> None:
@@ -56,19 +58,37 @@ def _file_size(path: str) -> int:
         return 0
 
 
+_HELD_BY_MULTI = (
+    "(it is open with multi_process=True elsewhere: open it with "
+    "multi_process=True too, or read_only=True to watch it)"
+)
+_HELD_BY_SINGLE = (
+    "(it is open without multi_process elsewhere: every writing store of one "
+    "file needs multi_process=True, or open it with read_only=True to watch it)"
+)
+
+
 class FileLock:
-    """An exclusive OS lock on ``<database>.lock``, held for the store's life.
+    """An OS lock on ``<database>.lock``, held for the store's life:
+    exclusive for a single-process store, shared for a ``multi_process``
+    one (any number of those together, never with a single-process store).
 
     ``flock`` locks belong to an open file description, so a second store in
     the same process is refused just like one in another process.
+
+    Args:
+        database: The database file (its real path).
+        shared: Take the shared lock of a ``multi_process`` store.
     """
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, *, shared: bool = False) -> None:
         self.path = f"{database}.lock"
+        self._shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`StoreLockedError`."""
+        """Take the lock or raise :class:`StoreLockedError` (its message
+        names ``multi_process`` when the holder is in the other mode)."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
@@ -76,12 +96,14 @@ class FileLock:
         try:
             import fcntl
 
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            mode = fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except ImportError:  # pragma: no cover - non-POSIX: best effort
             pass
         except OSError as e:
+            reason = _HELD_BY_SINGLE if self._shared else _held_by(fd)
             os.close(fd)
-            raise StoreLockedError(self.path[: -len(".lock")]) from e
+            raise StoreLockedError(self.path[: -len(".lock")], reason) from e
         self._fd = fd
 
     def release(self) -> None:
@@ -102,12 +124,26 @@ class FileLock:
             self._fd = None
 
 
+def _held_by(fd: int) -> str | None:
+    """Why an exclusive try failed: multi-process stores hold the lock
+    (a shared try succeeds), or another single-process store (None)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return _HELD_BY_MULTI
+
+
 class SQLiteCheckpointRunner:
     """A connection of its own that folds the WAL into the database file
     with PASSIVE checkpoints, off the writer's commit path."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, shared: bool = False) -> None:
         self.path = path
+        self._shared = shared
         self._conn = connect(path, read_only=False)
         self._conn.execute("PRAGMA busy_timeout = 1000")
 
@@ -119,10 +155,15 @@ class SQLiteCheckpointRunner:
             return 0
 
     def run(self) -> None:
-        """One PASSIVE checkpoint (never blocks the writer or readers)."""
+        """One PASSIVE checkpoint (never blocks the writer or readers). On
+        a shared store, another process checkpointing right now is no
+        error: the WAL is being folded back either way."""
         try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as e:
+            code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+            if self._shared and code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                return
             raise translate_error(e, self.path, "checkpoint") from e
 
     def close(self) -> None:
