@@ -25,14 +25,6 @@ QUICK_TIMEOUT_S = 300  # guards against a hang only; the run takes ~15 s
 pytest.importorskip("eventsourcing", reason="benchmark extra: swarmlog[bench]")
 pytest.importorskip("psutil", reason="benchmark extra: swarmlog[bench]")
 
-# Temporary, until issue 13's engine is merged (MP1-MP3 need it).
-from swarmlog.config import EventStoreConfig  # noqa: E402
-
-pytestmark = pytest.mark.skipif(
-    "multi_process" not in EventStoreConfig.__struct_fields__,
-    reason="EventStore(multi_process=True), issue 13's engine, is not merged yet",
-)
-
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict:

@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 from swarmlog import EventStore
-from swarmlog.config import EventStoreConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multiprocess_swarm.py"
 TIMEOUT = 180  # seconds; guards against a hang only
 
-needs_engine = pytest.mark.skipif(
-    "multi_process" not in EventStoreConfig.__struct_fields__,
-    reason="EventStore(multi_process=True), issue 13's engine, is not merged yet",
-)
 METHODS = [
     pytest.param(m, marks=pytest.mark.skipif(
         m not in multiprocessing.get_all_start_methods(), reason=f"no {m} here"
@@ -34,7 +29,6 @@ METHODS = [
 
 
 @pytest.mark.slow
-@needs_engine
 @pytest.mark.parametrize("start_method", METHODS)
 def test_runs_as_a_script(tmp_path: Path, start_method: str) -> None:
     """Three processes, six agents, 40 tasks: every acknowledged event is in
