@@ -3,11 +3,11 @@ while the parent follows live projections.
 
 The parent opens ``EventStore(path, multi_process=True)``, starts the four
 built-in projections and plans the tasks. A ``multiprocessing`` pool then
-runs the agents: each pool job is one agent's whole life, in a store of its
-own (``EventStore(path, multi_process=True)``, opened in the job; a store
-opened before ``fork()`` is unusable in the child). The agents race for
-the tasks: an agent claims a task by appending ``task:started`` with
-``expected_version=2`` (created, queued), so exactly one agent in any
+runs the agents: each pool job is a team of agents (one thread each) in a
+store of its own (``EventStore(path, multi_process=True)``, opened in the
+job; a store opened before ``fork()`` is unusable in the child). The agents
+race for the tasks: an agent claims a task by appending ``task:started``
+with ``expected_version=2`` (created, queued), so exactly one agent in any
 process wins each task and the others get ``ConcurrencyError``. Meanwhile
 the parent queries its live projections (strong queries: each reflects
 every append that returned in any process before it). At the end the
@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,13 +59,11 @@ ROLES = ("coder", "tester", "reviewer", "security-architect")
 
 
 @dataclass(frozen=True)
-class AgentJob:
-    """One agent's life, run by a pool process (pickled to it)."""
+class TeamJob:
+    """A team of agents run by one pool process (pickled to it)."""
 
     path: str
-    agent_id: str
-    role: str
-    task_ids: tuple[str, ...]
+    agents: tuple[tuple[str, str, tuple[str, ...]], ...]  # id, role, task order
 
 
 @dataclass(frozen=True)
@@ -78,63 +77,83 @@ class AgentResult:
     lost: int
 
 
-def run_agent(job: AgentJob) -> AgentResult:
-    """One agent: open the store in this process, race for the tasks.
+def run_team(job: TeamJob) -> list[AgentResult]:
+    """A team: open the store in this process, one thread per agent.
 
-    Runs in a pool process. The store is the job's own: opened here,
-    shut down before the result goes back (nothing queued is left behind,
-    whatever way the pool's processes exit).
+    Runs in a pool process. The store is the job's own: opened here (never
+    inherited: a store opened before ``fork()`` is unusable in the child),
+    shared by the team's threads (one writer, group commit), and shut down
+    before the results go back, whatever way the pool's processes exit.
+    """
+    with (
+        EventStore(job.path, multi_process=True) as store,
+        ThreadPoolExecutor(len(job.agents)) as threads,
+    ):
+        return list(threads.map(lambda agent: run_agent(store, *agent), job.agents))
+
+
+def run_agent(
+    store: EventStore, me: str, role: str, task_ids: tuple[str, ...]
+) -> AgentResult:
+    """One agent (a thread of a pool process): race for the tasks.
+
+    It skips a task the log shows started (a cheap read), then claims it
+    with ``expected_version=2`` (created, queued): if an agent of any
+    process claimed it meanwhile, the claim is a ``ConcurrencyError`` and
+    stores nothing.
     """
     acknowledged = 0
     won: list[str] = []
     lost = 0
-    me = job.agent_id
-    with EventStore(job.path, multi_process=True) as store:
 
-        def append(event: Any, expected_version: int | None = None) -> None:
-            nonlocal acknowledged
-            if expected_version is None:
-                store.append(event)
-            else:
-                store.append(event, expected_version=expected_version)
-            acknowledged += 1
+    def append(event: Any, expected_version: int | None = None) -> None:
+        nonlocal acknowledged
+        if expected_version is None:
+            store.append(event)
+        else:
+            store.append(event, expected_version=expected_version)
+        acknowledged += 1
 
-        append(create_agent_spawned_event(me, job.role, "core"))
-        append(create_agent_started_event(me))
-        for task_id in job.task_ids:
-            try:
-                # Claim: only if nobody (in any process) started it yet.
-                append(create_task_started_event(task_id, me), expected_version=2)
-            except ConcurrencyError:
-                lost += 1
-                continue
-            append(
-                create_memory_stored_event(
-                    f"{me}/{task_id}", "task-results", task_id, "semantic", 1024
-                )
+    append(create_agent_spawned_event(me, role, "core"))
+    append(create_agent_started_event(me))
+    for task_id in task_ids:
+        if len(store.get_events(task_id)) > 2:
+            continue  # already claimed
+        try:
+            append(create_task_started_event(task_id, me), expected_version=2)
+        except ConcurrencyError:
+            lost += 1  # another agent, maybe in another process, was first
+            continue
+        append(
+            create_memory_stored_event(
+                f"{me}/{task_id}", "task-results", task_id, "semantic", 1024
             )
-            append(
-                create_task_completed_event(task_id, {"by": me}, 40),
-                expected_version=3,
+        )
+        append(
+            create_task_completed_event(task_id, {"by": me}, 40),
+            expected_version=3,
+        )
+        append(
+            create_agent_task_completed_event(
+                me, task_id, {"success": True}, datetime.now(UTC), 40
             )
-            append(
-                create_agent_task_completed_event(
-                    me, task_id, {"success": True}, datetime.now(UTC), 40
-                )
-            )
-            won.append(task_id)
-        append(create_agent_stopped_event(me, "no task left"))
+        )
+        won.append(task_id)
+    append(create_agent_stopped_event(me, "no task left"))
     return AgentResult(me, os.getpid(), acknowledged, tuple(won), lost)
 
 
-def _jobs(path: str, agents: int, task_ids: list[str]) -> list[AgentJob]:
-    """Each agent starts on its own slice of the tasks and wraps around."""
-    jobs = []
+def _jobs(path: str, processes: int, agents: int, task_ids: list[str]) -> list[TeamJob]:
+    """Agents dealt round-robin into one team per process; each agent
+    starts on its own slice of the tasks and wraps around."""
+    teams: list[list[tuple[str, str, tuple[str, ...]]]] = [[] for _ in range(processes)]
     for k in range(agents):
         start = k * len(task_ids) // agents
         order = tuple(task_ids[start:] + task_ids[:start])
-        jobs.append(AgentJob(path, f"agent-{k + 1:02d}", ROLES[k % len(ROLES)], order))
-    return jobs
+        teams[k % processes].append(
+            (f"agent-{k + 1:02d}", ROLES[k % len(ROLES)], order)
+        )
+    return [TeamJob(path, tuple(team)) for team in teams if team]
 
 
 def main(
@@ -197,13 +216,14 @@ def main(
         # With fork, the children inherit this open store: it is fenced
         # there (ForkedStoreError); each job opens its own.
         with context.Pool(processes) as pool:
-            pending = pool.map_async(run_agent, _jobs(path, agents, task_ids))
+            jobs = _jobs(path, processes, agents, task_ids)
+            pending = pool.map_async(run_team, jobs, chunksize=1)
             while not pending.ready():
                 done = len(task_model.get_tasks_by_status("completed"))
-                active = agent_model.get_active_agent_count()
-                say(f"  live: {done}/{tasks} tasks completed, {active} agents active")
+                known = len(agent_model.get_all_agents())
+                say(f"  live: {done}/{tasks} tasks completed, {known} agents seen")
                 pending.wait(0.1)
-            results: list[AgentResult] = pending.get()
+            results = [r for team in pending.get() for r in team]
         elapsed = time.perf_counter() - started
         acknowledged = parent_events + sum(r.acknowledged for r in results)
         # Read-your-writes across processes: every job's appends returned
@@ -219,7 +239,9 @@ def main(
             SwarmProjection.as_of(store, head),
             now=now,
         )
-        won = {r.agent_id: len(r.won) for r in results}
+        won = {
+            r.agent_id: len(r.won) for r in sorted(results, key=lambda r: r.agent_id)
+        }
         claims = sorted(t for r in results for t in r.won)
         versions = {len(store.get_events(t)) for t in task_ids}
         figures = {
