@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["DbArg", "EventsJsonOpt", "JsonOpt", "NowOpt"]
+__all__ = ["DbArg", "EventsJsonOpt", "JsonOpt", "MultiProcessOpt", "NowOpt"]
 
 DbArg = Annotated[
     str,
@@ -41,3 +41,15 @@ NowOpt = Annotated[
     ),
 ]
 """``--now``: the instant time-dependent figures refer to."""
+
+MultiProcessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--multi-process",
+        help=(
+            "Open the store for writing with multi_process=True, beside other "
+            "processes writing it that way (default: as the only writer)."
+        ),
+    ),
+]
+"""``--multi-process`` of the commands that write."""

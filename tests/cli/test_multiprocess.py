@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pytest
 
+from swarmlog import EventStore
 from swarmlog.simulation import SimulationReport
 from tests.cli.support import one_error_line
 
@@ -165,3 +166,40 @@ class TestSimulateProcesses:
         result = run("simulate", *args)
         assert result.exit_code == 2
         assert words in one_error_line(result)
+
+
+class TestWritingCommandsBesideWriters:
+    """``import`` and ``subscriptions --delete`` write: beside multi-process
+    writers they need ``--multi-process``, and say so without it."""
+
+    def test_import(self, run: Any, tmp_path: Path, sim: SimulationReport) -> None:
+        """Without the option the import is refused naming it (nothing
+        stored); with it the events land beside the open writer, which
+        sees them."""
+        exported = tmp_path / "events.jsonl"
+        listed = run("events", sim.db_path, "--json", "--limit", "20")
+        assert listed.exit_code == 0, listed.output
+        exported.write_text(listed.stdout, "utf-8")
+        db = str(tmp_path / "live.db")
+        with EventStore(db, multi_process=True) as writer:
+            refused = run("import", db, str(exported), "--json")
+            assert refused.exit_code == 1
+            assert "multi_process=True" in one_error_line(refused)
+            done = run("import", db, str(exported), "--json", "--multi-process")
+            assert done.exit_code == 0, done.output
+            assert json.loads(done.stdout)["added"] == 20
+            assert len(writer.query(limit=100)) == 20
+
+    def test_delete_a_subscription(self, run: Any, tmp_path: Path) -> None:
+        """``subscriptions --delete NAME --multi-process`` forgets it while
+        another multi-process store has the file open."""
+        db = str(tmp_path / "live.db")
+        with EventStore(db, multi_process=True) as writer:
+            writer.subscribe("mailer", lambda event: None).stop()
+            refused = run("subscriptions", db, "--delete", "mailer")
+            assert refused.exit_code == 1
+            assert "multi_process=True" in one_error_line(refused)
+            done = run("subscriptions", db, "--delete", "mailer", "--multi-process")
+            assert done.exit_code == 0, done.output
+            listed = run("subscriptions", db, "--json")
+            assert json.loads(listed.stdout) == {}
