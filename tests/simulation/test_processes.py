@@ -4,9 +4,13 @@ fails."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
+import subprocess
+import sys
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 
 AGENTS = 4
 TASKS = 12
+TIMEOUT = 60  # seconds; guards against a hang only
 
 
 @pytest.mark.slow
@@ -114,7 +119,9 @@ class TestFailingProcesses:
 
     def test_a_process_that_cannot_open_the_store(self, tmp_path: Path) -> None:
         """The process's own error reaches the coordinator."""
-        with pytest.raises(SimulationError, match="agent process 0 failed: StoreOpenError"):
+        with pytest.raises(
+            SimulationError, match="agent process 0 failed: StoreOpenError"
+        ):
             ProcessCrew(str(tmp_path), 1, seed=1)  # a directory: no store
 
     def test_a_killed_process(self, tmp_path: Path) -> None:
@@ -132,6 +139,42 @@ class TestFailingProcesses:
                 crew.next_report(30)
         finally:
             crew.stop()
+
+    def test_worker_processes_leave_with_a_killed_coordinator(
+        self, tmp_path: Path
+    ) -> None:
+        """SIGKILL of the coordinator's process: its worker processes notice
+        and exit instead of waiting for orders forever."""
+        psutil = pytest.importorskip("psutil")
+        code = (
+            "import sys\n"
+            "from swarmlog.simulation.processes import ProcessCrew\n"
+            "crew = ProcessCrew(sys.argv[1], 2, seed=1)\n"
+            "print(*crew.pids, flush=True)\n"
+            "sys.stdin.readline()\n"
+        )
+        with subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "orphan.db")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as coordinator:
+            assert coordinator.stdout is not None
+            pids = [int(pid) for pid in coordinator.stdout.readline().split()]
+            coordinator.kill()
+            coordinator.wait(TIMEOUT)
+        assert len(pids) == 2
+        deadline = time.monotonic() + TIMEOUT
+        for pid in pids:
+            try:
+                worker = psutil.Process(pid)
+                # Gone, or a zombie nobody reaps (a container's init may not).
+                while worker.status() != psutil.STATUS_ZOMBIE:
+                    assert time.monotonic() < deadline, f"worker {pid} still runs"
+                    with contextlib.suppress(psutil.TimeoutExpired):
+                        worker.wait(timeout=0.1)
+            except psutil.NoSuchProcess:
+                pass
 
     def test_agents_cannot_move_to_a_fork(self, tmp_path: Path) -> None:
         """A what-if's move to another store is refused for processes, and
