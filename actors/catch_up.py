@@ -11,22 +11,33 @@ the events past its head, folds their versions into
 turn's holder publishes, so local and foreign events reach the dispatcher
 once each, in position order.
 
+When nobody in this process wants pages (no projection runs, no listener
+wants events), no foreign event is read at all: the head moves to the
+store's and the version cache is emptied, so planning reads the versions
+of just the aggregates it touches (one indexed look-up each).
+
 Runs with the committer's turn held.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Final
+
+from swarmlog.schema.errors import SwarmlogError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from swarmlog.actors.known_versions import KnownVersions
+    from swarmlog.actors.publisher import Publisher
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import WriteStorage
     from swarmlog.schema.envelope import Event
 
-__all__ = ["CATCH_UP", "CatchUp", "catch_up"]
+__all__ = ["CATCH_UP", "CatchUp", "SharedRounds", "catch_up"]
+
+logger = logging.getLogger("swarmlog.writer")
 
 PAGE: Final = 1000  # foreign events read per page
 
@@ -76,3 +87,67 @@ def catch_up(
         if target is None and len(page) < PAGE:
             break
     return found
+
+
+class SharedRounds:
+    """The committer's side of a shared store: the start of each round and
+    the idle catch-up. Turn held.
+
+    Args:
+        head: The head this process published.
+        known: The committed-version cache.
+        publisher: Hands foreign pages on (``foreign``), says whether
+            anybody wants them (``wanted``) and runs the commit hook.
+        lock_timeout: Seconds a round waits for the store-wide write lock.
+    """
+
+    __slots__ = ("_head", "_known", "_publisher", "_timeout")
+
+    def __init__(
+        self,
+        head: CommitHead,
+        known: KnownVersions,
+        publisher: Publisher,
+        lock_timeout: float,
+    ) -> None:
+        self._head = head
+        self._known = known
+        self._publisher = publisher
+        self._timeout = lock_timeout
+
+    def _catch_up(self, storage: WriteStorage, target: int | None) -> None:
+        publisher = self._publisher
+        if publisher.wanted:
+            catch_up(storage, self._head, self._known, publisher.foreign, target)
+            return
+        if target is None:
+            target = storage.head()
+        if target > self._head.position:  # nobody listens: read no page
+            self._known.clear()
+            self._head.position = target
+            publisher.nudge()
+
+    def begin(self, storage: WriteStorage) -> None:
+        """Take the write lock and publish what others committed first;
+        the round is then open (``write_events`` or ``abort_round`` ends
+        it).
+
+        Raises:
+            SwarmlogError: No lock in time (``LockTimeoutError``) or a
+                failed read; nothing is held.
+        """
+        head = storage.begin_round(self._timeout)
+        try:
+            if head > self._head.position:
+                self._catch_up(storage, head)
+        except BaseException:
+            storage.abort_round()
+            raise
+
+    def idle(self, storage: WriteStorage) -> None:
+        """Publish what others committed, without the lock (a ``CatchUp``
+        message); a failed read is only logged (the next nudge retries)."""
+        try:
+            self._catch_up(storage, None)
+        except SwarmlogError as error:
+            logger.warning("catching up with other processes failed: %s", error)

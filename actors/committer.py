@@ -39,15 +39,17 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from swarmlog.actors.catch_up import catch_up
+from swarmlog.actors.catch_up import SharedRounds
 from swarmlog.actors.known_versions import KnownVersions
-from swarmlog.actors.messages import DeliverPage, Notify, TrackedReplies
+from swarmlog.actors.messages import Notify, TrackedReplies
 from swarmlog.actors.planning import Round, plan_request, stored_copies
+from swarmlog.actors.publisher import Publisher
 from swarmlog.actors.reply import Room
 from swarmlog.actors.settling import Settlements, run_callbacks
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.actors.wal_upkeep import WalUpkeep
 from swarmlog.schema.errors import (
+    LockTimeoutError,
     StorageError,
     StoreClosedError,
     SwarmlogError,
@@ -65,7 +67,6 @@ if TYPE_CHECKING:
     from swarmlog.actors.storage import (
         WriteStorage,
     )
-    from swarmlog.schema.envelope import Event
 
 __all__ = ["Committer"]
 
@@ -140,20 +141,18 @@ class Committer:
         lock_timeout: float = 30.0,
     ) -> None:
         self.turn = threading.Lock()
-        self._shared = False  # set by open(): other processes write too
+        self._shared: SharedRounds | None = None  # open(): others write too
         self._lock_timeout = lock_timeout
         self.catch_up_asked = False  # a CatchUp message is on its way
         self._queue: deque[AppendRequest] = deque()
         self._open_storage = open_storage
         self._storage: WriteStorage | None = None
-        self._dispatcher = dispatcher
-        self._audience = audience
+        self.publisher = Publisher(dispatcher, audience, on_commit)
         self._notifier = notifier
         self._head = head
         self._metrics = metrics
         self._max_batch = max_batch
         self._wake = wake
-        self.on_commit = on_commit
         self._settling = Settlements(on_settled)
         self._calm = _CALM_APPENDS  # appends in a row that found the writer idle
         self._wal = WalUpkeep()
@@ -183,7 +182,10 @@ class Committer:
         """
         self.writer_ident = threading.get_ident()
         self._storage = self._open_storage()
-        self._shared = self._storage.shared
+        if self._storage.shared:
+            self._shared = SharedRounds(
+                self._head, self._known, self.publisher, self._lock_timeout
+            )
         self._head.position = self._storage.head()
 
     @property
@@ -302,6 +304,10 @@ class Committer:
             and not self._closed
             and self._stopped is None
         )
+
+    def busy(self) -> bool:
+        """Whether appends are queued or being committed (any thread)."""
+        return bool(self._queue) or self.turn.locked()
 
     def has_work(self) -> bool:
         """Whether requests are queued or an idle-time checkpoint is due."""
@@ -452,19 +458,21 @@ class Committer:
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
         """:meth:`_plan_and_write`; on a shared store inside a round of the
         write lock, after catching up (a lock timeout fails the group)."""
-        if not self._shared:
+        storage, shared = self._storage, self._shared
+        if shared is None:
             return self._plan_and_write(requests)
-        storage = self._storage
         assert storage is not None  # _refusal checked it
         try:
-            head = storage.begin_round(self._lock_timeout)
+            shared.begin(storage)
         except SwarmlogError as error:
             for request in requests:
                 self._fail(request, error)
             return []
         try:
-            if head > self._head.position:
-                catch_up(storage, self._head, self._known, self._publish, head)
+            if requests is self._in_progress:  # group commit across processes:
+                queue = self._queue  # what queued during the wait joins in
+                while queue and len(requests) < self._max_batch:
+                    requests.append(queue.popleft())
             return self._plan_and_write(requests)
         finally:
             storage.abort_round()  # a no-op once write_events ended it
@@ -474,31 +482,8 @@ class Committer:
         ``CatchUp`` message). Turn held; a failed read is only logged."""
         self.catch_up_asked = False
         storage = self._storage
-        if not self._shared or storage is None or self._refusal() is not None:
-            return
-        try:
-            catch_up(storage, self._head, self._known, self._publish)
-        except SwarmlogError as error:
-            logger.warning("catching up with other processes failed: %s", error)
-
-    def _publish(self, page: tuple[Event[Any], ...]) -> None:
-        """Hand another process's committed page on (head already set)."""
-        self._deliver(page)
-        self._nudge()
-
-    def _deliver(self, page: tuple[Event[Any], ...]) -> None:
-        if self._audience.present:
-            try:
-                self._dispatcher.tell(DeliverPage(page))
-            except Exception:  # projections fill the gap from the store
-                logger.exception("committed page not delivered")
-
-    def _nudge(self) -> None:
-        if self.on_commit is not None:
-            try:
-                self.on_commit()
-            except Exception:  # a nudge: never a reason to stop
-                logger.exception("commit hook failed")
+        if self._shared is not None and storage is not None and not self._refusal():
+            self._shared.idle(storage)
 
     def _plan_and_write(
         self, requests: list[AppendRequest]
@@ -541,6 +526,11 @@ class Committer:
             # batch): settle each on its own, in order, so only the culprit
             # fails and a retry of a stored event resolves idempotently.
             return [[request] for request in planned] + after
+        except LockTimeoutError as error:  # a shared store: nothing written
+            self._writing = None
+            for request in planned:
+                self._fail(request, error)
+            return after
         except StorageError as error:
             self._writing = None
             if len(planned) == 1:
@@ -577,7 +567,7 @@ class Committer:
                 metrics.caller_transactions += 1
             metrics.appends += len(round_.requests)
             metrics.events += len(round_.events)
-            self._deliver(tuple(round_.events))
+            self.publisher.page(tuple(round_.events))
         events = round_.events
         start = 0
         for request, end in zip(round_.requests, round_.ends, strict=True):
@@ -585,7 +575,7 @@ class Committer:
                 value = events[end - 1] if request.single else events[start:end]
                 self._settling.settle(request, value)
             start = end
-        self._nudge()
+        self.publisher.nudge()
 
     # -- settling -------------------------------------------------------------
 

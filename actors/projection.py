@@ -312,6 +312,8 @@ class _Engine:
             return
         if in_engine_thread():
             raise EngineThreadWaitError(_ENGINE_WAIT_MESSAGE)
+        if self.head is not None and position > self.head.position:
+            self.head.committed()  # a shared store: catch up with it now
         future: Future[None] = Future()
         self.ask(WaitFor(position, future), future, timeout)
 

@@ -73,6 +73,9 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
             (the last entry is its direct source); empty if it is no fork.
         subscriptions: Durable subscription name -> its position, lag and
             status (every one stored in the file).
+        lock_waits: With ``multi_process``: this process's writes that had
+            to wait for the store-wide write lock (other processes held it).
+        lock_wait_max: The longest of those waits, in seconds.
     """
 
     total_events: int
@@ -95,3 +98,5 @@ class EventStoreStats(msgspec.Struct, frozen=True, kw_only=True):
     listener_errors: int = 0
     lineage: tuple[ForkOrigin, ...] = ()
     subscriptions: dict[str, SubscriptionStatus] = {}
+    lock_waits: int = 0
+    lock_wait_max: float = 0.0

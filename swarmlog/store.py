@@ -472,6 +472,7 @@ class EventStore(
         """Counts, sizes, writer metrics and projection statuses."""
         base = self._reader_checked().stats()
         metrics = self._metrics
+        lock_waits, lock_wait_max = self._wiring.lock_waits()
         return EventStoreStats(
             total_events=base.total_events,
             events_by_type=base.events_by_type,
@@ -500,6 +501,8 @@ class EventStore(
                 for r in base.lineage
             ),
             subscriptions=self._subscriptions.statuses(base.head_position),
+            lock_waits=lock_waits,
+            lock_wait_max=lock_wait_max,
         )
 
     def on(self, name: str, callback: Callable[..., Any]) -> ListenerHandle:

@@ -39,6 +39,7 @@ from swarmlog.actors.sqlite.files import (
 )
 from swarmlog.actors.sqlite.reading import SQLiteReadStorage
 from swarmlog.actors.sqlite.shared import (
+    WAL_FOLD_BYTES,
     SQLiteChangeProbe,
     SQLiteSharedWriteStorage,
 )
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from swarmlog.actors.notifier import Listeners
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
+    from swarmlog.actors.sqlite.write_lock import WriteLock
     from swarmlog.actors.storage import ReadStorage, WriteStorage
     from swarmlog.config import EventStoreConfig
 
@@ -117,6 +119,7 @@ class StoreWiring:
         self.checkpointer: Checkpointer | None = None
         self.follower: Follower | None = None
         self.watcher: ChangeWatcher | None = None
+        self._write_lock: WriteLock | None = None  # multi_process: measured
 
     def open(self) -> None:
         """Start everything in order; on an error the caller runs
@@ -155,12 +158,15 @@ class StoreWiring:
             return
         synchronous, pragmas = config.synchronous, config.pragmas
         lock_timeout = config.lock_timeout
+        wal_fold = min(config.wal_checkpoint_bytes, WAL_FOLD_BYTES)
 
         def open_storage() -> WriteStorage:
             if shared:
-                return SQLiteSharedWriteStorage(
-                    path, synchronous, pragmas, lock_timeout
+                storage = SQLiteSharedWriteStorage(
+                    path, synchronous, pragmas, lock_timeout, wal_fold
                 )
+                self._write_lock = storage.lock
+                return storage
             return SQLiteWriteStorage(path, synchronous, pragmas)
 
         committer = self.committer = Committer(
@@ -186,7 +192,9 @@ class StoreWiring:
         self.checkpointer = Checkpointer(
             SQLiteCheckpointRunner(path, shared=shared),
             config.auto_persist_interval,
-            config.wal_checkpoint_bytes,
+            # Shared: most of the WAL is folded back here, off the lock, so
+            # the writer's fold under the lock (at wal_fold) is short.
+            wal_fold // 2 if shared else config.wal_checkpoint_bytes,
             self._persisted,
             self._on_error,
         )
@@ -196,7 +204,7 @@ class StoreWiring:
             commit_seen()
             also()
 
-        committer.on_commit = on_commit  # before any append
+        committer.publisher.on_commit = on_commit  # before any append
         self.checkpointer.start()
         if shared:
             self._watch_others(path)
@@ -215,7 +223,14 @@ class StoreWiring:
             return position
 
         head.source = committed
-        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, self.ask_catch_up)
+        committer = self.committer
+        assert committer is not None
+
+        def nudge() -> None:  # the watcher's: only an idle writer needs it
+            if not committer.busy():  # (a busy one catches up each round)
+                self.ask_catch_up()
+
+        self.watcher = ChangeWatcher(SQLiteChangeProbe(path), head, nudge)
         self.watcher.start()
 
     def close(self) -> None:
@@ -274,6 +289,13 @@ class StoreWiring:
             writer.tell(message)
         except pykka.ActorDeadError:
             raise self.writer_gone() from None
+
+    def lock_waits(self) -> tuple[int, float]:
+        """How many writes waited for the store-wide write lock, and the
+        longest wait in seconds (``(0, 0.0)`` unless ``multi_process``);
+        any thread (plain reads of numbers the writer keeps)."""
+        lock = self._write_lock
+        return (0, 0.0) if lock is None else (lock.waits, lock.worst_wait)
 
     def ask_catch_up(self) -> None:
         """Ask the writer to publish what other processes committed (any

@@ -2,15 +2,34 @@
 
 :class:`SQLiteSharedWriteStorage` is the writing connection of a store
 opened with ``multi_process=True``: other processes write the same file.
-Each append round is one transaction bracketed by the store-wide write lock
+Each append round is bracketed by the store-wide write lock
 (:class:`~swarmlog.actors.sqlite.write_lock.WriteLock`): ``begin_round``
-takes the lock and ``BEGIN IMMEDIATE`` and reads the committed head;
-``write_events`` inserts, commits and lets go; ``abort_round`` rolls back
-and lets go. Every other write (snapshots, projection snapshots,
-subscription positions) is its own short transaction under the same lock.
+takes the lock and reads the committed head; ``write_events`` inserts and
+commits (one atomic statement) and lets go; ``abort_round`` lets go.
+Every other write (snapshots, projection snapshots, subscription
+positions) is its own short transaction under the same lock.
 ``SQLITE_BUSY`` never reaches a caller: waiting happens on the lock file
 (bounded by ``lock_timeout``), and a busy SQLite behind it becomes
 :class:`~swarmlog.schema.errors.LockTimeoutError` with nothing written.
+
+With ``synchronous="full"`` the write-ahead log is fsynced *after* the
+lock is let go, before the round is acknowledged (SQLite itself runs with
+NORMAL, which syncs only around checkpoints): the lock is held for the
+inserts and the commit only, so the processes' fsyncs overlap instead of
+queueing behind one another. Durability is unchanged: a round is
+acknowledged once its WAL frames are on disk, and WAL recovery keeps a
+prefix of the commits, so no acknowledged round can be lost behind one
+that was not yet synced.
+
+The WAL stays bounded: SQLite reuses the WAL from its start only when a
+checkpoint has folded *all* of it back, which a checkpoint running beside
+other processes' appends never does. So the writer whose commit finds the
+WAL past ``wal_fold_bytes`` runs a PASSIVE checkpoint before it lets go of
+the lock: nobody appends meanwhile, the checkpoint completes, the next
+round restarts the WAL, and ``journal_size_limit`` (a quarter of the bound)
+truncates the file again. The checkpointer threads fold most of the WAL
+back before that, off the lock (at half the bound), so appends wait only
+for the rest.
 
 :class:`SQLiteChangeProbe` is the follower's cheap look at the file:
 ``PRAGMA data_version`` tells whether any other connection committed.
@@ -22,7 +41,9 @@ thread (the probe).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import struct
 from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.actors.sqlite.storage import (
@@ -31,13 +52,13 @@ from swarmlog.actors.sqlite.storage import (
     translate_error,
 )
 from swarmlog.actors.sqlite.write_lock import WriteLock
-from swarmlog.actors.storage import CommitUnknownError, RequestConflict
+from swarmlog.actors.storage import CommitUnknownError
 from swarmlog.schema import sql
 from swarmlog.schema.errors import LockTimeoutError, StorageError
 from swarmlog.schema.timeutil import to_micros, utc_now
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from swarmlog.actors.storage import EventRow, ProjectionSnapshotRecord
 
@@ -48,6 +69,9 @@ _SQLITE_LOCKED: Final = 6
 _UNKNOWN_OUTCOME: Final = frozenset({10, 11, 7})  # IOERR, CORRUPT, NOMEM
 _CLOSE_LOCK_WAIT: Final = 1.0  # seconds a closing store waits to truncate the WAL
 _CLOSE_BUSY_MS: Final = 100  # and how long that checkpoint waits for readers
+WAL_FOLD_BYTES: Final = 16 << 20  # WAL size folded back under the lock (at most)
+_FOLD_SPACING: Final = 8  # rounds at least between two folds (readers may pin it)
+_FRAME_HEADER: Final = 24  # bytes before each page in a WAL frame
 
 # A projection snapshot never replaces a newer one (another process may
 # have saved a later position); a new state_version always replaces.
@@ -79,6 +103,8 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         synchronous: ``"full"`` or ``"normal"``.
         pragmas: Extra pragmas of the writing connection.
         lock_timeout: Seconds a write waits for the write lock.
+        wal_fold_bytes: WAL size past which a commit folds the WAL back
+            before letting go of the lock (see the module docstring).
 
     Raises:
         LockTimeoutError: Opening (the format check, a migration) waited
@@ -93,8 +119,16 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         synchronous: str,
         pragmas: Mapping[str, Any] | None,
         lock_timeout: float,
+        wal_fold_bytes: int = WAL_FOLD_BYTES,
     ) -> None:
         self._lock = WriteLock(path)
+        self._wal = f"{path}-wal"
+        self._fold_bytes = wal_fold_bytes
+        self.wal_folds = 0  # checkpoints run under the lock
+        self._since_fold = _FOLD_SPACING  # rounds since the last fold
+        self._sync_after = synchronous.lower() == "full"  # fsync off the lock
+        self._wal_fd = -1
+        self._shm_fd = -1
         self._timeout = lock_timeout
         self._in_round = False
         try:
@@ -106,6 +140,10 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
                 self._lock.release()
             self._busy_ms = max(1, int(min(lock_timeout, 3600.0) * 1000))
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            limit = max(wal_fold_bytes // 4, 1)
+            self._conn.execute(f"PRAGMA journal_size_limit = {limit}")
+            if self._sync_after:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             self._lock.close()
             raise
@@ -116,112 +154,128 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         return self._lock
 
     def begin_round(self, timeout: float) -> int:
-        """Take the write lock and open the round's transaction; the
-        committed head (see the protocol)."""
+        """Take the write lock; the committed head (see the protocol).
+
+        No SQLite transaction is opened: while this process holds the
+        store-wide lock no other store writes the file (a store without
+        ``multi_process`` cannot open it), so the head read here stays the
+        head until :meth:`write_events`, whose one multi-row INSERT commits
+        atomically in autocommit mode, as on a single-process store.
+        """
         if self._in_round:
             msg = "a write round is already open on this connection"
             raise StorageError(msg)
-        self._begin(timeout)
+        self._lock.acquire(timeout)
         try:
             head = int(self._conn.execute(sql.SELECT_HEAD).fetchone()[0])
         except sqlite3.Error as e:
-            self._end()
+            self._lock.release()
+            if _code(e) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                raise LockTimeoutError(self.path, timeout) from e
             raise translate_error(e, self.path, "read the head") from e
         except BaseException:
-            self._end()
+            self._lock.release()
             raise
         self._in_round = True
         return head
 
-    def _begin(self, timeout: float) -> None:
-        """The lock, then ``BEGIN IMMEDIATE``; nothing held on failure."""
-        waited = self._lock.acquire(timeout)
-        conn = self._conn
-        try:
-            if waited:  # SQLite may wait only what is left of the timeout
-                left = max(1, int((timeout - waited) * 1000))
-                conn.execute(f"PRAGMA busy_timeout = {min(left, self._busy_ms)}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
-                if waited:
-                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        except sqlite3.Error as e:
-            self._end()
-            if _code(e) in (_SQLITE_BUSY, _SQLITE_LOCKED):
-                raise LockTimeoutError(self.path, timeout) from e
-            raise translate_error(e, self.path, "begin a write") from e
-        except BaseException:
-            self._end()
-            raise
-
-    def _end(self) -> None:
-        """Roll back whatever is open and let go of the lock."""
-        self._in_round = False
-        try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-        finally:
-            self._lock.release()
-
     def abort_round(self) -> None:
-        """Roll back the open round and let go of the lock."""
-        if self._in_round or self._lock.held:
-            try:
-                self._end()
-            except sqlite3.Error as e:
-                raise translate_error(e, self.path, "roll back") from e
+        """Let go of the lock (nothing was written)."""
+        self._in_round = False
+        self._lock.release()
 
     def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
-        """Insert the round's rows in its transaction, commit, let go of the
-        lock (see the protocol). Without an open round, one is opened."""
+        """Insert and commit the round's rows, let go of the lock (see the
+        protocol). Without an open round, one is opened.
+
+        Raises:
+            LockTimeoutError: SQLite's own write lock stayed busy (a
+                program other than swarmlog writes the file); nothing
+                was written.
+        """
         if not self._in_round:
             self.begin_round(self._timeout)
-        conn = self._conn
         try:
-            try:
-                for start in range(0, len(rows), sql.MAX_ROWS_PER_INSERT):
-                    chunk = rows[start : start + sql.MAX_ROWS_PER_INSERT]
-                    params = [value for row in chunk for value in row]
-                    conn.execute(self._insert_statement(len(chunk)), params)
-            except sqlite3.IntegrityError as e:
-                self._rollback_or_unknown(e)
-                raise RequestConflict(0 if requests == 1 else -1) from e
-            except sqlite3.Error as e:
-                self._rollback_or_unknown(e)
-                raise translate_error(e, self.path, "append") from e
-            self._commit("append")
+            self._busy_is_timeout(super().write_events, rows, requests)
+            self._fold_wal_if_due()
         finally:
             self._in_round = False
             self._lock.release()
+        if self._sync_after:
+            self._sync_wal()
 
-    def _rollback_or_unknown(self, error: sqlite3.Error) -> None:
-        """Roll back a failed insert; a failed rollback leaves the outcome
-        unknown (the writer stops)."""
+    def _busy_is_timeout(self, write: Callable[..., None], *args: Any) -> None:
+        """Run ``write``; SQLite busy past its timeout is a lock timeout."""
         try:
-            self._rollback()
-        except sqlite3.Error as rollback_error:
-            raise CommitUnknownError(str(error)) from rollback_error
+            write(*args)
+        except StorageError as error:
+            cause = error.__cause__
+            if isinstance(cause, sqlite3.Error) and _code(cause) in (
+                _SQLITE_BUSY,
+                _SQLITE_LOCKED,
+            ):
+                raise LockTimeoutError(self.path, self._timeout) from cause
+            raise
 
     def _write_one(self, statement: str, params: tuple[Any, ...], what: str) -> None:
         """One statement in its own transaction under the write lock."""
         if self._in_round:
             msg = f"{what} inside an open write round"
             raise StorageError(msg)
-        self._begin(self._timeout)
-        conn = self._conn
+        self._lock.acquire(self._timeout)
         try:
-            try:
-                conn.execute(statement, params)
-            except sqlite3.Error as e:
-                self._rollback_or_unknown(e)
-                raise translate_error(e, self.path, what) from e
-            except (OverflowError, ValueError, TypeError) as e:  # unbindable
-                self._rollback_or_unknown(sqlite3.Error(str(e)))
-                raise StorageError(f"{what}: {e}") from e
-            self._commit(what)
+            self._busy_is_timeout(super()._write_one, statement, params, what)
         finally:
-            self._end()
+            self._lock.release()
+        if self._sync_after:
+            self._sync_wal()
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL (after COMMIT, lock let go; see the module
+        docstring). Our connection is open, so SQLite never deletes the file.
+
+        Raises:
+            CommitUnknownError: The fsync failed: the round's durability is
+                unknown.
+        """
+        try:
+            if self._wal_fd < 0:
+                self._wal_fd = os.open(self._wal, os.O_RDONLY)
+            os.fsync(self._wal_fd)
+        except OSError as e:
+            msg = f"fsync of the write-ahead log failed: {e}"
+            raise CommitUnknownError(msg) from e
+
+    def _fold_wal_if_due(self) -> None:
+        """A PASSIVE checkpoint, lock held, once the WAL passed its bound."""
+        self._since_fold += 1
+        if self._since_fold < _FOLD_SPACING or self._wal_in_use() < self._fold_bytes:
+            return
+        self._since_fold = 0
+        with contextlib.suppress(sqlite3.Error):  # busy: another checkpoints
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.wal_folds += 1
+
+    def _wal_in_use(self) -> int:
+        """Bytes of the WAL in use now (lock held, so nobody appends).
+
+        The file's size does not tell: SQLite reuses the file from its
+        start after a complete checkpoint. The WAL-index header in the
+        ``-shm`` file does (https://www.sqlite.org/walformat.html: page
+        size at byte 14, ``mxFrame``, the last valid frame, at byte 16,
+        native byte order). 0 when it cannot be read.
+        """
+        try:
+            if self._shm_fd < 0:
+                self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY)
+            header = os.pread(self._shm_fd, 20, 0)
+        except OSError:
+            return 0
+        if len(header) < 20:
+            return 0
+        page_size, frames = struct.unpack_from("=HI", header, 14)
+        page_size = 65536 if page_size == 1 else page_size
+        return int(frames) * (int(page_size) + _FRAME_HEADER)
 
     def save_projection_snapshot(
         self, name: str, record: ProjectionSnapshotRecord
@@ -263,6 +317,11 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         try:
             super().close()
         finally:
+            for fd in (self._wal_fd, self._shm_fd):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wal_fd = self._shm_fd = -1
             self._lock.close()
 
 

@@ -6,18 +6,24 @@ in front of SQLite's own write lock (``BEGIN IMMEDIATE``) so that waiting
 never goes through SQLite's busy handler, whose sleeps grow to 100 ms and
 whose waiters are served in no order at all.
 
-Waiting: non-blocking ``flock`` tries with short escalating sleeps (50 µs
-doubling to 2 ms), bounded by the caller's timeout. A waiter that has waited
-longer than :data:`_STARVING_AFTER` takes the *turnstile* (a second lock
-file); while someone holds it, nobody else tries the write lock, so the
-process that just committed (and would otherwise win the race to retake the
-lock, being awake already) lets the starving one in: no process starves
-while others are busy. The longest wait is measured (:attr:`WriteLock.worst_wait`).
+Taking it: one non-blocking ``flock`` try (the lock is usually free). If
+that fails, a waiter thread of this lock queues for it with *blocking*
+``flock`` calls, so the kernel wakes it the moment the holder lets go (no
+sleeps in the way), while the committing thread waits on an event bounded
+by the caller's timeout. A wait that times out is abandoned: the waiter
+thread lets go of the lock as soon as it gets it.
+
+Fairness: waiters first queue on a second lock file, the *turnstile*, and
+hold it while they wait for the write lock; the fast path tries the write
+lock only while the turnstile is free. So the process that just committed
+(awake already, it would otherwise win every race to retake the lock) goes
+to the back of the line whenever someone waits: no process starves while
+others are busy. The longest wait is measured (:attr:`WriteLock.worst_wait`).
 
 ``flock`` locks belong to an open file description: two stores in one
 process exclude each other like two processes, and a writer killed with
 ``kill -9`` loses its lock with its process. Runs on whichever thread holds
-the committer's turn.
+the committer's turn (and the lock's own waiter thread).
 """
 
 from __future__ import annotations
@@ -25,16 +31,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import queue
+import threading
 import time
-from typing import Final
 
 from swarmlog.schema.errors import LockTimeoutError, StoreOpenError
 
 __all__ = ["WriteLock"]
-
-_FIRST_SLEEP: Final = 0.00005  # seconds before the second try
-_MAX_SLEEP: Final = 0.002  # the sleep between tries grows up to this
-_STARVING_AFTER: Final = 0.005  # a wait this long takes the turnstile
 
 
 def _open(path: str) -> int:
@@ -50,6 +53,20 @@ def _try(fd: int, operation: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+class _Wait:
+    """One queued acquisition: granted by the waiter thread, or abandoned
+    by its (timed-out) requester, whichever comes first."""
+
+    __slots__ = ("abandoned", "done", "error", "granted", "guard")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.guard = threading.Lock()
+        self.granted = False
+        self.abandoned = False
+        self.error: OSError | None = None
 
 
 class WriteLock:
@@ -74,6 +91,10 @@ class WriteLock:
             os.close(self._fd)
             raise
         self._database = database
+        self._queue: queue.SimpleQueue[_Wait | None] = queue.SimpleQueue()
+        self._waiter: threading.Thread | None = None
+        self._outstanding = 0  # queued waits not yet granted or given back
+        self._count_lock = threading.Lock()
         self.held = False
         self.waits = 0
         self.worst_wait = 0.0
@@ -87,30 +108,28 @@ class WriteLock:
 
         Raises:
             LockTimeoutError: Not free in time; nothing is held.
+            StoreOpenError: The lock file failed (an OS error).
         """
-        if self._turnstile_free() and _try(self._fd, fcntl.LOCK_EX):
+        if (
+            not self._outstanding  # an abandoned wait may still get it
+            and self._turnstile_free()
+            and _try(self._fd, fcntl.LOCK_EX)
+        ):
             self.held = True
             return 0.0
         start = time.monotonic()
-        deadline = start + timeout
-        sleep = _FIRST_SLEEP
-        starving = False
-        try:
-            while True:
-                now = time.monotonic()
-                if not starving and now - start >= _STARVING_AFTER:
-                    starving = _try(self._turnstile, fcntl.LOCK_EX)
-                if (starving or self._turnstile_free()) and _try(
-                    self._fd, fcntl.LOCK_EX
-                ):
-                    break
-                if now >= deadline:
+        wait = _Wait()
+        with self._count_lock:
+            self._outstanding += 1
+        self._start_waiter()
+        self._queue.put(wait)
+        if not wait.done.wait(timeout):
+            with wait.guard:
+                if not wait.granted:
+                    wait.abandoned = True  # the waiter thread gives it back
                     raise LockTimeoutError(self._database, timeout)
-                time.sleep(min(sleep, max(deadline - now, 0.0)))
-                sleep = min(sleep * 2, _MAX_SLEEP)
-        finally:
-            if starving:
-                fcntl.flock(self._turnstile, fcntl.LOCK_UN)
+        if wait.error is not None:
+            raise StoreOpenError(self.path, str(wait.error)) from wait.error
         self.held = True
         waited = time.monotonic() - start
         self.waits += 1
@@ -119,11 +138,49 @@ class WriteLock:
         return waited
 
     def _turnstile_free(self) -> bool:
-        """Whether no starving waiter holds the turnstile (a shared try)."""
+        """Whether nobody queues for the lock (a shared try)."""
         if not _try(self._turnstile, fcntl.LOCK_SH):
             return False
         fcntl.flock(self._turnstile, fcntl.LOCK_UN)
         return True
+
+    def _start_waiter(self) -> None:
+        if self._waiter is None:
+            self._waiter = threading.Thread(
+                target=self._serve, name="swarmlog-write-lock", daemon=True
+            )
+            self._waiter.start()
+
+    def _serve(self) -> None:
+        """The waiter thread: queue at the turnstile, then the lock
+        (blocking ``flock``: the kernel wakes it), then hand it over."""
+        turnstile, fd = self._turnstile, self._fd
+        while True:
+            wait = self._queue.get()
+            if wait is None:
+                return
+            try:
+                fcntl.flock(turnstile, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    fcntl.flock(turnstile, fcntl.LOCK_UN)
+            except OSError as error:  # a closed or failing file
+                wait.error = error
+                self._settle(wait, granted=False)
+                continue
+            self._settle(wait, granted=True)
+
+    def _settle(self, wait: _Wait, *, granted: bool) -> None:
+        with wait.guard:
+            abandoned = wait.abandoned
+            wait.granted = granted and not abandoned
+        if granted and abandoned:  # its requester gave up: give it back
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with self._count_lock:
+            self._outstanding -= 1
+        wait.done.set()
 
     def release(self) -> None:
         """Let go of the lock (a no-op when not held)."""
@@ -132,8 +189,15 @@ class WriteLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        """Release and close the files (twice is safe)."""
+        """Release, stop the waiter thread and close the files (twice is
+        safe). A waiter still blocked in ``flock`` (an abandoned wait) keeps
+        the files until it returns."""
         self.release()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._queue.put(None)
+            if self._outstanding:  # blocked in flock: it closes nothing, we
+                return  # leave the two descriptors to the process's end
         for fd in (self._fd, self._turnstile):
             if fd >= 0:
                 with contextlib.suppress(OSError):

@@ -72,6 +72,8 @@ def _check_contended(
         assert counts["done"] == threads * n == len(worker_acks)
         assert counts["wrong_actual"] == 0
     assert sum(counts["conflicts"] for _, counts in results) > 0  # contended
+    assert sum(counts["lock_waits"] for _, counts in results) > 0  # measured
+    assert max(counts["lock_wait_max"] for _, counts in results) > 0
     events = check_log(db, acks)
     assert len(events) == len(acks) == processes * threads * n
     for worker in group:

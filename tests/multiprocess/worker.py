@@ -12,7 +12,7 @@ JSON command per stdin line:
   ``ConcurrencyError`` is retried with the version it names). Every
   acknowledged append is reported at once as ``{"ack": [id, position,
   aggregate, version]}``; at the end ``{"done": count, "conflicts": c,
-  "wrong_actual": w}``.
+  "wrong_actual": w, "lock_waits": n, "lock_wait_max": seconds}``.
 - ``{"op": "append", "agg": A}`` -> ``{"position": P, "id": I}``
 - ``{"op": "sees", "position": P}`` -> ``{"seen": bool, "max": M}``: a strong
   query of the journal, made at once (read-your-writes across processes).
@@ -151,7 +151,10 @@ def load(store: EventStore, command: dict[str, Any]) -> None:
         worker.start()
     for worker in workers:
         worker.join(TIMEOUT * 4)
-    say(counts)
+    stats = store.get_stats()
+    say(
+        {**counts, "lock_waits": stats.lock_waits, "lock_wait_max": stats.lock_wait_max}
+    )
 
 
 def serve(path: str, options: dict[str, Any]) -> None:

@@ -1,0 +1,82 @@
+"""Fixtures of the adopted contract suite: the ones ``tests/store`` gives its
+tests, on one configuration, a file opened with ``multi_process=True``."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from swarmlog import EventStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+TIMEOUT = 10.0
+
+
+class Recorder:
+    """A listener callback that records its calls and can be waited on
+    (as ``tests/store/conftest.py``'s)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.threads: set[int] = set()
+        self._cond = threading.Condition()
+
+    def __call__(self, *args: Any) -> None:
+        with self._cond:
+            self.calls.append(args[0] if len(args) == 1 else (args or None))
+            self.threads.add(threading.get_ident())
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = TIMEOUT) -> list[Any]:
+        """Block until at least ``count`` calls were recorded; return them."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.calls) >= count, timeout)
+            calls = list(self.calls)
+        assert ok, f"only {len(calls)} of {count} listener calls within {timeout}s"
+        return calls
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> str:
+    """A store file (multi-process stores need one)."""
+    return str(tmp_path / "events.db")
+
+
+@pytest.fixture(params=["full", "normal"])
+def synchronous(request: pytest.FixtureRequest) -> str:
+    """The SQLite durability level, for tests where it matters."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(store_path: str) -> Iterator[Callable[..., EventStore]]:
+    """Initialised ``multi_process`` stores on the path; all shut down after
+    the test (``make_store(initialize=False)``: not yet initialised)."""
+    stores: list[EventStore] = []
+
+    def make(*, initialize: bool = True, **options: Any) -> EventStore:
+        options.setdefault("multi_process", True)
+        store = EventStore(store_path, **options)
+        stores.append(store)
+        return store.initialize() if initialize else store
+
+    yield make
+    for store in reversed(stores):
+        store.shutdown()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., EventStore]) -> EventStore:
+    """An initialised ``multi_process`` store with default options."""
+    return make_store()
+
+
+@pytest.fixture
+def recorder() -> Callable[[], Recorder]:
+    """Make listener callbacks that record their calls."""
+    return Recorder

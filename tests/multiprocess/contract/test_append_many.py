@@ -1,0 +1,6 @@
+"""The store contract suite's ``tests/store/test_append_many.py`` on a
+``multi_process`` store."""
+
+from .adopt import adopt
+
+adopt(globals(), "test_append_many")
