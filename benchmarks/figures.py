@@ -109,18 +109,24 @@ class CodecFigures(_Figures):
 
 @dataclass(frozen=True, slots=True)
 class WaitFigures(_Figures):
-    """The worst waits of several processes (MP3).
+    """The waits of several appending processes (MP3).
 
     Attributes:
-        p99_us: 99th percentile over every process's waits, in µs.
-        worst_process_p99_us: The highest of the processes' own p99s, in µs.
-        max_us: The longest single wait of any process, in µs.
-        n: Waits measured, all processes together.
+        lock_wait_max_us: The longest wait for the store-wide write lock
+            of any process (the engine's ``get_stats().lock_wait_max``),
+            in µs.
+        lock_waits: Writes that had to wait for it, all processes.
+        latency_p99_us: 99th percentile of the append latency (lock wait
+            plus commit) over every process's appends, in µs.
+        worst_process_latency_p99_us: The highest of the processes' own
+            append-latency p99s, in µs.
+        n: Appends timed, all processes together.
     """
 
-    p99_us: float
-    worst_process_p99_us: float
-    max_us: float
+    lock_wait_max_us: float
+    lock_waits: int
+    latency_p99_us: float
+    worst_process_latency_p99_us: float
     n: int
 
 
