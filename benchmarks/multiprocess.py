@@ -26,8 +26,8 @@
 
 Run alone::
 
-    python -m benchmarks.multiprocess            # full sizes, ~1-2 min
-    python -m benchmarks.multiprocess --quick    # seconds
+    python -m benchmarks.multiprocess            # full sizes, 3 rounds, ~1 min
+    python -m benchmarks.multiprocess --quick --rounds 1   # seconds
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from statistics import median
 from time import monotonic_ns
 from typing import TYPE_CHECKING, Any, Final
 
@@ -286,38 +287,62 @@ def measure(
     *,
     n: dict[str, int],
     mp2_samples: int,
+    rounds: int = 1,
     processes: int = 4,
     threads: int = 4,
 ) -> dict[str, Any]:
-    """MP1 (with its anchor and MP1*), MP2 and MP3, once each.
+    """MP1 (with its anchor and MP1*) and MP3 ``rounds`` times, anchor and
+    multi-process runs alternating; MP2 once.
 
     Returns:
-        Figures by name (``as_dict`` of each record).
+        Figures by name: the median over rounds of each field (``n``
+        summed), the rounds themselves under ``"rounds"``.
     """
-    figures: dict[str, Any] = {}
-    counter = iter(range(1000))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    counter = iter(range(10_000))
 
     def fresh(name: str) -> str:
-        return os.path.join(workdir, f"{next(counter):03d}-{name}.db")
+        return os.path.join(workdir, f"{next(counter):04d}-{name}.db")
+
+    def keep(name: str, figures: Any) -> None:
+        runs.setdefault(name, []).append(figures.as_dict())
 
     callers = processes * threads
-    for sync in ("full", "normal"):
-        anchor = library_appends_threads(
-            fresh(f"anchor-{sync}"), sync, threads=callers, n=n[sync]
-        )
-        figures[f"lib_{callers}callers_{sync}_1process"] = anchor.as_dict()
-        alone, _ = multiprocess_appends(
-            fresh(f"alone-{sync}"), sync, processes=1, threads=callers, n=n[sync]
-        )
-        figures[f"mp_1x{callers}_{sync}"] = alone.as_dict()
-        total, waits = multiprocess_appends(
-            fresh(f"mp-{sync}"), sync, processes=processes, threads=threads, n=n[sync]
-        )
-        figures[f"mp_{processes}x{threads}_{sync}"] = total.as_dict()
-        figures[f"mp_{processes}x{threads}_{sync}_waits"] = waits.as_dict()
+    grid = f"{processes}x{threads}"
+    for _ in range(rounds):
+        for sync in ("full", "normal"):
+            keep(
+                f"lib_{callers}callers_{sync}_1process",
+                library_appends_threads(
+                    fresh(f"anchor-{sync}"), sync, threads=callers, n=n[sync]
+                ),
+            )
+            alone, _ = multiprocess_appends(
+                fresh(f"alone-{sync}"), sync, processes=1, threads=callers, n=n[sync]
+            )
+            keep(f"mp_1x{callers}_{sync}", alone)
+            total, waits = multiprocess_appends(
+                fresh(f"mp-{sync}"),
+                sync,
+                processes=processes,
+                threads=threads,
+                n=n[sync],
+            )
+            keep(f"mp_{grid}_{sync}", total)
+            keep(f"mp_{grid}_{sync}_waits", waits)
     visibility, missed = cross_process_visibility(fresh("mp2"), samples=mp2_samples)
-    figures["mp2_visibility"] = visibility.as_dict()
+    keep("mp2_visibility", visibility)
+    figures: dict[str, Any] = {
+        name: {
+            key: sum(r[key] for r in found)
+            if key == "n"
+            else median(r[key] for r in found)
+            for key in found[0]
+        }
+        for name, found in runs.items()
+    }
     figures["mp2_missed"] = missed
+    figures["rounds"] = runs
     return figures
 
 
@@ -327,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--json", metavar="PATH", help="write the figures here")
     parser.add_argument("--dir", metavar="DIR", help="put the databases under DIR")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="MP1 repetitions; medians count"
+    )
     args = parser.parse_args(argv)
     n = (
         {"full": 800, "normal": 2000}
@@ -336,10 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     samples = 50 if args.quick else 500
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="swarmlog-mp-", dir=args.dir) as tmp:
-        figures = measure(tmp, n=n, mp2_samples=samples)
+        figures = measure(tmp, n=n, mp2_samples=samples, rounds=args.rounds)
     for line in report_lines(figures):
         print(line)
-    print(f"({time.perf_counter() - started:.0f} s, {os.cpu_count()} CPUs)")
+    print(
+        f"({args.rounds} round(s), medians; {time.perf_counter() - started:.0f} s, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+    )
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
