@@ -26,16 +26,20 @@
 
 Run alone::
 
-    python -m benchmarks.multiprocess            # full sizes, 3 rounds, ~1 min
+    python -m benchmarks.multiprocess            # full sizes, 3 rounds, ~1 min;
+                                                 # writes results/multiprocess.json
     python -m benchmarks.multiprocess --quick --rounds 1   # seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import multiprocessing
 import os
+import platform
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -69,6 +73,7 @@ __all__ = [
     "multiprocess_appends",
 ]
 
+DEFAULT_JSON: Final = Path(__file__).resolve().parent / "results" / "multiprocess.json"
 CHILD_TIMEOUT: Final = 600.0  # seconds; guards against a hung child only
 START_METHOD: Final = "spawn"  # every platform; no inherited threads
 
@@ -347,10 +352,15 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print MP1-MP3 (main thread); ``--json`` writes the figures too."""
+    """Print MP1-MP3 (main thread) and write the figures as JSON (full
+    runs: :data:`DEFAULT_JSON`; any run: ``--json PATH``)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.multiprocess")
     parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument("--json", metavar="PATH", help="write the figures here")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help=f"write the figures here (default for full runs: {DEFAULT_JSON})",
+    )
     parser.add_argument("--dir", metavar="DIR", help="put the databases under DIR")
     parser.add_argument(
         "--rounds", type=int, default=3, help="MP1 repetitions; medians count"
@@ -363,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     samples = 50 if args.quick else 500
     started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="swarmlog-mp-", dir=args.dir) as tmp:
         figures = measure(tmp, n=n, mp2_samples=samples, rounds=args.rounds)
     for line in report_lines(figures):
@@ -371,10 +383,30 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.rounds} round(s), medians; {time.perf_counter() - started:.0f} s, "
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
     )
-    if args.json:
-        out = Path(args.json)
+    json_path = args.json or (None if args.quick else str(DEFAULT_JSON))
+    if json_path:
+        report = {
+            "command": "python -m benchmarks.multiprocess"
+            + (" --quick" if args.quick else "")
+            + f" --rounds {args.rounds}",
+            "started_at": started_at,
+            "elapsed_s": round(time.perf_counter() - started, 1),
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "sqlite": sqlite3.sqlite_version,
+                "loadavg_start": load_start,
+                "loadavg_end": os.getloadavg(),
+            },
+            "sizes": {"n": n, "mp2_samples": samples, "rounds": args.rounds},
+            "lines": report_lines(figures),
+            **figures,
+        }
+        out = Path(json_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
+        out.write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+        print(f"wrote {out}")
     return 0
 
 
