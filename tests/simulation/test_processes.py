@@ -13,11 +13,12 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
 import pytest
 
 from swarmlog import EventStore
 from swarmlog.schema.errors import InvalidConfigError
-from swarmlog.simulation import SimulationError, run_simulation
+from swarmlog.simulation import SimulationError, SimulationReport, run_simulation
 from swarmlog.simulation.messages import Order
 from swarmlog.simulation.processes import ProcessCrew
 from swarmlog.simulation.world import EPOCH
@@ -77,15 +78,24 @@ class TestAgentsInProcesses:
     )
     def test_forked_processes_open_their_own_stores(self, tmp_path: Path) -> None:
         """With fork the processes start before the coordinator's store
-        opens and open their own: the outcome is the threaded one."""
-        report = run_simulation(
-            tmp_path / "fork.db",
-            agents=AGENTS,
-            tasks=TASKS,
-            seed=7,
-            processes=2,
-            start_method="fork",
+        opens and open their own: the outcome is the threaded one. (In a
+        fresh interpreter: forking this test process, whose earlier tests
+        left threads, would be a DeprecationWarning from Python 3.12.)"""
+        code = (
+            "import sys, msgspec\n"
+            "from swarmlog.simulation import run_simulation\n"
+            f"report = run_simulation(sys.argv[1], agents={AGENTS}, tasks={TASKS},"
+            " seed=7, processes=2, start_method='fork')\n"
+            "sys.stdout.buffer.write(msgspec.json.encode(report))\n"
         )
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", code, str(tmp_path / "fork.db")],
+            capture_output=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-4000:]
+        report = msgspec.json.decode(done.stdout, type=SimulationReport)
         assert report.start_method == "fork"
         assert report.rebuilt_matches
         assert report.matches_threaded is True
