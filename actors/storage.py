@@ -129,6 +129,10 @@ class WriteStorage(Protocol):
         :meth:`write_events` (or :meth:`abort_round`) ends, and return the
         committed head as of now, whichever process committed it.
 
+        SQLite: the sidecar lock (``actors/sqlite/write_lock.py``); no SQLite
+        transaction is needed under it, as the round's one multi-row INSERT
+        commits atomically. PostgreSQL: ``BEGIN`` and a row lock on the head.
+
         Raises:
             LockTimeoutError: The lock was not free in time; nothing is held.
             StorageError: A known failure; nothing is held.
@@ -167,6 +171,8 @@ class WriteStorage(Protocol):
                 nothing was stored.
             StorageError: A known failure (e.g. ``StorageFullError``);
                 nothing was stored.
+            LockTimeoutError: (Shared stores) the database's own lock stayed
+                busy past the lock timeout; nothing was stored.
             CommitUnknownError: COMMIT failed with an unknown outcome.
         """
         ...

@@ -57,7 +57,8 @@ class EventStoreConfig(msgspec.Struct, frozen=True, kw_only=True):
             and strong queries see every process's events. A store opened
             without it on a file that multi-process stores hold (or the
             other way round) gets ``StoreLockedError``. Needs a file, not
-            ``":memory:"``.
+            ``":memory:"``; a ``read_only`` store ignores it (it works
+            beside both kinds).
         lock_timeout: With ``multi_process``, seconds a write waits for the
             store-wide write lock before it fails with ``LockTimeoutError``
             (nothing written).

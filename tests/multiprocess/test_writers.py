@@ -133,3 +133,31 @@ def test_kill_9_of_one_writer_loses_nothing_acknowledged(
     assert counts["done"] == 40
     events = check_log(db, acks + more)
     assert restarted.ask(op="check") == {"head": len(events), "journal_ok": True}
+
+
+@pytest.mark.soak
+def test_repeated_kill_9_soak(workers: Callable[..., Worker], db: str) -> None:
+    """Five writers killed with SIGKILL one after another mid-load, each
+    replaced by a fresh process, while a steady writer goes on: every
+    acknowledged append of every process is stored exactly once."""
+    steady = workers()
+    done: list[Any] = []
+    reader = threading.Thread(target=lambda: done.append(steady.load_results()))
+    reader.start()
+    steady.send(op="load", threads=2, n=3000, aggs=4, tag="steady")
+    acks: list[list[Any]] = []
+    for round_ in range(5):
+        victim = workers()
+        victim.send(op="load", threads=4, n=100_000, aggs=4, tag=f"victim{round_}")
+        acks += [victim.read()["ack"] for _ in range(200)]
+        victim.kill()
+        assert victim.proc.stdout is not None
+        for line in victim.proc.stdout.read().splitlines():
+            if line.startswith('{"ack"'):
+                acks.append(msgspec.json.decode(line)["ack"])
+    reader.join(TIMEOUT * 10)
+    assert not reader.is_alive()
+    steady_acks, counts = done[0]
+    assert counts["done"] == 6000
+    events = check_log(db, acks + steady_acks)
+    assert steady.ask(op="check") == {"head": len(events), "journal_ok": True}
