@@ -227,7 +227,9 @@ def main(
         elapsed = time.perf_counter() - started
         acknowledged = parent_events + sum(r.acknowledged for r in results)
         # Read-your-writes across processes: every job's appends returned
-        # before its result reached us, so a strong query reflects them.
+        # before its result reached us, so a strong query reflects them
+        # (it reads the file's committed head and catches up to it; this
+        # store's head_position is then that head too).
         completed = len(task_model.get_tasks_by_status("completed"))
         head = store.head_position
         now = datetime.now(UTC)
