@@ -18,7 +18,12 @@ import pytest
 
 from swarmlog import EventStore
 from swarmlog.schema.errors import InvalidConfigError
-from swarmlog.simulation import SimulationError, SimulationReport, run_simulation
+from swarmlog.simulation import (
+    SimulationError,
+    SimulationReport,
+    replay_simulation,
+    run_simulation,
+)
 from swarmlog.simulation.messages import Order
 from swarmlog.simulation.processes import ProcessCrew
 from swarmlog.simulation.world import EPOCH
@@ -56,8 +61,9 @@ class TestAgentsInProcesses:
         assert report.llm_calls == threaded.llm_calls
 
     def test_the_file_holds_every_event_once(self, tmp_path: Path) -> None:
-        """Positions are gap-free, every event is stored once, and every
-        agent (each in one of three processes) started."""
+        """Positions are gap-free, every event is stored once, every agent
+        (each in one of three processes) started, and the recording replays
+        on threads to the same fingerprint without calling the model."""
         path = tmp_path / "mp.db"
         report = run_simulation(
             path, agents=AGENTS, tasks=TASKS, seed=3, processes=3,
@@ -71,6 +77,10 @@ class TestAgentsInProcesses:
         assert len({e.id for e in events}) == len(events)
         sources = {e.source for e in events if e.type == "agent:started"}
         assert len(sources - {"coordinator"}) == report.agents_spawned
+        replayed = replay_simulation(path)  # on threads, answers recorded
+        assert replayed.identical
+        assert replayed.run.llm_calls == 0
+        assert report.llm_calls > 0
 
     @pytest.mark.skipif(
         "fork" not in __import__("multiprocessing").get_all_start_methods(),
