@@ -178,7 +178,15 @@ class ProcessCrew:
                 end.close()  # lives on in the child only: EOF once it exits
             deadline = time.monotonic() + WORKER_TIMEOUT
             while len(self._ready) < processes:
-                self._receive(deadline, "say it is ready")
+                try:
+                    self._receive(deadline, "say it is ready")
+                except queue.Empty:
+                    late = sorted(set(range(processes)) - self._ready)
+                    msg = (
+                        f"agent processes {late} did not open the store "
+                        f"within {WORKER_TIMEOUT:.0f}s"
+                    )
+                    raise SimulationError(msg) from None
         except BaseException:
             self.stop()
             raise
