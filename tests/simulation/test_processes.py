@@ -111,6 +111,18 @@ class TestAgentsInProcesses:
         assert report.matches_threaded is True
 
 
+@pytest.mark.soak
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_many_seeds_in_four_processes_soak(tmp_path: Path, seed: int) -> None:
+    """Ten seeds, a bigger swarm in four processes: each matches its
+    threaded run and its rebuild (the bounded version runs above)."""
+    report = run_simulation(
+        tmp_path / "soak.db", agents=12, tasks=80, seed=seed, processes=4
+    )
+    assert report.rebuilt_matches
+    assert report.matches_threaded is True
+
+
 class TestRefusals:
     """Parameters a run with processes cannot work with are refused first."""
 
