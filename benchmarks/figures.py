@@ -21,6 +21,7 @@ __all__ = [
     "LatencyFigures",
     "RateFigures",
     "TxnFigures",
+    "WaitFigures",
     "latency_figures",
     "percentile_us",
     "rate",
@@ -106,6 +107,29 @@ class CodecFigures(_Figures):
     n: int
 
 
+@dataclass(frozen=True, slots=True)
+class WaitFigures(_Figures):
+    """The waits of several appending processes (MP3).
+
+    Attributes:
+        lock_wait_max_us: The longest wait for the store-wide write lock
+            of any process (the engine's ``get_stats().lock_wait_max``),
+            in µs.
+        lock_waits: Writes that had to wait for it, all processes.
+        latency_p99_us: 99th percentile of the append latency (lock wait
+            plus commit) over every process's appends, in µs.
+        worst_process_latency_p99_us: The highest of the processes' own
+            append-latency p99s, in µs.
+        n: Appends timed, all processes together.
+    """
+
+    lock_wait_max_us: float
+    lock_waits: int
+    latency_p99_us: float
+    worst_process_latency_p99_us: float
+    n: int
+
+
 def percentile_us(sorted_ns: Sequence[int], q: float) -> float:
     """The ``q`` quantile (0..1, nearest rank) of sorted ns samples, in µs."""
     if not sorted_ns:
@@ -142,5 +166,5 @@ def txn_figures(count: int, elapsed_ns: int, samples_ns: Sequence[int]) -> TxnFi
     )
 
 
-Figures = TxnFigures | RateFigures | LatencyFigures | CodecFigures
+Figures = TxnFigures | RateFigures | LatencyFigures | CodecFigures | WaitFigures
 """Any benchmark result."""

@@ -12,10 +12,12 @@ next to it; the write figures that move most on a shared VM are measured
 ``rounds`` times, anchor and library alternating, and the median counts.
 The run prints one table (id, metric, library, anchor, ratio, must, goal,
 result) for the targets W1-W8, R1-R5, M1 of
-``shared/reference/performance-targets.md`` and writes the same as JSON,
-with machine notes, to ``benchmarks/results/latest.json`` (full runs) or to
-``--json``. Only M1 (no anchor) runs elsewhere: in fresh child processes,
-since RSS growth needs a clean baseline. Lines marked ``*`` are context
+``shared/reference/performance-targets.md`` and MP1-MP3 of issue 13
+(several processes on one file, :mod:`benchmarks.multiprocess`), and writes
+the same as JSON, with machine notes, to ``benchmarks/results/latest.json``
+(full runs) or to ``--json``. M1 (no anchor) runs in fresh child processes,
+since RSS growth needs a clean baseline; MP1-MP3 in spawned processes of
+their own. Lines marked ``*`` are context
 (e.g. W7 against bare msgspec of the whole stored envelope, R2 against
 ``eventsourcing``), not judged.
 
@@ -68,6 +70,7 @@ from benchmarks.library import (
     library_stream_read,
 )
 from benchmarks.loop_lag import loop_lag, loop_lag_rows
+from benchmarks.multiprocess import cross_process_visibility, multiprocess_appends
 from benchmarks.peer import (
     eventsourcing_load,
     eventsourcing_pragmas,
@@ -99,7 +102,7 @@ __all__ = [
 
 METRIC_IDS = (
     "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8",
-    "R1", "R2", "R3", "R4", "R5", "M1", "A1",
+    "R1", "R2", "R3", "R4", "R5", "M1", "A1", "MP1", "MP2", "MP3",
 )  # fmt: skip
 """Every target id; the table has at least one row for each."""
 
@@ -127,6 +130,7 @@ class RunSizes:
         m1_events: Events replayed and caught up for M1.
         scan_repeats: Passes of the raw scan and the library catch-up (R3).
         a1_events: Events a new projection catches up over during A1.
+        mp2_samples: Cross-process visibility samples (MP2).
     """
 
     anchors: Sizes
@@ -137,6 +141,7 @@ class RunSizes:
     m1_events: int
     scan_repeats: int
     a1_events: int = 100_000
+    mp2_samples: int = 500
 
 
 QUICK_RUN = RunSizes(
@@ -148,6 +153,7 @@ QUICK_RUN = RunSizes(
     m1_events=50_000,
     scan_repeats=3,
     a1_events=10_000,
+    mp2_samples=50,
 )
 """Seconds: every measurement path, small sizes (figures are rough)."""
 
@@ -437,6 +443,39 @@ def _saturated_round(
                 work.remove(path)
 
 
+MP_PROCESSES = 4  # MP1: processes x threads, against one process with both
+MP_THREADS = 4
+
+
+def _multiprocess_round(sizes: RunSizes, results: _Results, work: _Workdir) -> None:
+    """One round of MP1 (and MP3, its lock waits): per ``synchronous``
+    level, one ordinary store with 16 threads (the anchor), one
+    multi-process store alone with 16 threads (info), then 4 processes x 4
+    threads, each with its own multi-process store on one file."""
+    callers = MP_PROCESSES * MP_THREADS
+    for sync in SYNCS:
+        n = sizes.concurrent[sync]
+        path = work.path(f"mp_anchor_{sync}")
+        results.keep(
+            "anchor",
+            f"lib_{callers}callers_{sync}_mp_anchor",
+            library_appends_threads(path, sync, threads=callers, n=n),
+        )
+        work.remove(path)
+        path = work.path(f"mp_1x{callers}_{sync}")
+        alone, _ = multiprocess_appends(path, sync, processes=1, threads=callers, n=n)
+        results.keep("library", f"mp_1x{callers}_{sync}", alone)
+        work.remove(path)
+        grid = f"{MP_PROCESSES}x{MP_THREADS}"
+        path = work.path(f"mp_{grid}_{sync}")
+        total, waits = multiprocess_appends(
+            path, sync, processes=MP_PROCESSES, threads=MP_THREADS, n=n
+        )
+        results.keep("library", f"mp_{grid}_{sync}", total)
+        results.keep("library", f"mp_{grid}_{sync}_waits", waits)
+        work.remove(path)
+
+
 def run(
     sizes: RunSizes, workdir: str, *, verbose: bool = True
 ) -> tuple[list[Row], dict[str, Any]]:
@@ -480,6 +519,16 @@ def run(
     for k in range(sizes.rounds):
         say(f"closed-loop writes, round {k + 1}/{sizes.rounds} (W1-W4, W6, W8)")
         _writes_round(sizes, results, work, first=k == 0)
+
+    for k in range(sizes.rounds):
+        say(f"several processes, round {k + 1}/{sizes.rounds} (MP1, MP3)")
+        _multiprocess_round(sizes, results, work)
+    say("cross-process visibility (MP2)")
+    path = work.path("mp2")
+    visibility, missed = cross_process_visibility(path, samples=sizes.mp2_samples)
+    keep("library", "mp2_visibility", visibility)
+    results.extra["mp2_visibility"] = {"not_reflected": missed}
+    work.remove(path)
 
     say(f"filling the {a.prefill:,}-event table")
     grown = work.path("grown")
@@ -899,6 +948,92 @@ def _rows(sizes: RunSizes, results: _Results) -> list[Row]:
             )
         )
     rows.extend(loop_lag_rows(results.get("lib_loop_lag"), Row))
+    rows.extend(_multiprocess_rows(results))
+    return rows
+
+
+def _multiprocess_rows(results: _Results) -> list[Row]:
+    """MP1 (ratios), MP2 (absolute, ms) and MP3 (absolute, info)."""
+    rows: list[Row] = []
+    callers = MP_PROCESSES * MP_THREADS
+    grid = f"{MP_PROCESSES}x{MP_THREADS}"
+    eps = "events_per_s"
+    for sync in SYNCS:
+        anchor = (f"lib_{callers}callers_{sync}_mp_anchor", eps)
+        rows.append(
+            _ratio_row(
+                "MP1",
+                f"{MP_PROCESSES} processes x {MP_THREADS} threads, one file, "
+                f"{sync.upper()} (anchor: 1 process x {callers} threads)",
+                results,
+                (f"mp_{grid}_{sync}", eps),
+                anchor,
+                0.6,
+                0.9,
+                higher_is_better=True,
+                unit="ev/s",
+            )
+        )
+        rows.append(
+            _ratio_row(
+                "MP1*",
+                f"same, 1 multi-process store alone x {callers} threads (info)",
+                results,
+                (f"mp_1x{callers}_{sync}", eps),
+                anchor,
+                None,
+                None,
+                higher_is_better=True,
+                unit="ev/s",
+            )
+        )
+    visibility = results.get("mp2_visibility")
+    for field, label, must in (("p50_us", "p50", 5000.0), ("p99_us", "p99", None)):
+        value = float(getattr(visibility, field))
+        rows.append(
+            Row(
+                id="MP2" if must is not None else "MP2*",
+                metric=(
+                    f"append returns in A -> strong query in B reflects it, {label}"
+                ),
+                library=value,
+                anchor=None,
+                value=value,
+                must="-" if must is None else f"<={must / 1000:g} ms",
+                goal="-",
+                must_ok=None if must is None else value <= must,
+                goal_ok=None,
+                unit="us",
+                anchor_unit="",
+                value_unit="us",
+                anchor_name="-",
+                library_name=f"mp2_visibility.{field}",
+            )
+        )
+    waits = results.get(f"mp_{grid}_full_waits")
+    for field, label in (
+        ("lock_wait_max_us", "longest lock wait of any process (get_stats)"),
+        ("worst_process_latency_p99_us", "worst process's append p99 (wait+commit)"),
+    ):
+        value = float(getattr(waits, field))
+        rows.append(
+            Row(
+                id="MP3",
+                metric=f"during MP1 FULL: {label}",
+                library=value,
+                anchor=None,
+                value=value,
+                must="-",
+                goal="-",
+                must_ok=None,
+                goal_ok=None,
+                unit="us",
+                anchor_unit="",
+                value_unit="us",
+                anchor_name="-",
+                library_name=f"mp_{grid}_full_waits.{field}",
+            )
+        )
     return rows
 
 
@@ -1104,6 +1239,7 @@ def _fields(sizes: RunSizes) -> dict[str, Any]:
         "r4_samples": sizes.r4_samples,
         "m1_events": sizes.m1_events,
         "scan_repeats": sizes.scan_repeats,
+        "mp2_samples": sizes.mp2_samples,
     }
 
 

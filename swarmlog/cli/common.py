@@ -133,10 +133,14 @@ def store_options(db: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def open_store(db: str) -> Iterator[EventStore]:
+def open_store(db: str, *, multi_process: bool = False) -> Iterator[EventStore]:
     """A writable store on ``db`` (a file or a PostgreSQL URL), shut down
-    at the end."""
-    with EventStore(db, **store_options(db)) as store:
+    at the end; ``multi_process`` beside other writing processes of a file
+    (a PostgreSQL store always is)."""
+    options = store_options(db)
+    if multi_process and not is_postgres_url(db):
+        options["multi_process"] = True
+    with EventStore(db, **options) as store:
         yield store
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "DbArg",
     "EventsJsonOpt",
     "JsonOpt",
+    "MultiProcessOpt",
     "NowOpt",
     "PgSchemaOpt",
     "with_pg_schema",
@@ -93,3 +94,15 @@ NowOpt = Annotated[
     ),
 ]
 """``--now``: the instant time-dependent figures refer to."""
+
+MultiProcessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--multi-process",
+        help=(
+            "Open the store for writing with multi_process=True, beside other "
+            "processes writing it that way (default: as the only writer)."
+        ),
+    ),
+]
+"""``--multi-process`` of the commands that write."""

@@ -337,8 +337,7 @@ def render_simulation(console: Console, report: SimulationReport) -> None:
     console.print(
         f"[bold]{report.events:,}[/] events in {report.elapsed_seconds:.2f} s → "
         f"[bold]{report.events_per_second:,.0f} events/s[/] "
-        f"({report.agents_spawned} agent threads appending concurrently, "
-        f"4 projections live)"
+        f"({_where_agents_ran(report)}, 4 projections live)"
     )
     console.print(
         f"{report.rounds} rounds · {report.tasks_completed} tasks completed · "
@@ -360,10 +359,29 @@ def render_simulation(console: Console, report: SimulationReport) -> None:
         f"read-model fingerprint [bold]{report.fingerprint}[/] "
         f"(same seed → same fingerprint) · store [bold]{report.db_path}[/]"
     )
+    if report.threaded_fingerprint is not None:
+        console.print(
+            "fingerprint matches the threaded run of this seed "
+            f"({report.threaded_fingerprint}) [bold green]✓[/]"
+            if report.matches_threaded
+            else "[bold red]fingerprint DIFFERS from the threaded run of this "
+            f"seed ({report.threaded_fingerprint}) ✗[/]"
+        )
     console.print(
         f"{report.llm_calls} simulated model calls recorded as effects: "
         "replay them with [bold]swarmlog simulate --replay[/] "
         f"{report.db_path}"
+    )
+
+
+def _where_agents_ran(report: SimulationReport) -> str:
+    if not report.processes:
+        return f"{report.agents_spawned} agent threads appending concurrently"
+    plural = "es" if report.processes != 1 else ""
+    return (
+        f"{report.agents_spawned} agents in {report.processes} "
+        f"{report.start_method} process{plural} + the coordinator, appending "
+        "concurrently to one multi-process file"
     )
 
 

@@ -33,9 +33,19 @@ At the end the simulation proves the engine: it rebuilds every projection
 from the log (:meth:`~swarmlog.Projection.as_of` at the head) and checks the
 result equals the live read models.
 
+**Several processes.** ``run_simulation(path, processes=N)`` (``swarmlog
+simulate --processes N``) runs the agents in ``N`` worker processes, each
+appending through its own ``EventStore(path, multi_process=True)``, while
+the coordinator appends and follows its live projections through another
+one. The agents, their draws and the model's answers do not depend on where
+they run, so the fingerprint equals the threaded run's; the report carries
+both (the same seed is run again on threads, into ``:memory:``).
+
 Modules: :mod:`~swarmlog.simulation.world` (constants),
 :mod:`~swarmlog.simulation.messages` (orders and reports),
 :mod:`~swarmlog.simulation.agent` (the worker thread),
+:mod:`~swarmlog.simulation.crew` (where the agents run: threads) and
+:mod:`~swarmlog.simulation.processes` (or worker processes),
 :mod:`~swarmlog.simulation.coordinator` (state and shared moves), the phases
 (:mod:`~swarmlog.simulation.opening`, :mod:`~swarmlog.simulation.execution`,
 :mod:`~swarmlog.simulation.closing`), :mod:`~swarmlog.simulation.runner`

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from swarmlog.schema.envelope import Event
     from swarmlog.simulation.llm import SimulatedLLM
-    from swarmlog.simulation.messages import EffectsFactory, MemoryBackend
+    from swarmlog.simulation.messages import EffectsFactory, MemoryBackend, ReportSink
     from swarmlog.store import EventStore
 
 __all__ = ["Agent"]
@@ -48,7 +48,7 @@ class Agent:
         self,
         store: EventStore,
         backend: MemoryBackend,
-        outbox: queue.Queue[Report],
+        outbox: ReportSink,
         *,
         agent_id: str,
         seed: int,

@@ -30,8 +30,6 @@ from swarmlog.schema.factories import (
     create_swarm_phase_changed_event,
     create_task_queued_event,
 )
-from swarmlog.simulation.agent import Agent
-from swarmlog.simulation.llm import SimulatedLLM
 from swarmlog.simulation.messages import MemoryBackend, MemoryRef, Order, Report
 from swarmlog.simulation.results import RoundProgress, SimulationError
 from swarmlog.simulation.world import (
@@ -48,7 +46,7 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from swarmlog.schema.envelope import Event
-    from swarmlog.simulation.messages import EffectsFactory
+    from swarmlog.simulation.crew import Crew
     from swarmlog.store import EventStore
 
 __all__ = ["Coordinator", "LiveModels", "PlannedTask", "Worker"]
@@ -109,7 +107,6 @@ class Worker:
     index: int
     role: str
     domain: str
-    agent: Agent
     status: str = "new"  # new, ready, crashed, stopped
 
 
@@ -126,15 +123,14 @@ class Coordinator:
         tasks: int,
         seed: int,
         on_progress: Callable[[RoundProgress], None] | None,
-        effects: EffectsFactory,
+        crew: Crew,
         failure_rate: float | None = None,
         before_round: Callable[[Coordinator], None] | None = None,
     ) -> None:
         self.store = store
         self.projections = projections
         self.agents_projection = projections.agents
-        self.effects = effects
-        self.llm = SimulatedLLM()
+        self.crew = crew
         self.failure_rate = failure_rate
         self.before_round = before_round
         self.target_agents: int | None = None  # a what-if's new swarm size
@@ -146,8 +142,9 @@ class Coordinator:
         self.clock = EPOCH
         self.round = 0
         self.phase = "none"
+        # The coordinator's own retrieval counts (informative payload field;
+        # the memory read model counts events, wherever the agents run).
         self.backend = MemoryBackend()
-        self.outbox: queue.Queue[Report] = queue.Queue()
         self.max_agents = agents + max(1, agents // 4)
         self.workers: list[Worker] = []
         self.tasks: list[PlannedTask] = []
@@ -265,7 +262,7 @@ class Coordinator:
     # -- agents ---------------------------------------------------------------
 
     def spawn(self, count: int) -> list[Worker]:
-        """Spawn ``count`` worker agents and start their threads."""
+        """Spawn ``count`` worker agents and start them (in the crew)."""
         new = []
         for _ in range(count):
             index = len(self.workers)
@@ -276,19 +273,10 @@ class Coordinator:
                     agent_id, role, domain, capabilities, **self.envelope()
                 )
             )
-            agent = Agent(
-                self.store,
-                self.backend,
-                self.outbox,
-                agent_id=agent_id,
-                seed=self.seed,
-                effects=self.effects,
-                llm=self.llm,
-            )
-            worker = Worker(agent_id, index, role, domain, agent)
+            worker = Worker(agent_id, index, role, domain)
             self.workers.append(worker)
             new.append(worker)
-            agent.thread.start()
+            self.crew.spawn(agent_id)
             self.spawned += 1
         return new
 
@@ -297,11 +285,11 @@ class Coordinator:
         spawn order (the only order the coordinator acts in)."""
         workers = {w.id: w for w in self.workers}
         for agent_id, order in orders.items():
-            workers[agent_id].agent.inbox.put(order)
+            self.crew.send(agent_id, order)
         reports: dict[str, Report] = {}
         while len(reports) < len(orders):
             try:
-                report = self.outbox.get(timeout=WORKER_TIMEOUT)
+                report = self.crew.next_report(WORKER_TIMEOUT)
             except queue.Empty:
                 missing = sorted(set(orders) - set(reports))
                 msg = (
@@ -329,16 +317,11 @@ class Coordinator:
         self.store = store
         self.projections = projections
         self.agents_projection = projections.agents
-        for worker in self.workers:
-            worker.agent.move_to(store)
+        self.crew.move_to(store)
 
     def shutdown_agents(self) -> None:
-        """Stop every agent thread still running (any outcome)."""
-        for worker in self.workers:
-            if worker.agent.thread.is_alive():
-                worker.agent.inbox.put(None)
-        for worker in self.workers:
-            worker.agent.thread.join(WORKER_TIMEOUT)
+        """Stop every agent still running (any outcome)."""
+        self.crew.stop()
 
     def enqueue(self, task: PlannedTask) -> None:
         """Queue ``task`` (status ``queued``, a ``task:queued`` event)."""

@@ -2,8 +2,10 @@
 memory service they both call.
 
 Orders go from the coordinator to one agent's inbox; reports come back on
-the coordinator's outbox (``queue.Queue``). All are frozen msgspec structs:
-they cross threads through those queues, which never copy them.
+the crew's outbox (a ``queue.Queue``, or a ``multiprocessing`` queue when
+the agents run in worker processes). All are frozen msgspec structs: they
+cross threads through those queues, which never copy them, and cross
+processes pickled.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime  # msgspec resolves it at runtime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
 
@@ -25,6 +27,7 @@ __all__ = [
     "Order",
     "Outcome",
     "Report",
+    "ReportSink",
     "TaskOrder",
 ]
 
@@ -78,6 +81,16 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     stored: tuple[MemoryRef, ...] = ()
     deleted: tuple[str, ...] = ()
     error: str | None = None
+
+
+class ReportSink(Protocol):
+    """Where an agent puts its reports: a ``queue.Queue``, or a
+    ``multiprocessing`` queue back to the coordinator's process (any
+    thread)."""
+
+    def put(self, item: Report, /) -> None:
+        """Deliver one report."""
+        ...
 
 
 class MemoryBackend:

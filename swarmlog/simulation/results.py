@@ -69,6 +69,13 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
             answer came from the recording).
         replayed_from: The recorded store a replay or what-if read its
             model answers from (None for a plain run).
+        processes: Worker processes the agents ran in (0: threads of the
+            coordinator's process).
+        start_method: How those processes started (None: no processes).
+        threaded_fingerprint: With processes: the fingerprint of the same
+            seed run with the agents on threads (None: not compared).
+        matches_threaded: Whether ``fingerprint`` equals it (None: not
+            compared).
     """
 
     db_path: str
@@ -93,6 +100,10 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
     failure_rate: float | None = None
     llm_calls: int = 0
     replayed_from: str | None = None
+    processes: int = 0
+    start_method: str | None = None
+    threaded_fingerprint: str | None = None
+    matches_threaded: bool | None = None
 
 
 class RoundProgress(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ callback; showing it (a progress bar, tables) is the caller's business.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,11 @@ from swarmlog.schema.envelope import Snapshot
 from swarmlog.schema.errors import InvalidConfigError, StoreOpenError
 from swarmlog.simulation.closing import complete, review
 from swarmlog.simulation.coordinator import Coordinator, LiveModels
+from swarmlog.simulation.crew import ThreadCrew
 from swarmlog.simulation.execution import execute
 from swarmlog.simulation.llm import RUN_ID
 from swarmlog.simulation.opening import initialize, plan
+from swarmlog.simulation.processes import START_METHODS, ProcessCrew
 from swarmlog.simulation.results import DatabaseExistsError, SimulationReport
 from swarmlog.simulation.world import COORDINATOR, EPOCH
 from swarmlog.store import EventStore
@@ -33,11 +36,19 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from swarmlog.effects import Effects
+    from swarmlog.simulation.crew import Crew
     from swarmlog.simulation.messages import EffectsFactory
+    from swarmlog.simulation.processes import StartMethod
     from swarmlog.simulation.results import RoundProgress
     from swarmlog.summary import ReadModels
 
-__all__ = ["check_parameters", "play", "prepare_path", "run_simulation"]
+__all__ = [
+    "check_parameters",
+    "check_processes",
+    "play",
+    "prepare_path",
+    "run_simulation",
+]
 
 PHASES: tuple[Callable[[Coordinator], None], ...] = (
     initialize,
@@ -115,11 +126,15 @@ def run_simulation(
     failure_rate: float | None = None,
     overwrite: bool = False,
     on_progress: Callable[[RoundProgress], None] | None = None,
+    processes: int = 0,
+    start_method: StartMethod = "spawn",
+    compare_threaded: bool = True,
 ) -> SimulationReport:
     """Run the swarm simulation into ``db_path`` and prove the engine.
 
     Runs on the calling thread (the coordinator); each agent runs on its own
-    thread. ``on_progress`` is called on the calling thread after each step
+    thread, of this process or (``processes``) of a worker process.
+    ``on_progress`` is called on the calling thread after each step
     (``swarmlog.cli.render.simulation_progress`` turns it into a progress
     bar); an exception it raises ends the run, after every agent thread has
     been stopped. Every simulated model call is recorded in the store
@@ -127,8 +142,18 @@ def run_simulation(
     (:func:`~swarmlog.simulation.replay_simulation`) or continued with a
     parameter changed (:func:`~swarmlog.simulation.what_if`).
 
+    With ``processes=N`` the agents run in ``N`` worker processes
+    (:class:`~swarmlog.simulation.processes.ProcessCrew`), each appending
+    through its own ``EventStore(db_path, multi_process=True)``, while the
+    coordinator appends and follows the live projections through another
+    one in this process. The outcome does not depend on where the agents
+    ran: with ``compare_threaded`` the same seed is then also run with the
+    agents on threads (into a ``:memory:`` store, about the cost of the run
+    itself) and the report carries both fingerprints.
+
     Args:
-        db_path: The store file (``":memory:"`` for a throw-away store).
+        db_path: The store file (``":memory:"`` for a throw-away store,
+            threads only).
         agents: Worker agents to spawn at first (>= 1).
         tasks: Tasks to plan (>= 1).
         seed: Seed of every random choice.
@@ -136,6 +161,12 @@ def run_simulation(
             type (default: each type's own, 8% to 20%).
         overwrite: Replace an existing swarmlog store at ``db_path``.
         on_progress: Called on the calling thread after each step.
+        processes: Worker processes the agents run in (0: threads of this
+            process).
+        start_method: How worker processes start: ``"spawn"`` (default,
+            everywhere), ``"fork"`` or ``"forkserver"`` (POSIX).
+        compare_threaded: With ``processes``, also run the seed on threads
+            and report its fingerprint (``threaded_fingerprint``).
 
     Returns:
         Counts, throughput, the final read models and their fingerprint,
@@ -147,26 +178,91 @@ def run_simulation(
             not a swarmlog store.
         StoreOpenError: ``db_path`` is a directory or cannot be opened.
         StoreLockedError: Another process is writing to ``db_path``.
-        InvalidConfigError: ``agents`` or ``tasks`` is below 1, or
-            ``failure_rate`` is not a probability.
-        SimulationError: An agent thread failed or hung.
+        InvalidConfigError: ``agents`` or ``tasks`` is below 1,
+            ``failure_rate`` is not a probability, ``processes`` is below 0
+            or given with ``":memory:"``, or ``start_method`` is unknown or
+            not available here.
+        SimulationError: An agent thread or worker process failed or hung.
     """
     check_parameters(agents, tasks, seed, failure_rate)
+    check_processes(processes, start_method, os.fspath(db_path))
     path = prepare_path(os.fspath(db_path), overwrite)
-    with EventStore(path) as store:
+    if processes == 0:
+        with EventStore(path) as store:
 
-        def effects(agent_id: str, clock: Callable[[], datetime]) -> Effects:
-            return store.effects(RUN_ID, "record", clock=clock, source=agent_id)
+            def effects(agent_id: str, clock: Callable[[], datetime]) -> Effects:
+                return store.effects(RUN_ID, "record", clock=clock, source=agent_id)
 
-        return play(
-            store,
-            agents=agents,
-            tasks=tasks,
-            seed=seed,
-            failure_rate=failure_rate,
-            effects=effects,
-            on_progress=on_progress,
-        )
+            return play(
+                store,
+                agents=agents,
+                tasks=tasks,
+                seed=seed,
+                failure_rate=failure_rate,
+                effects=effects,
+                on_progress=on_progress,
+            )
+    # The worker processes start before this process opens its store: a
+    # forked child then inherits no store threads (it opens its own).
+    crew = ProcessCrew(path, processes, seed=seed, start_method=start_method)
+    try:
+        with EventStore(path, multi_process=True) as store:
+            report = play(
+                store,
+                agents=agents,
+                tasks=tasks,
+                seed=seed,
+                failure_rate=failure_rate,
+                crew=crew,
+                on_progress=on_progress,
+            )
+    finally:
+        crew.stop()
+    report = msgspec.structs.replace(
+        report, processes=processes, start_method=start_method
+    )
+    if not compare_threaded:
+        return report
+    threaded = run_simulation(
+        ":memory:",
+        agents=agents,
+        tasks=tasks,
+        seed=seed,
+        failure_rate=failure_rate,
+    )
+    return msgspec.structs.replace(
+        report,
+        threaded_fingerprint=threaded.fingerprint,
+        matches_threaded=threaded.fingerprint == report.fingerprint,
+    )
+
+
+def check_processes(processes: int, start_method: str, db_path: str) -> None:
+    """Refuse a process count or start method a simulation cannot run with.
+
+    Raises:
+        InvalidConfigError: ``processes`` is no int or below 0, given with
+            ``":memory:"``, or ``start_method`` is unknown or not available
+            on this platform.
+    """
+    if isinstance(processes, bool) or not isinstance(processes, int):
+        msg = f"processes must be an int, got {processes!r}"
+        raise InvalidConfigError(msg)
+    if processes < 0:
+        msg = f"processes must be >= 0, got {processes}"
+        raise InvalidConfigError(msg)
+    if start_method not in START_METHODS:
+        known = ", ".join(START_METHODS)
+        msg = f"start_method must be one of {known}, got {start_method!r}"
+        raise InvalidConfigError(msg)
+    if processes == 0:
+        return
+    if start_method not in multiprocessing.get_all_start_methods():
+        msg = f"start method {start_method!r} is not available on this platform"
+        raise InvalidConfigError(msg)
+    if db_path == ":memory:":
+        msg = "agents in worker processes need a database file, not ':memory:'"
+        raise InvalidConfigError(msg)
 
 
 def check_parameters(
@@ -201,15 +297,23 @@ def play(
     tasks: int,
     seed: int,
     failure_rate: float | None,
-    effects: EffectsFactory,
     on_progress: Callable[[RoundProgress], None] | None,
+    effects: EffectsFactory | None = None,
+    crew: Crew | None = None,
     before_round: Callable[[Coordinator], None] | None = None,
 ) -> SimulationReport:
     """Play every phase into ``store`` and report (calling thread).
 
-    ``before_round`` may move the coordinator to another store between two
-    rounds (a what-if): the report is then of the store the run ended in.
+    The agents run in ``crew``, or (default) on threads of this process,
+    appending to ``store`` with the recorded ``effects``. ``before_round``
+    may move the coordinator to another store between two rounds (a
+    what-if): the report is then of the store the run ended in.
     """
+    if crew is None:
+        if effects is None:
+            msg = "play() needs effects for its thread crew, or a crew"
+            raise InvalidConfigError(msg)
+        crew = ThreadCrew(store, effects, seed=seed)
     started = time.perf_counter()
     coordinator = Coordinator(
         store,
@@ -218,7 +322,7 @@ def play(
         tasks=tasks,
         seed=seed,
         on_progress=on_progress,
-        effects=effects,
+        crew=crew,
         failure_rate=None if failure_rate is None else float(failure_rate),
         before_round=before_round,
     )
@@ -266,5 +370,5 @@ def play(
         rebuild_seconds=rebuild_seconds,
         read_models=models,
         failure_rate=failure_rate,
-        llm_calls=coordinator.llm.calls,
+        llm_calls=crew.llm_calls(),
     )

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 METRIC_IDS = (
     "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8",
-    "R1", "R2", "R3", "R4", "R5", "M1", "A1",
+    "R1", "R2", "R3", "R4", "R5", "M1", "A1", "MP1", "MP2", "MP3",
 )  # fmt: skip
 QUICK_TIMEOUT_S = 300  # guards against a hang only; the run takes ~15 s
 
@@ -61,7 +61,7 @@ def _number(value: object) -> bool:
 
 @pytest.mark.slow
 def test_every_target_has_a_row(quick_report: dict) -> None:
-    """Each of W1-W8, R1-R5, M1 and A1 appears in the table."""
+    """Each of W1-W8, R1-R5, M1, A1 and MP1-MP3 appears in the table."""
     ids = {row["id"] for row in quick_report["rows"]}
     assert set(METRIC_IDS) <= ids
 
@@ -73,7 +73,7 @@ def test_every_row_has_numeric_figures(quick_report: dict) -> None:
     for row in quick_report["rows"]:
         assert _number(row["library"]), row
         assert _number(row["value"]), row
-        if row["id"] not in {"M1", "A1"}:  # no anchor: absolute figures
+        if row["id"] not in {"M1", "A1", "MP2", "MP2*", "MP3"}:  # absolute figures
             assert _number(row["anchor"]), row
         assert row["result"] in {"goal", "pass", "FAIL", "info"}, row
 

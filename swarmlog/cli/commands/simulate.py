@@ -2,7 +2,7 @@
 replay a recorded one, or fork one and continue it with a parameter changed."""
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -27,6 +27,10 @@ from swarmlog.simulation import (
     run_simulation,
     what_if,
 )
+from swarmlog.simulation.processes import START_METHODS
+
+if TYPE_CHECKING:
+    from swarmlog.simulation.processes import StartMethod
 
 __all__ = ["register", "simulate"]
 
@@ -48,6 +52,29 @@ def _check_modes(replay: str | None, what: str | None, at: int | None) -> None:
         msg = "--at goes with --what-if"
         raise UsageError(msg)
     check_count(at, "--at")
+
+
+def _check_processes(
+    processes: int,
+    start_method: str,
+    replay: str | None,
+    what: str | None,
+    db: str | None,
+) -> None:
+    if start_method not in START_METHODS:
+        msg = (
+            f"--start-method must be one of {', '.join(START_METHODS)}, "
+            f"got {start_method!r}"
+        )
+        raise UsageError(msg)
+    if not processes:
+        return
+    if replay is not None or what is not None:
+        msg = "--processes goes with a plain run, not --replay or --what-if"
+        raise UsageError(msg)
+    if db == ":memory:":
+        msg = "--processes needs a database file, not ':memory:'"
+        raise UsageError(msg)
 
 
 def simulate(
@@ -120,19 +147,42 @@ def simulate(
             metavar="N",
         ),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help=(
+                "Run the agents in N worker processes, each with its own "
+                "multi-process store on --db (0: threads of this process); "
+                "the same seed is also run on threads and the fingerprints "
+                "compared."
+            ),
+            metavar="N",
+        ),
+    ] = 0,
+    start_method: Annotated[
+        str,
+        typer.Option(
+            "--start-method",
+            help="With --processes: spawn, fork or forkserver (POSIX).",
+        ),
+    ] = "spawn",
     json: JsonOpt = False,
 ) -> None:
     """Run the simulation: a progress bar and the final tables, or JSON."""
     with user_errors():
         check_count(agents, "--agents", 1)
         check_count(tasks, "--tasks", 1)
+        check_count(processes, "--processes")
         _check_rate(failure_rate)
         _check_modes(replay, what_if_db, at)
+        _check_processes(processes, start_method, replay, what_if_db, db)
         if replay is not None or what_if_db is not None:
             _rerun(replay, what_if_db, at, db, failure_rate, agents, overwrite, json)
             return
         path = "swarm.db" if db is None else db
         agents = 8 if agents is None else agents
+        method = cast("StartMethod", start_method)
         if json:
             report = simulate_into(
                 path,
@@ -142,6 +192,8 @@ def simulate(
                 seed=seed,
                 failure_rate=failure_rate,
                 overwrite=overwrite,
+                processes=processes,
+                start_method=method,
             )
             write_json(report)
         else:
@@ -156,10 +208,14 @@ def simulate(
                     failure_rate=failure_rate,
                     overwrite=overwrite,
                     on_progress=show,
+                    processes=processes,
+                    start_method=method,
                 )
             render_simulation(console, report)
         if not report.rebuilt_matches:
             fail("projections rebuilt from the log differ from the live ones")
+        if report.matches_threaded is False:
+            fail("the fingerprint differs from the threaded run of the same seed")
 
 
 def _rerun(
@@ -219,6 +275,7 @@ def register(app: typer.Typer) -> None:
             "swarmlog simulate --agents 16 --tasks 100 --seed 7 --db big.db",
             "swarmlog simulate --overwrite",
             "swarmlog simulate --db run.db --json | jq .fingerprint",
+            "swarmlog simulate --processes 4 --db mp.db --overwrite",
             "swarmlog simulate --replay run.db",
             "swarmlog simulate --what-if run.db --at 150 --failure-rate 0.4",
             "swarmlog simulate --what-if run.db --at 150 --agents 8",

@@ -15,7 +15,7 @@ from swarmlog.cli.common import (
     user_errors,
     write_json,
 )
-from swarmlog.cli.options import DbArg, JsonOpt
+from swarmlog.cli.options import DbArg, JsonOpt, MultiProcessOpt
 from swarmlog.cli.render_store import render_subscriptions
 
 __all__ = ["register", "subscriptions"]
@@ -35,6 +35,7 @@ def subscriptions(
         ),
     ] = None,
     json: JsonOpt = False,
+    multi_process: MultiProcessOpt = False,
 ) -> None:
     """List the durable subscriptions with position, lag and status."""
     with user_errors():
@@ -42,7 +43,7 @@ def subscriptions(
             if not is_postgres_url(db) and not os.path.exists(db):
                 msg = f"{db}: no such store file"
                 raise CommandError(msg)
-            with open_store(db) as store:
+            with open_store(db, multi_process=multi_process) as store:
                 if not store.delete_subscription(delete):
                     msg = f"no subscription named {delete!r} in {store.path}"
                     raise CommandError(msg)
@@ -71,9 +72,11 @@ def register(app: typer.Typer) -> None:
         **help_text(
             "List the durable subscriptions of a store (position, lag, status), "
             "or delete one with --delete NAME (needs write access: no other "
-            "writing store may have the file open).",
+            "writing store may have the file open, or --multi-process beside "
+            "multi-process writers).",
             "swarmlog subscriptions swarm.db",
             "swarmlog subscriptions swarm.db --json",
             "swarmlog subscriptions swarm.db --delete mailer",
+            "swarmlog subscriptions live.db --delete mailer --multi-process",
         )
     )(subscriptions)

@@ -15,6 +15,7 @@ from swarmlog.cli.common import (
     write_json,
 )
 from swarmlog.cli.importer import decode_lines, import_events
+from swarmlog.cli.options import MultiProcessOpt
 
 __all__ = ["import_file", "register"]
 
@@ -59,6 +60,7 @@ def import_file(
     json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
+    multi_process: MultiProcessOpt = False,
 ) -> None:
     """Import exported events: same ids, types, timestamps and metadata."""
     with user_errors():
@@ -72,7 +74,7 @@ def import_file(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         with (
-            open_store(db) as store,
+            open_store(db, multi_process=multi_process) as store,
             Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -117,5 +119,6 @@ def register(app: typer.Typer) -> None:
             "swarmlog import new.db events.jsonl",
             "swarmlog events old.db --json | swarmlog import new.db -",
             "swarmlog import new.db events.jsonl --plain --json",
+            "swarmlog import live.db events.jsonl --multi-process",
         ),
     )(import_file)
