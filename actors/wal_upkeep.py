@@ -23,6 +23,9 @@ __all__ = ["WalUpkeep"]
 logger = logging.getLogger("swarmlog.writer")
 
 _CHECKPOINT_AFTER_TXNS = 1000  # default idle-time checkpoint after this many commits
+# A checkpoint forced while appends wait holds all of them up (their p99):
+# never sooner than this, whatever the idle-time figure.
+_CHECKPOINT_FORCED_TXNS = 2000
 
 
 class WalUpkeep:
@@ -34,8 +37,9 @@ class WalUpkeep:
     def __init__(self) -> None:
         self.checkpointing = False  # the turn is held for a WAL checkpoint
         self._txns = 0  # commits since the last checkpoint
-        # Idle-time checkpoint after this many commits (twice that: forced);
-        # the storage's own figure once it is open (0: never).
+        # Idle-time checkpoint after this many commits (forced when busy at
+        # twice that, and never before _CHECKPOINT_FORCED_TXNS); the
+        # storage's own figure once it is open (0: never).
         self.every = _CHECKPOINT_AFTER_TXNS
 
     @property
@@ -43,10 +47,13 @@ class WalUpkeep:
         """Whether an idle-time checkpoint is due."""
         return 0 < self.every <= self._txns
 
+    def _forced_at(self) -> int:
+        return max(2 * self.every, _CHECKPOINT_FORCED_TXNS)
+
     def committed(self) -> bool:
         """Count one commit. Returns whether a checkpoint is forced now."""
         self._txns += 1
-        return 0 < 2 * self.every <= self._txns
+        return self.every > 0 and self._forced_at() <= self._txns
 
     def checkpoint_if_due(self, storage: WriteStorage, *, busy: bool) -> None:
         """Run a PASSIVE checkpoint on ``storage`` if one is due and nobody
@@ -54,7 +61,7 @@ class WalUpkeep:
         every = self.every
         if every <= 0 or self._txns < every:
             return
-        if busy and self._txns < 2 * every:
+        if busy and self._txns < self._forced_at():
             return
         self._txns = 0
         self.checkpointing = True

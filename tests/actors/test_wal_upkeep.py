@@ -48,11 +48,29 @@ def test_idle_checkpoint_after_every_commits() -> None:
 
 def test_forced_at_twice_every_even_when_busy() -> None:
     upkeep, storage = WalUpkeep(), _Storage()
-    upkeep.every = 10
-    assert not _commit(upkeep, 19)
-    assert upkeep.committed()  # the 20th commit forces it
+    upkeep.every = 1500
+    assert not _commit(upkeep, 2999)
+    upkeep.checkpoint_if_due(storage, busy=True)  # type: ignore[arg-type]
+    assert storage.checkpoints == 0
+    assert upkeep.committed()  # the 3000th commit forces it
     upkeep.checkpoint_if_due(storage, busy=True)  # type: ignore[arg-type]
     assert storage.checkpoints == 1
+
+
+def test_never_forced_before_2000_commits() -> None:
+    """A small idle-time figure (FULL: 250) makes idle checkpoints
+    frequent, not forced ones: a forced one holds every waiting append."""
+    upkeep, storage = WalUpkeep(), _Storage()
+    upkeep.every = 250
+    assert not _commit(upkeep, 1999)
+    upkeep.checkpoint_if_due(storage, busy=True)  # type: ignore[arg-type]
+    assert storage.checkpoints == 0
+    upkeep.checkpoint_if_due(storage, busy=False)  # type: ignore[arg-type]
+    assert storage.checkpoints == 1  # idle: long due
+    assert not _commit(upkeep, 1999)
+    assert upkeep.committed()  # the 2000th since
+    upkeep.checkpoint_if_due(storage, busy=True)  # type: ignore[arg-type]
+    assert storage.checkpoints == 2
 
 
 def test_zero_means_never() -> None:
