@@ -3,42 +3,18 @@ tests, on one configuration, a file opened with ``multi_process=True``."""
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from swarmlog import EventStore
+from tests.store.conftest import Recorder
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
 TIMEOUT = 10.0
-
-
-class Recorder:
-    """A listener callback that records its calls and can be waited on
-    (as ``tests/store/conftest.py``'s)."""
-
-    def __init__(self) -> None:
-        self.calls: list[Any] = []
-        self.threads: set[int] = set()
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any) -> None:
-        with self._cond:
-            self.calls.append(args[0] if len(args) == 1 else (args or None))
-            self.threads.add(threading.get_ident())
-            self._cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = TIMEOUT) -> list[Any]:
-        """Block until at least ``count`` calls were recorded; return them."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.calls) >= count, timeout)
-            calls = list(self.calls)
-        assert ok, f"only {len(calls)} of {count} listener calls within {timeout}s"
-        return calls
 
 
 @pytest.fixture
