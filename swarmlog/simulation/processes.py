@@ -274,7 +274,12 @@ class ProcessCrew:
         try:
             self._conns[index].send(message)
         except OSError as e:
-            msg = f"agent process {index} is gone ({type(e).__name__}: {e})"
+            process = self._processes[index]
+            process.join(WORKER_TIMEOUT)  # its pipe broke: it is exiting
+            msg = (
+                f"agent process {index} exited with code {process.exitcode} "
+                f"before it got its orders ({type(e).__name__}: {e})"
+            )
             raise SimulationError(msg) from e
 
     def _receive(self, deadline: float, waiting_for: str) -> Any:
