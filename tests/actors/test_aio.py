@@ -30,6 +30,7 @@ from swarmlog import (
     handles,
     query,
 )
+from tests.backends import BACKENDS, location
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,10 +68,10 @@ class Gated(Projection):
         return self._count + plus
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    path = ":memory:" if request.param == "memory" else str(tmp_path / "a.db")
-    with EventStore(path) as s:
+    path, options = location(request, request.param, tmp_path, "a.db")
+    with EventStore(path, **options) as s:
         yield s
 
 

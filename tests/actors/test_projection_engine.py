@@ -26,6 +26,7 @@ from swarmlog import (
     handles,
     query,
 )
+from tests.backends import BACKENDS, location
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -81,17 +82,11 @@ class Exploding(Projection):
         return self.seen
 
 
-@pytest.fixture(params=["memory", "file", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    """The projection engine on each backend (PostgreSQL: a fresh schema
-    on the session's throwaway server)."""
-    options: dict[str, Any] = {"projection_snapshot_every": 50}
-    if request.param == "postgres":
-        path = request.getfixturevalue("pg_server").url
-        options["pg_schema"] = request.getfixturevalue("pg_schema")
-    else:
-        path = ":memory:" if request.param == "memory" else str(tmp_path / "e.db")
-    with EventStore(path, **options) as s:
+    """The projection engine on each backend."""
+    path, options = location(request, request.param, tmp_path, "e.db")
+    with EventStore(path, projection_snapshot_every=50, **options) as s:
         yield s
 
 

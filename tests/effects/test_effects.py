@@ -30,6 +30,7 @@ from swarmlog import (
 )
 from swarmlog.effects import args_digest
 from swarmlog.schema.registry import info_for_type
+from tests.backends import BACKENDS, location
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Iterator
@@ -40,11 +41,11 @@ TIMEOUT = 10.0
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    """An initialised store on ``:memory:`` and on a file; shut down after."""
-    path = ":memory:" if request.param == "memory" else str(tmp_path / "fx.db")
-    with EventStore(path) as opened:
+    """An initialised store on each backend; shut down after."""
+    path, options = location(request, request.param, tmp_path, "fx.db")
+    with EventStore(path, **options) as opened:
         yield opened
 
 
