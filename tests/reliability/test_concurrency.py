@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from tests.pg_server import PgServer
+
 AGGREGATES = tuple(f"hot-{i}" for i in range(6))
 FRESH_NAMES = 12  # aggregates created by NO_STREAM races
 CONTESTED = 40  # events appended by several threads at once
@@ -306,9 +308,15 @@ class Worker:
 
 
 def run_stress(
-    path: str, seed: int, *, threads: int, operations: int
+    path: str,
+    seed: int,
+    *,
+    threads: int,
+    operations: int,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, int]:
-    """Run the workers, then check the store against the model."""
+    """Run the workers, then check the store against the model (``options``:
+    more store options, e.g. a PostgreSQL store's ``pg_schema``)."""
     rng = random.Random(seed)
     config: dict[str, Any] = {
         "synchronous": rng.choice(("full", "normal")),
@@ -324,7 +332,7 @@ def run_stress(
         for i in range(CONTESTED)
     ]
     model = Model(contested)
-    with EventStore(path, **config) as store:
+    with EventStore(path, **config, **(options or {})) as store:
         tally = TallyProjection(store).initialize()
         start = threading.Barrier(threads)
         workers = [Worker(store, tally, model, seed * 1000 + k) for k in range(threads)]
@@ -398,6 +406,19 @@ def test_concurrent_appends_agree_with_the_model(tmp_path: Path, seed: int) -> N
 def test_concurrent_appends_on_memory_store() -> None:
     """The same stress against a ``:memory:`` store."""
     result = run_stress(":memory:", 4, threads=8, operations=80)
+    assert result["conflicts"] > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_concurrent_appends_on_postgres(
+    pg_server: PgServer, pg_schema: str, seed: int
+) -> None:
+    """The same stress against a PostgreSQL store (shared rounds on the
+    head row; both commit paths by the seed's parity)."""
+    result = run_stress(
+        pg_server.url, seed, threads=8, operations=150, options={"pg_schema": pg_schema}
+    )
+    assert result["events"] > 0
     assert result["conflicts"] > 0
 
 
