@@ -198,6 +198,14 @@ UPSERT_PROJECTION_SNAPSHOT: Final = """
         state = excluded.state,
         updated_at = excluded.updated_at
 """
+# Where other processes save too: a projection snapshot never replaces a
+# newer one (a later position); a new state_version always replaces.
+UPSERT_PROJECTION_SNAPSHOT_NEWER: Final = (
+    UPSERT_PROJECTION_SNAPSHOT
+    + """    WHERE excluded.position >= projection_checkpoints.position
+        OR excluded.state_version != projection_checkpoints.state_version
+"""
+)
 SELECT_PROJECTION_SNAPSHOT: Final = (
     "SELECT position, state_version, state FROM projection_checkpoints WHERE name = ?"
 )

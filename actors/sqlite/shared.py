@@ -55,12 +55,11 @@ from swarmlog.actors.sqlite.write_lock import WriteLock
 from swarmlog.actors.storage import CommitUnknownError
 from swarmlog.schema import sql
 from swarmlog.schema.errors import LockTimeoutError, StorageError
-from swarmlog.schema.timeutil import to_micros, utc_now
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from swarmlog.actors.storage import EventRow, ProjectionSnapshotRecord
+    from swarmlog.actors.storage import EventRow
 
 __all__ = ["SQLiteChangeProbe", "SQLiteSharedWriteStorage"]
 
@@ -72,21 +71,6 @@ _CLOSE_BUSY_MS: Final = 100  # and how long that checkpoint waits for readers
 WAL_FOLD_BYTES: Final = 16 << 20  # WAL size folded back under the lock (at most)
 _FOLD_SPACING: Final = 8  # rounds at least between two folds (readers may pin it)
 _FRAME_HEADER: Final = 24  # bytes before each page in a WAL frame
-
-# A projection snapshot never replaces a newer one (another process may
-# have saved a later position); a new state_version always replaces.
-UPSERT_PROJECTION_SNAPSHOT_NEWER: Final = """
-    INSERT INTO projection_checkpoints
-        (name, position, state_version, state, updated_at)
-    VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        position = excluded.position,
-        state_version = excluded.state_version,
-        state = excluded.state,
-        updated_at = excluded.updated_at
-    WHERE excluded.position >= projection_checkpoints.position
-        OR excluded.state_version != projection_checkpoints.state_version
-"""
 
 
 # The versions other processes committed in (after, upto]: a catch-up that
@@ -120,6 +104,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
     """
 
     shared = True
+    _upsert_projection_snapshot = sql.UPSERT_PROJECTION_SNAPSHOT_NEWER
 
     def __init__(
         self,
@@ -297,21 +282,6 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         page_size, frames = struct.unpack_from("=HI", header, 14)
         page_size = 65536 if page_size == 1 else page_size
         return int(frames) * (int(page_size) + _FRAME_HEADER)
-
-    def save_projection_snapshot(
-        self, name: str, record: ProjectionSnapshotRecord
-    ) -> None:
-        """Store a projection snapshot unless a newer one is stored."""
-        params = (
-            name,
-            record.position,
-            record.state_version,
-            record.state,
-            to_micros(utc_now()),
-        )
-        self._write_one(
-            UPSERT_PROJECTION_SNAPSHOT_NEWER, params, "save projection snapshot"
-        )
 
     def checkpoint(self) -> None:
         """At shutdown: fold the WAL back and truncate it when the write

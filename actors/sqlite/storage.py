@@ -248,6 +248,7 @@ class SQLiteWriteStorage:
 
     shared = False
     reconnects_after_unknown = False  # an unknown outcome: the writer stops
+    _upsert_projection_snapshot = sql.UPSERT_PROJECTION_SNAPSHOT
 
     def __init__(
         self, path: str, synchronous: str, pragmas: Mapping[str, Any] | None
@@ -395,7 +396,8 @@ class SQLiteWriteStorage:
     def save_projection_snapshot(
         self, name: str, record: ProjectionSnapshotRecord
     ) -> None:
-        """Store a projection snapshot."""
+        """Store a projection snapshot (on a shared file: unless a newer
+        one is stored)."""
         params = (
             name,
             record.position,
@@ -404,7 +406,7 @@ class SQLiteWriteStorage:
             to_micros(utc_now()),
         )
         self._write_one(
-            sql.UPSERT_PROJECTION_SNAPSHOT, params, "save projection snapshot"
+            self._upsert_projection_snapshot, params, "save projection snapshot"
         )
 
     def delete_projection_snapshot(self, name: str) -> None:
