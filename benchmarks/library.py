@@ -85,6 +85,7 @@ __all__ = [
     "library_stream_read",
     "make_events",
     "register_workload_types",
+    "time_catch_up",
 ]
 
 _MB = 1024 * 1024
@@ -563,19 +564,25 @@ def library_catch_up(path: str, *, repeats: int = 3) -> RateFigures:
         Events/s of the median pass; ``n`` = events in one pass.
     """
     store = _open(path, "normal")
-    passes: list[tuple[int, int]] = []
     try:
-        head = store.head_position
-        for k in range(repeats):
-            projection = _fresh_noop(f"r3-{k}")(store)
-            gc.collect()
-            t0 = perf_counter_ns()
-            projection.initialize()
-            projection.wait_for(head, timeout=_WAIT_S)
-            passes.append((perf_counter_ns() - t0, projection.position))
-            projection.stop()
+        return time_catch_up(store, "r3", repeats)
     finally:
         store.shutdown()
+
+
+def time_catch_up(store: EventStore, tag: str, repeats: int) -> RateFigures:
+    """Median of ``repeats`` passes of a new no-op projection catching up
+    on ``store`` from 0 to its head (``initialize()`` to ``wait_for``)."""
+    passes: list[tuple[int, int]] = []
+    head = store.head_position
+    for k in range(repeats):
+        projection = _fresh_noop(f"{tag}-{k}")(store)
+        gc.collect()
+        t0 = perf_counter_ns()
+        projection.initialize()
+        projection.wait_for(head, timeout=_WAIT_S)
+        passes.append((perf_counter_ns() - t0, projection.position))
+        projection.stop()
     elapsed, count = sorted(passes)[len(passes) // 2]
     return RateFigures(rate(count, elapsed), count, elapsed / 1e9)
 

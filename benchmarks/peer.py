@@ -38,6 +38,7 @@ __all__ = [
     "eventsourcing_load",
     "eventsourcing_pragmas",
     "eventsourcing_saves",
+    "timed_saves",
 ]
 
 
@@ -166,31 +167,41 @@ def eventsourcing_saves(
     """
     app = _BenchApp(path, synchronous)
     try:
-        streams = [BenchStream() for _ in range(N_STREAMS)]
-        app.save(*streams)
-        shares = [n // threads + (t < n % threads) for t in range(threads)]
-
-        def work(index: int, begin: Callable[[], list[int]]) -> None:
-            mine = streams[index::threads]
-            first = index * (warmup + n)
-            calls = [_record_kwargs(first + k) for k in range(warmup + shares[index])]
-            save = app.save
-            for k in range(warmup):
-                stream = mine[k % len(mine)]
-                stream.record(**calls[k])
-                save(stream)
-            out = begin()
-            for k in range(warmup, warmup + shares[index]):
-                stream = mine[k % len(mine)]
-                t0 = perf_counter_ns()
-                stream.record(**calls[k])
-                save(stream)
-                out.append(perf_counter_ns() - t0)
-
-        elapsed, samples = run_closed_loop(threads, work, name="es-saver")
-        return txn_figures(n, elapsed, samples)
+        return timed_saves(app, threads=threads, n=n, warmup=warmup, name="es-saver")
     finally:
         app.close()
+
+
+def timed_saves(
+    app: Any, *, threads: int, n: int, warmup: int, name: str
+) -> TxnFigures:
+    """``n`` timed saves of one new event each on ``app`` (an
+    ``eventsourcing`` application, any persistence) from ``threads``
+    closed-loop threads: 1000 aggregates saved first (untimed, one
+    transaction), thread ``t`` owning every ``threads``-th of them."""
+    streams = [BenchStream() for _ in range(N_STREAMS)]
+    app.save(*streams)
+    shares = [n // threads + (t < n % threads) for t in range(threads)]
+
+    def work(index: int, begin: Callable[[], list[int]]) -> None:
+        mine = streams[index::threads]
+        first = index * (warmup + n)
+        calls = [_record_kwargs(first + k) for k in range(warmup + shares[index])]
+        save = app.save
+        for k in range(warmup):
+            stream = mine[k % len(mine)]
+            stream.record(**calls[k])
+            save(stream)
+        out = begin()
+        for k in range(warmup, warmup + shares[index]):
+            stream = mine[k % len(mine)]
+            t0 = perf_counter_ns()
+            stream.record(**calls[k])
+            save(stream)
+            out.append(perf_counter_ns() - t0)
+
+    elapsed, samples = run_closed_loop(threads, work, name=name)
+    return txn_figures(n, elapsed, samples)
 
 
 def eventsourcing_load(

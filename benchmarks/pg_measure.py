@@ -24,7 +24,7 @@ import psycopg
 
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import RateFigures, TxnFigures, rate, txn_figures
-from benchmarks.library import _fresh_noop, make_events
+from benchmarks.library import make_events, time_catch_up
 from benchmarks.workload import DATA_COLUMN, build_rows, envelope_decoder
 from swarmlog import EventStore
 from swarmlog.actors.postgres.sql import PG_INSERT_COLUMNS
@@ -377,21 +377,10 @@ def library_catch_up(schema: Schema, *, repeats: int = 3) -> RateFigures:
     """A no-op projection catching up from 0 to the head (a new one each
     pass, no snapshot): from ``initialize()`` to ``wait_for(head)``."""
     store = _store(schema, synchronous="normal")
-    passes: list[tuple[int, int]] = []
     try:
-        head = store.head_position
-        for k in range(repeats):
-            projection = _fresh_noop(f"pgr1-{k}")(store)
-            gc.collect()
-            t0 = perf_counter_ns()
-            projection.initialize()
-            projection.wait_for(head, timeout=_WAIT_S)
-            passes.append((perf_counter_ns() - t0, projection.position))
-            projection.stop()
+        return time_catch_up(store, "pgr1", repeats)
     finally:
         store.shutdown()
-    elapsed, count = sorted(passes)[len(passes) // 2]
-    return RateFigures(rate(count, elapsed), count, elapsed / 1e9)
 
 
 # -- the peer (PGE) -------------------------------------------------------------------
@@ -407,8 +396,7 @@ def eventsourcing_pg_saves(
     from eventsourcing.application import Application
     from psycopg.conninfo import conninfo_to_dict
 
-    from benchmarks.peer import BenchStream, _record_kwargs
-    from benchmarks.workload import N_STREAMS
+    from benchmarks.peer import timed_saves
 
     info = conninfo_to_dict(schema.url)
     env = {
@@ -424,29 +412,7 @@ def eventsourcing_pg_saves(
     }
     app: Any = Application(env=env)
     try:
-        streams = [BenchStream() for _ in range(N_STREAMS)]
-        app.save(*streams)
-        shares = [n // threads + (t < n % threads) for t in range(threads)]
-
-        def work(index: int, begin: Callable[[], list[int]]) -> None:
-            mine = streams[index::threads]
-            first = index * (warmup + n)
-            calls = [_record_kwargs(first + k) for k in range(warmup + shares[index])]
-            save = app.save
-            for k in range(warmup):
-                stream = mine[k % len(mine)]
-                stream.record(**calls[k])
-                save(stream)
-            out = begin()
-            for k in range(warmup, warmup + shares[index]):
-                stream = mine[k % len(mine)]
-                t0 = perf_counter_ns()
-                stream.record(**calls[k])
-                save(stream)
-                out.append(perf_counter_ns() - t0)
-
-        elapsed, samples = run_closed_loop(threads, work, name="es-pg-saver")
-        return txn_figures(n, elapsed, samples)
+        return timed_saves(app, threads=threads, n=n, warmup=warmup, name="es-pg-saver")
     finally:
         app.close()
 
