@@ -12,41 +12,13 @@ import pytest
 from swarmlog import (
     Event,
     EventStore,
-    Projection,
-    TaskCreated,
     create_task_created_event,
-    handles,
-    query,
 )
+from tests.multiprocess.worker import Journal
 from tests.postgres.conftest import TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-class Journal(Projection):
-    """Every task position seen, in order."""
-
-    name = "shared-journal"
-    state_version = 1
-    state_type = list[int]
-
-    def reset_state(self) -> None:
-        self._positions: list[int] = []
-
-    @handles(TaskCreated)
-    def _on_task(self, event: Event) -> None:
-        self._positions.append(event.position)
-
-    def snapshot_state(self) -> list[int]:
-        return self._positions
-
-    def restore_state(self, state: list[int]) -> None:
-        self._positions = list(state)
-
-    @query
-    def positions(self) -> list[int]:
-        return list(self._positions)
 
 
 def _created(i: int) -> Event:
