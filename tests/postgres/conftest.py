@@ -3,6 +3,7 @@ storages on a fresh schema of the session's server (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,6 +13,8 @@ from swarmlog.schema.codec import prepare_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    import psycopg
 
     from swarmlog.actors.postgres.write import PostgresWriteStorage
     from tests.pg_server import PgServer
@@ -71,3 +74,18 @@ def rows(first: int, count: int, prefix: str = "a") -> list[tuple[Any, ...]]:
         )
         for i in range(count)
     ]
+
+
+def lock_waiter(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    """The pid of the swarmlog session waiting for a lock (bounded wait),
+    seen through ``conn``."""
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'swarmlog' "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if row is not None:
+            return int(str(row[0]))
+        done.wait(0.01)
+    pytest.fail("the writer never waited for the head")

@@ -17,7 +17,7 @@ from swarmlog import (
     SwarmlogError,
     create_agent_started_event,
 )
-from tests.postgres.conftest import TIMEOUT
+from tests.postgres.conftest import TIMEOUT, lock_waiter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,7 +113,7 @@ def test_a_session_ended_mid_append_is_a_typed_error_and_a_new_store_resumes(
         holder.execute("BEGIN")
         holder.execute(f'SELECT position FROM "{pg_schema}".head FOR UPDATE')
         pending = store.append_async(create_agent_started_event("a2"))
-        pid = _lock_waiter(holder)
+        pid = lock_waiter(holder)
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(SwarmlogError):
             pending.get(TIMEOUT)
@@ -123,19 +123,6 @@ def test_a_session_ended_mid_append_is_a_typed_error_and_a_new_store_resumes(
     with make_pg_store(initialize=False) as again:
         again.append(create_agent_started_event("a3"))
         assert [e.position for e in again.replay()] == [1, 2]
-
-
-def _lock_waiter(conn: psycopg.Connection[tuple[object, ...]]) -> int:
-    done = threading.Event()
-    for _ in range(int(TIMEOUT / 0.01)):
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'swarmlog' "
-            "AND wait_event_type = 'Lock'"
-        ).fetchone()
-        if row is not None:
-            return int(str(row[0]))
-        done.wait(0.01)
-    pytest.fail("the writer never waited for the head")
 
 
 def test_a_server_restart_gives_typed_errors_then_appends_resume(

@@ -12,7 +12,7 @@ import pytest
 from swarmlog.actors.postgres.connection import StorageTimeoutError
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
 from swarmlog.schema.errors import LockTimeoutError, StorageError
-from tests.postgres.conftest import TIMEOUT, rows
+from tests.postgres.conftest import TIMEOUT, lock_waiter, rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,7 +161,7 @@ def test_a_lost_connection_mid_write_is_unknown_then_the_writer_reconnects(
     thread = threading.Thread(target=append)
     thread.start()
     try:
-        pid = _wait_for_lock_waiter(holder)
+        pid = lock_waiter(holder)
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))
         thread.join(TIMEOUT)
     finally:
@@ -171,20 +171,6 @@ def test_a_lost_connection_mid_write_is_unknown_then_the_writer_reconnects(
     assert _positions(pg_url, pg_schema) == []
     writer.write_events(rows(1, 1), 1)
     assert _positions(pg_url, pg_schema) == [1]
-
-
-def _wait_for_lock_waiter(conn: psycopg.Connection[tuple[object, ...]]) -> int:
-    """The pid of the swarmlog session waiting for a lock (bounded wait)."""
-    done = threading.Event()
-    for _ in range(int(TIMEOUT / 0.01)):
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'swarmlog' "
-            "AND wait_event_type = 'Lock'"
-        ).fetchone()
-        if row is not None:
-            return int(str(row[0]))
-        done.wait(0.01)
-    pytest.fail("the writer never waited for the head")
 
 
 def test_an_unreachable_server_is_a_storage_error_on_reconnect(
@@ -229,7 +215,7 @@ def test_a_lost_connection_inside_a_round_is_unknown_then_the_writer_reconnects(
         thread.start()
         killer = psycopg.connect(pg_url, autocommit=True)
         try:
-            pid = _wait_for_lock_waiter(killer)
+            pid = lock_waiter(killer)
             killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
         finally:
             killer.close()
