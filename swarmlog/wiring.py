@@ -180,23 +180,7 @@ class StoreWiring:
                 return storage
             return SQLiteWriteStorage(path, synchronous, pragmas)
 
-        committer = self.committer = Committer(
-            open_storage,
-            self.dispatcher,
-            self._audience,
-            self.notifier,
-            self._head,
-            self._metrics,
-            config.max_batch,
-            self.wake_writer,
-            on_settled=self._on_settled,
-            lock_timeout=lock_timeout,
-        )
-        # The writer opens (and later closes) its connection on its own
-        # thread; what goes wrong there is raised here, in initialize().
-        started: Future[None] = Future()
-        self.writer = WriterActor.start(committer, started)
-        started.result(runtime.STOP_TIMEOUT)
+        committer = self._start_writer(open_storage)
         self.reader = SQLiteReadStorage(
             path, read_only=False, pool_size=config.reader_pool_size
         )
@@ -219,6 +203,34 @@ class StoreWiring:
         self.checkpointer.start()
         if shared:
             self._watch_others(SQLiteChangeProbe(path))
+
+    def _start_writer(
+        self,
+        open_storage: Callable[[], WriteStorage],
+        on_commit: Callable[[], None] | None = None,
+    ) -> Committer:
+        """The committer and the writer actor, its connection opened (on
+        the writer's own thread: what goes wrong there is raised here, in
+        ``initialize()``)."""
+        config, dispatcher = self._config, self.dispatcher
+        assert dispatcher is not None  # started first
+        committer = self.committer = Committer(
+            open_storage,
+            dispatcher,
+            self._audience,
+            self.notifier,
+            self._head,
+            self._metrics,
+            config.max_batch,
+            self.wake_writer,
+            on_settled=self._on_settled,
+            on_commit=on_commit,
+            lock_timeout=config.lock_timeout,
+        )
+        started: Future[None] = Future()
+        self.writer = WriterActor.start(committer, started)
+        started.result(runtime.STOP_TIMEOUT)
+        return committer
 
     def _watch_others(self, probe: ChangeProbe) -> None:
         """A store other processes write: strong queries read the store's
@@ -267,24 +279,12 @@ class StoreWiring:
             )
             self.follower.start()
             return
-        committer = self.committer = Committer(
+        self._start_writer(
             lambda: open_postgres_writer(
                 url, schema, config.synchronous, config.lock_timeout
             ),
-            self.dispatcher,
-            self._audience,
-            self.notifier,
-            self._head,
-            self._metrics,
-            config.max_batch,
-            self.wake_writer,
-            on_settled=self._on_settled,
             on_commit=self._on_commit,
-            lock_timeout=config.lock_timeout,
         )
-        started: Future[None] = Future()
-        self.writer = WriterActor.start(committer, started)
-        started.result(runtime.STOP_TIMEOUT)
         self.reader = open_postgres_reader(
             url, schema, config.reader_pool_size, check=False
         )
