@@ -85,6 +85,7 @@ __all__ = [
     "library_stream_read",
     "make_events",
     "register_workload_types",
+    "time_appends",
     "time_catch_up",
 ]
 
@@ -195,28 +196,38 @@ def library_appends_threads(
     """
     store = _open(path, synchronous)
     try:
-        events = make_events(warmup + n, start=store.head_position)
-        append = store.append
-        for event in events[:warmup]:
-            append(event)
-        timed = events[warmup:]
-        shares = [timed[t::threads] for t in range(threads)]
-
-        def work(index: int, begin: Callable[[], list[int]]) -> None:
-            mine = shares[index]
-            out = begin()
-            for event in mine:
-                t0 = perf_counter_ns()
-                append(event)
-                out.append(perf_counter_ns() - t0)
-
-        elapsed, samples = run_closed_loop(threads, work, name="lib-appender")
+        figures = time_appends(store, threads=threads, n=n, warmup=warmup)
         if stats is not None:
             batch = store.get_stats().mean_batch_size
             stats.setdefault("mean_batch_size", []).append(batch)
-        return txn_figures(n, elapsed, samples)
+        return figures
     finally:
         store.shutdown()
+
+
+def time_appends(
+    store: EventStore, *, threads: int, n: int, warmup: int, name: str = "lib-appender"
+) -> TxnFigures:
+    """``warmup`` untimed appends on the calling thread, then ``n`` timed
+    one-event ``append()`` calls split over ``threads`` closed-loop threads
+    (each appending its own pre-built events one at a time)."""
+    events = make_events(warmup + n, start=store.head_position)
+    append = store.append
+    for event in events[:warmup]:
+        append(event)
+    timed = events[warmup:]
+    shares = [timed[t::threads] for t in range(threads)]
+
+    def work(index: int, begin: Callable[[], list[int]]) -> None:
+        mine = shares[index]
+        out = begin()
+        for event in mine:
+            t0 = perf_counter_ns()
+            append(event)
+            out.append(perf_counter_ns() - t0)
+
+    elapsed, samples = run_closed_loop(threads, work, name=name)
+    return txn_figures(n, elapsed, samples)
 
 
 def library_append_many(

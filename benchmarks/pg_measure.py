@@ -24,7 +24,7 @@ import psycopg
 
 from benchmarks.closed_loop import run_closed_loop
 from benchmarks.figures import RateFigures, TxnFigures, rate, txn_figures
-from benchmarks.library import make_events, time_catch_up
+from benchmarks.library import make_events, time_appends, time_catch_up
 from benchmarks.workload import DATA_COLUMN, build_rows, envelope_decoder
 from swarmlog import EventStore
 from swarmlog.actors.postgres.sql import PG_INSERT_COLUMNS
@@ -133,22 +133,7 @@ def library_appends(
     ``options`` (the writer group-commits)."""
     store = _store(schema, **options)
     try:
-        events = make_events(warmup + n)
-        append = store.append
-        for event in events[:warmup]:
-            append(event)
-        shares = [events[warmup:][t::threads] for t in range(threads)]
-
-        def work(index: int, begin: Callable[[], list[int]]) -> None:
-            mine = shares[index]
-            out = begin()
-            for event in mine:
-                t0 = perf_counter_ns()
-                append(event)
-                out.append(perf_counter_ns() - t0)
-
-        elapsed, samples = run_closed_loop(threads, work, name="pg-lib")
-        return txn_figures(n, elapsed, samples)
+        return time_appends(store, threads=threads, n=n, warmup=warmup, name="pg-lib")
     finally:
         store.shutdown()
 
