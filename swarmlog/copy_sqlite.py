@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import urllib.parse
 from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.actors.sqlite.files import FileLock
-from swarmlog.actors.sqlite.storage import check_format, translate_error
+from swarmlog.actors.sqlite.storage import check_format, connect, translate_error
 from swarmlog.copy_rows import CopyTargetNotEmptyError
 from swarmlog.schema.codec import INSERT_COLUMNS
-from swarmlog.schema.errors import StoreOpenError
+from swarmlog.schema.errors import StoreOpenError, SwarmlogError
 from swarmlog.validation import MAX_INT64
 
 if TYPE_CHECKING:
@@ -149,15 +148,7 @@ class SQLiteSource(_Reads):
             self._upto, self._forking = upto, True
         if not os.path.isfile(path):
             raise StoreOpenError(path, "no such store file")
-        try:
-            self._conn = sqlite3.connect(
-                f"file:{urllib.parse.quote(path)}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
-            raise translate_error(e, path, "open copy source") from e
+        self._conn = connect(path, read_only=True)
         try:
             check_format(self._conn, path, create=False)
             self._conn.execute("BEGIN")  # one snapshot from the first read on
@@ -192,15 +183,10 @@ class SQLiteTarget(_Reads):
         self._lock.acquire()
         self._remove_lock = not lock_existed
         try:
-            self._conn = sqlite3.connect(
-                f"file:{urllib.parse.quote(path)}?mode=rwc",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
+            self._conn = connect(path, read_only=False)
+        except SwarmlogError:
             self.abort()
-            raise translate_error(e, path, "open copy target") from e
+            raise
         try:
             self._conn.execute("PRAGMA journal_mode = WAL").fetchall()
             check_format(self._conn, path, create=True)
