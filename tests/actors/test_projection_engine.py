@@ -368,10 +368,11 @@ def test_wait_inside_a_handler_is_a_typed_error(store: EventStore) -> None:
             except EngineThreadWaitError as e:
                 errors.append(e)
 
-    Nosy(store).initialize()
+    nosy = Nosy(store).initialize()
     store.append(create_task_completed_event("t1", None))
     store.append(_created(1))
     journal.wait_for(2)
+    nosy.wait_for(2)  # its own thread: the journal being there says nothing
     assert len(errors) == 1
 
 
