@@ -19,6 +19,13 @@ to the store's. Past :data:`PAGE` foreign events (or without that query)
 the cache is emptied instead, so planning reads the versions of just the
 aggregates it touches (one indexed look-up each).
 
+A storage that checks the head in its own write (PostgreSQL,
+``checks_head``) lets the writer go *solo* while no other process commits:
+no lock round, one statement that stores the rows only if the head is still
+the writer's. The first sign of another writer (a moved head, events of
+others published) turns rounds back on until a round finds nobody else
+committed since this writer's last.
+
 Runs with the committer's turn held.
 """
 
@@ -114,7 +121,7 @@ class SharedRounds:
         lock_timeout: Seconds a round waits for the store-wide write lock.
     """
 
-    __slots__ = ("_head", "_known", "_publisher", "_reader", "_timeout")
+    __slots__ = ("_contended", "_head", "_known", "_publisher", "_reader", "_timeout")
 
     def __init__(
         self,
@@ -128,6 +135,12 @@ class SharedRounds:
         self._publisher = publisher
         self._timeout = lock_timeout
         self._reader: tuple[WriteStorage, VersionReader | None] | None = None
+        self._contended = False
+
+    def solo(self, storage: WriteStorage) -> bool:
+        """Whether the next write may skip the lock round: the storage
+        checks the head itself and no other process committed lately."""
+        return storage.checks_head and not self._contended
 
     def _versions(self, storage: WriteStorage) -> VersionReader | None:
         reader = self._reader
@@ -139,13 +152,15 @@ class SharedRounds:
     def _catch_up(self, storage: WriteStorage, target: int | None) -> None:
         publisher = self._publisher
         if publisher.wanted:
-            catch_up(storage, self._head, self._known, publisher.foreign, target)
+            if catch_up(storage, self._head, self._known, publisher.foreign, target):
+                self._contended = True
             return
         if target is None:
             target = storage.head()
         head = self._head
         if target <= head.position:
             return
+        self._contended = True
         # Nobody listens: decode no page; fold the versions (or forget them).
         versions = self._versions(storage)
         folded = None
@@ -170,13 +185,55 @@ class SharedRounds:
             SwarmlogError: No lock in time (``LockTimeoutError``) or a
                 failed read; nothing is held.
         """
-        head = storage.begin_round(self._timeout)
+        head = storage.begin_round(self._timeout, self._head.position)
         try:
             if head > self._head.position:
                 self._catch_up(storage, head)
+            else:  # nobody else committed since this writer's last round
+                self._contended = False
         except BaseException:
             storage.abort_round()
             raise
+
+    def commit(
+        self,
+        storage: WriteStorage,
+        requests: list[Any],
+        plan: Callable[..., list[list[Any]] | None],
+        fail: Callable[[Any, BaseException], None],
+        join: Callable[[list[Any]], None],
+    ) -> list[list[Any]]:
+        """Commit one group of append requests on a shared store: solo
+        while nobody else commits, else inside a lock round, after catching
+        up (a lock timeout fails the group).
+
+        Args:
+            storage: The writing connection.
+            requests: The group, in order.
+            plan: The committer's plan-and-write (``solo=True``: None when
+                a refusal or a moved head needs a round to settle).
+            fail: Fails one request.
+            join: Adds what queued during the lock wait to ``requests``.
+
+        Returns:
+            The groups to commit next, in order.
+        """
+        if self.solo(storage):
+            after = plan(requests, solo=True)
+            if after is not None:
+                return after
+            self._contended = True  # a refusal to confirm, or the head moved
+        try:
+            self.begin(storage)
+        except SwarmlogError as error:
+            for request in requests:
+                fail(request, error)
+            return []
+        try:
+            join(requests)
+            return plan(requests) or []
+        finally:
+            storage.abort_round()  # a no-op once write_events ended it
 
     def idle(self, storage: WriteStorage) -> None:
         """Publish what others committed, without the lock (a ``CatchUp``

@@ -459,26 +459,21 @@ class Committer:
         return None
 
     def _commit_round(self, requests: list[AppendRequest]) -> list[list[AppendRequest]]:
-        """:meth:`_plan_and_write`; on a shared store inside a round of the
-        write lock, after catching up (a lock timeout fails the group)."""
+        """:meth:`_plan_and_write`; on a shared store alone or inside a
+        round of the write lock (see ``SharedRounds.commit``)."""
         storage, shared = self._storage, self._shared
         if shared is None:
-            return self._plan_and_write(requests)
+            return self._plan_and_write(requests) or []
         assert storage is not None  # _refusal checked it
-        try:
-            shared.begin(storage)
-        except SwarmlogError as error:
-            for request in requests:
-                self._fail(request, error)
-            return []
-        try:
-            if requests is self._in_progress:  # group commit across processes:
-                queue = self._queue  # what queued during the wait joins in
-                while queue and len(requests) < self._max_batch:
-                    requests.append(queue.popleft())
-            return self._plan_and_write(requests)
-        finally:
-            storage.abort_round()  # a no-op once write_events ended it
+        plan, fail, join = self._plan_and_write, self._fail, self._join
+        return shared.commit(storage, requests, plan, fail, join)
+
+    def _join(self, requests: list[AppendRequest]) -> None:
+        """What queued while the batch in progress waited for the lock joins it."""
+        if requests is self._in_progress:
+            queue = self._queue
+            while queue and len(requests) < self._max_batch:
+                requests.append(queue.popleft())
 
     def catch_up(self) -> None:
         """Publish what other processes committed (a shared store's
@@ -489,13 +484,15 @@ class Committer:
             self._shared.idle(storage)
 
     def _plan_and_write(
-        self, requests: list[AppendRequest]
-    ) -> list[list[AppendRequest]]:
+        self, requests: list[AppendRequest], *, solo: bool = False
+    ) -> list[list[AppendRequest]] | None:
         """Plan and commit ``requests`` in one transaction.
 
         A refusal planned on top of requests of this round would rest on
         versions not yet committed: the round is cut there, and the refused
         request and the rest are planned again after this round commits.
+        ``solo`` (a shared store's write without a lock round): a refusal
+        or a moved head is settled by nobody here (returns None).
 
         Returns:
             The groups to commit next, in order (empty when all were settled).
@@ -510,6 +507,8 @@ class Committer:
             if round_.requests:
                 rest = requests[index:]
                 break
+            if solo:  # the cache may be stale: a round settles it
+                return None
             self._resolve(request, refusal)
         planned = round_.requests
         if not planned:
@@ -522,6 +521,8 @@ class Committer:
             storage.write_events(round_.rows, len(planned))
         except RequestConflict:
             self._writing = None
+            if solo:  # the head moved (or a clash): plan again in a round
+                return None
             if len(planned) == 1:
                 self._resolve(planned[0], None)
                 return after

@@ -123,11 +123,24 @@ class WriteStorage(Protocol):
     with ``multi_process=True``). False: this connection is the only writer
     and :meth:`begin_round` is never called."""
 
-    def begin_round(self, timeout: float) -> int:
+    checks_head: bool
+    """Whether :meth:`write_events` outside a round checks the head itself:
+    it stores the rows only if the store's committed head is still the
+    position just before the first row, and otherwise stores nothing and
+    raises ``RequestConflict`` (PostgreSQL: one statement moves the head
+    and inserts). A shared store's writer then skips the lock round while
+    no other process commits, and plans against its own exact cache.
+    False: a shared store needs :meth:`begin_round` for every write."""
+
+    def begin_round(self, timeout: float, after: int | None = None) -> int:
         """Shared stores only. Take the store-wide write lock, waiting at
         most ``timeout`` seconds, open the transaction that the next
         :meth:`write_events` (or :meth:`abort_round`) ends, and return the
         committed head as of now, whichever process committed it.
+
+        ``after`` is the head this writer published: a backend may read the
+        events past it in the same round trip, so that this round's
+        :meth:`read_after` from ``after`` (and ``versions_after``) need none.
 
         SQLite: the sidecar lock (``actors/sqlite/write_lock.py``); no SQLite
         transaction is needed under it, as the round's one multi-row INSERT

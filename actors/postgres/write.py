@@ -3,11 +3,14 @@
 Runs with the writer's turn held (see ``swarmlog.actors.committer``), on
 whichever thread holds it. One connection per process, in autocommit mode:
 an append without an open round is one statement (its own transaction, one
-round trip); a shared-store round (:meth:`PostgresWriteStorage.begin_round`)
-is ``BEGIN`` + ``SET LOCAL lock_timeout`` + the head row ``FOR UPDATE`` in
-one round trip, then the rows, then ``COMMIT``. (Not pipelined: a failed
-statement in a psycopg pipeline can leave its prepared-statement cache
-naming a statement the server never kept.)
+round trip) that stores the rows only if the head is where the writer
+planned from (:attr:`PostgresWriteStorage.checks_head`). A round
+(:meth:`PostgresWriteStorage.begin_round`, when other processes write) is
+two round trips: ``BEGIN`` + ``SET LOCAL lock_timeout`` + the head row
+``FOR UPDATE`` + the events others committed past the writer's head, in
+one simple query; then the rows and ``COMMIT`` in one pipeline. (Nothing in
+that pipeline precedes the append, so psycopg's prepared-statement cache
+never names a statement whose ``Parse`` the server skipped.)
 
 Faults: a connection lost while a write was in flight is an unknown
 outcome (:class:`~swarmlog.actors.storage.CommitUnknownError`; a retry of
@@ -63,6 +66,8 @@ LOCK_TIMEOUT: Final = 30.0
 IDLE_IN_ROUND_TIMEOUT: Final = 60_000
 """Milliseconds the server keeps a round whose process went quiet (stopped,
 hung) before it rolls it back and frees the head for the other writers."""
+AHEAD: Final = 1000
+"""Events past the writer's head that a round reads with its lock."""
 _AGGREGATE: Final = 3  # column indexes in a row (INSERT_COLUMNS order)
 _CAUSE: Final = 9
 _CORRELATION: Final = 10
@@ -87,6 +92,9 @@ class PostgresWriteStorage:
     reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""
+    checks_head: bool
+    """A write outside a round stores its rows only if the head is still
+    where they were planned from (one statement, one round trip)."""
 
     def __init__(
         self,
@@ -98,6 +106,7 @@ class PostgresWriteStorage:
     ) -> None:
         self.shared = True
         self.reconnects_after_unknown = True
+        self.checks_head = True
         self.wal_checkpoint_every = 0  # no WAL of ours to fold
         self._url = url
         self._synchronous_commit = "on" if synchronous_commit else "off"
@@ -105,6 +114,8 @@ class PostgresWriteStorage:
         self._sql = Statements(schema)
         self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
         self._in_round = False
+        # What the open round read past the writer's head: (after, rows).
+        self._ahead: tuple[int, list[tuple[Any, ...]]] | None = None
         self._conn = self._connect(create=True)
 
     def __repr__(self) -> str:
@@ -143,6 +154,7 @@ class PostgresWriteStorage:
             StorageError: The server cannot be reached now.
         """
         self._in_round = False
+        self._ahead = None
         old = self._conn
         with contextlib.suppress(psycopg.Error):
             old.close()
@@ -162,6 +174,7 @@ class PostgresWriteStorage:
         """Roll back what is open after a failed statement and type the
         error (a lost connection is replaced by the next call)."""
         self._in_round = False
+        self._ahead = None
         conn = self._conn
         if not is_connection_lost(conn) and conn.info.transaction_status in (
             TransactionStatus.INTRANS,
@@ -173,10 +186,12 @@ class PostgresWriteStorage:
 
     # -- shared-store rounds -------------------------------------------------
 
-    def begin_round(self, timeout: float) -> int:
+    def begin_round(self, timeout: float, after: int | None = None) -> int:
         """Take the head row's lock (waiting at most ``timeout`` seconds),
         open the transaction the next :meth:`write_events` or
-        :meth:`abort_round` ends, and return the committed head.
+        :meth:`abort_round` ends, and return the committed head; with
+        ``after``, read the events past it in the same round trip (kept
+        for this round's :meth:`read_after` and :meth:`versions_after`).
 
         Raises:
             LockTimeoutError: The head was not granted in time (a
@@ -185,16 +200,24 @@ class PostgresWriteStorage:
         """
         conn = self._ready()
         milliseconds = max(1, int(timeout * 1000))
-        # Three statements in one simple query: one round trip, and nothing
-        # prepared (an error leaves psycopg's statement cache alone).
+        # Three or four statements in one simple query: one round trip, and
+        # nothing prepared (an error leaves psycopg's statement cache alone).
+        # In READ COMMITTED each statement reads with a snapshot of its own,
+        # so the last one sees every commit up to the head it locked.
         statement = (
             f"BEGIN; SET LOCAL lock_timeout = {milliseconds}; {self._sql.lock_head}"
         )
+        if after is not None:
+            ahead = self._sql.select_ahead.format(after=int(after), limit=AHEAD)
+            statement = f"{statement}; {ahead}"
         try:
             cursor = conn.execute(statement, prepare=False)
             while cursor.description is None and cursor.nextset():
                 pass
             row = cursor.fetchone()
+            if after is not None:
+                cursor.nextset()
+                self._ahead = (after, cursor.fetchall())
         except psycopg.Error as e:
             failure = self._failed(e, "begin a write round")
             if (
@@ -209,6 +232,7 @@ class PostgresWriteStorage:
 
     def abort_round(self) -> None:
         """Roll back the open round and release the head (nothing planned)."""
+        self._ahead = None
         if not self._in_round:
             return
         self._in_round = False
@@ -218,6 +242,10 @@ class PostgresWriteStorage:
     def read_after(self, position: int, limit: int) -> list[Event[Any]]:
         """Up to ``limit`` committed events past ``position``, in order, on
         the writing connection (inside the open round when one is open)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == position and len(ahead[1]) <= limit:
+            self._ahead = None  # read once: a page is published once
+            return [decode_row(r[:4]) for r in ahead[1]]
         conn = self._conn if self._in_round else self._ready()
         try:
             rows = conn.execute(
@@ -226,6 +254,31 @@ class PostgresWriteStorage:
         except psycopg.Error as e:
             raise self._failed(e, "read") from e
         return [decode_row(r) for r in rows]
+
+    def versions_after(self, position: int, upto: int) -> dict[str, tuple[str, int]]:
+        """The last ``(aggregate_type, version)`` of each aggregate committed
+        in ``(position, upto]`` (the writer's catch-up when nobody wants
+        the events themselves).
+
+        Raises:
+            StorageError: The read failed.
+        """
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == position:
+            rows = ahead[1]
+            if len(rows) < AHEAD or rows[-1][0] >= upto:
+                self._ahead = None
+                return {
+                    bytes(r[4]).decode(): (r[5], r[6]) for r in rows if r[0] <= upto
+                }
+        conn = self._conn if self._in_round else self._ready()
+        try:
+            found = conn.execute(
+                self._sql.select_versions_between, (position, upto)
+            ).fetchall()
+        except psycopg.Error as e:
+            raise self._failed(e, "read versions") from e
+        return {bytes(r[0]).decode(): (r[1], int(r[2])) for r in found}
 
     # -- the seam ---------------------------------------------------------------
 
@@ -281,12 +334,19 @@ class PostgresWriteStorage:
                 in flight; it may or may not have committed.
         """
         in_round = self._in_round
+        self._ahead = None
         conn = self._conn if in_round else self._ready()
-        params = _append_params(rows)
+        if len(rows) == 1:
+            statement, params = self._sql.append_one, _append_one_params(rows[0])
+        else:
+            statement, params = self._sql.append, _append_params(rows)
         try:
-            cursor = conn.execute(self._sql.append, params)
-            if in_round:
-                conn.execute("COMMIT")
+            if in_round:  # one round trip: the rows, then COMMIT
+                with conn.pipeline():
+                    cursor = conn.execute(statement, params)
+                    conn.execute("COMMIT", prepare=False)
+            else:
+                cursor = conn.execute(statement, params)
         except psycopg.IntegrityError as e:
             self._failed(e, "append")
             raise RequestConflict(0 if requests == 1 else -1) from e
@@ -367,6 +427,24 @@ class PostgresWriteStorage:
         """Close the connection (an open round rolls back on the server)."""
         self._in_round = False
         self._conn.close()
+
+
+def _append_one_params(row: EventRow) -> tuple[Any, ...]:
+    """The one-row append statement's parameters (see :func:`_append_params`)."""
+    position = row[0]
+    cause = row[_CAUSE]
+    correlation = row[_CORRELATION]
+    return (
+        position,
+        position - 1,
+        *row[:_AGGREGATE],
+        row[_AGGREGATE].encode(),
+        *row[_AGGREGATE + 1 : _CAUSE],
+        cause if isinstance(cause, bytes) else None,
+        cause.encode() if isinstance(cause, str) else None,
+        None if correlation is None else correlation.encode(),
+        str(position),
+    )
 
 
 def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:

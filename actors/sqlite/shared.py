@@ -146,7 +146,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         """The write lock (its wait measurements)."""
         return self._lock
 
-    def begin_round(self, timeout: float) -> int:
+    def begin_round(self, timeout: float, after: int | None = None) -> int:
         """Take the write lock; the committed head (see the protocol).
 
         No SQLite transaction is opened: while this process holds the

@@ -248,6 +248,7 @@ class SQLiteWriteStorage:
 
     shared = False
     reconnects_after_unknown = False  # an unknown outcome: the writer stops
+    checks_head = False  # a shared SQLite store writes only inside rounds
     _upsert_projection_snapshot = sql.UPSERT_PROJECTION_SNAPSHOT
 
     def __init__(
@@ -296,7 +297,7 @@ class SQLiteWriteStorage:
             found.extend(decode_row(r) for r in rows)
         return found
 
-    def begin_round(self, timeout: float) -> int:
+    def begin_round(self, timeout: float, after: int | None = None) -> int:
         """Never called on a store nobody else writes (see the protocol)."""
         msg = "begin_round on a store opened without multi_process"
         raise StorageError(msg)

@@ -5,14 +5,16 @@ order, and a strong query reflects an append made by the other."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from swarmlog import (
+    ConcurrencyError,
     Event,
     EventStore,
     create_task_created_event,
+    create_task_started_event,
 )
 from tests.multiprocess.worker import Journal
 from tests.postgres.conftest import TIMEOUT
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
 
 def _created(i: int) -> Event:
     return create_task_created_event(f"t{i}", "build", "T", "", "high")
+
+
+def _updated(task: str, n: int) -> Event:
+    return create_task_started_event(task, f"agent-{n}")
 
 
 @pytest.fixture
@@ -108,3 +114,80 @@ def test_a_retry_through_the_other_store_is_idempotent(
     stored = one.append(event)
     assert two.append(event) == stored
     assert [e.position for e in two.replay()] == [1]
+
+
+def _deaf(store: EventStore) -> EventStore:
+    """``store`` with its change watcher stopped: its writer learns of the
+    other store's commits only when a write of its own runs into them."""
+    watcher = store._wiring.watcher
+    assert watcher is not None
+    watcher.stop()
+    return store
+
+
+def test_a_refusal_from_a_stale_cache_is_not_given(
+    two_stores: tuple[EventStore, EventStore],
+) -> None:
+    """Store one's cache says the task is at version 1; store two moved it
+    to 2. ``expected_version=2`` through store one succeeds: a refusal its
+    cache suggests is settled only under the head's lock."""
+    one, two = two_stores
+    _deaf(one)
+    first = one.append(_created(1))
+    two.append(_updated(first.aggregate_id, 2))
+    stored = one.append(_updated(first.aggregate_id, 3), expected_version=2)
+    assert (stored.version, stored.position) == (3, 3)
+
+
+def test_a_conflict_on_a_stale_cache_reports_the_true_version(
+    two_stores: tuple[EventStore, EventStore],
+) -> None:
+    """Store one's cache says version 1; store two wrote versions 2 and 3.
+    A write through store one planned on its cache is not stored, and the
+    refusal names the committed version, 3."""
+    one, two = two_stores
+    _deaf(one)
+    first = one.append(_created(1))
+    two.append(_updated(first.aggregate_id, 2))
+    two.append(_updated(first.aggregate_id, 3))
+    with pytest.raises(ConcurrencyError) as caught:
+        one.append(_updated(first.aggregate_id, 4), expected_version=1)
+    assert caught.value.actual == 3
+    again = one.append(_updated(first.aggregate_id, 4))  # any version: goes on
+    assert (again.version, again.position) == (4, 4)
+    versions = [e.version for e in two.get_events(first.aggregate_id)]
+    assert versions == [1, 2, 3, 4]
+
+
+def test_a_lone_writer_takes_no_lock_rounds_until_another_commits(
+    make_pg_store: Callable[..., EventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer nobody else writes beside appends without lock rounds (one
+    statement that checks the head); once another store commits it goes
+    through rounds, and back to none after a round that found nobody else."""
+    from swarmlog.actors.postgres.write import PostgresWriteStorage
+
+    rounds = []
+    begin = PostgresWriteStorage.begin_round
+
+    def counted(self: PostgresWriteStorage, *args: Any, **kwargs: Any) -> int:
+        rounds.append(self)
+        return begin(self, *args, **kwargs)
+
+    monkeypatch.setattr(PostgresWriteStorage, "begin_round", counted)
+    one = _deaf(make_pg_store())
+    for i in range(20):
+        one.append(_created(i))
+    assert rounds == []
+    two = make_pg_store()
+    two.append(_created(100))  # two's first write: its cache is cold
+    mine = len(rounds)
+    stored = one.append(_created(101))  # runs into the moved head
+    assert stored.position == 22
+    assert len(rounds) == mine + 1
+    one.append(_created(102))  # that round saw others: one more
+    assert len(rounds) == mine + 2
+    for i in range(5):  # the last round found nobody else: none again
+        one.append(_created(200 + i))
+    assert len(rounds) == mine + 2
+    assert [e.position for e in two.replay()] == list(range(1, 29))

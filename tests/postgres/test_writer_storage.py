@@ -4,13 +4,15 @@ positions with several writers, timeouts, lost connections."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
+from swarmlog import create_agent_started_event
 from swarmlog.actors.postgres.connection import StorageTimeoutError
 from swarmlog.actors.storage import CommitUnknownError, RequestConflict
+from swarmlog.schema.codec import prepare_event
 from swarmlog.schema.errors import LockTimeoutError, StorageError
 from tests.postgres.conftest import TIMEOUT, lock_waiter, rows
 
@@ -228,3 +230,56 @@ def test_a_lost_connection_inside_a_round_is_unknown_then_the_writer_reconnects(
     assert writer.begin_round(TIMEOUT) == 0
     writer.write_events([row], 1)
     assert _positions(pg_url, pg_schema) == [1]
+
+
+def _odd_rows(first: int) -> list[tuple[Any, ...]]:
+    """Rows whose aggregate ids a text round trip could mangle."""
+    ids = ["plain", "nul\x00inside", "é ünïcode ✓", "quote'\"\\back"]
+    return [
+        prepare_event(create_agent_started_event(aggregate), 1 << 20).row(1, first + i)
+        for i, aggregate in enumerate(ids)
+    ]
+
+
+def test_a_round_reads_what_others_committed_in_its_first_round_trip(
+    make_writer: Callable[..., PostgresWriteStorage],
+) -> None:
+    """``begin_round(after=...)`` returns the head and keeps the events
+    past ``after``: ``read_after`` and ``versions_after`` from there give
+    exactly what another writer committed, odd aggregate ids intact."""
+    one, two = make_writer(), make_writer()
+    written = _odd_rows(1)
+    two.write_events(written, len(written))
+    assert one.begin_round(TIMEOUT, after=0) == 4
+    events = one.read_after(0, 1000)
+    assert [(e.position, e.aggregate_id) for e in events] == [
+        (row[0], row[3]) for row in written
+    ]
+    one.abort_round()
+    assert one.begin_round(TIMEOUT, after=1) == 4
+    assert one.versions_after(1, 4) == {row[3]: ("agent", 1) for row in written[1:]}
+    one.abort_round()
+    # Without a round (the idle catch-up) the same answers come from a query.
+    assert one.versions_after(0, 2) == {row[3]: ("agent", 1) for row in written[:2]}
+    assert [e.position for e in one.read_after(2, 1000)] == [3, 4]
+
+
+def test_one_row_and_many_row_writes_check_the_head_alike(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """The one-row statement and the many-row one both store nothing on a
+    moved head, and both keep every column."""
+    one, two = make_writer(), make_writer()
+    one.write_events(rows(1, 1), 1)
+    with pytest.raises(RequestConflict):
+        two.write_events(rows(1, 1, prefix="b"), 1)
+    with pytest.raises(RequestConflict):
+        two.write_events(rows(1, 3, prefix="c"), 1)
+    odd = _odd_rows(2)
+    two.write_events(odd[:1], 1)
+    two.write_events(odd[1:], 3)
+    assert _positions(pg_url, pg_schema) == [1, 2, 3, 4, 5]
+    stored = one.read_after(1, 1000)
+    assert [(e.aggregate_id, e.version, e.id.bytes) for e in stored] == [
+        (row[3], row[5], row[1]) for row in odd
+    ]
