@@ -190,6 +190,7 @@ class Committer:
                 self._head, self._known, self.publisher, self._lock_timeout
             )
         self._head.position = self._storage.head()
+        self._known.complete = self._head.position == 0  # nothing to look up
 
     @property
     def stopped(self) -> WriterStoppedError | None:
@@ -470,10 +471,9 @@ class Committer:
 
     def _join(self, requests: list[AppendRequest]) -> None:
         """What queued while the batch in progress waited for the lock joins it."""
-        if requests is self._in_progress:
-            queue = self._queue
-            while queue and len(requests) < self._max_batch:
-                requests.append(queue.popleft())
+        queue, limit = self._queue, self._max_batch
+        while requests is self._in_progress and queue and len(requests) < limit:
+            requests.append(queue.popleft())
 
     def catch_up(self) -> None:
         """Publish what other processes committed (a shared store's

@@ -5,6 +5,11 @@ cache answers from memory what this writer committed or read before, and
 asks the writing connection only on a miss. It restarts (empties) when it
 grows past a bound, and is emptied when a version clash shows it stale.
 
+A cache that has seen every committed event (the writer opened an empty
+store and folded in every commit since, its own and other processes') is
+*complete*: a miss then means the aggregate has no events, with no read.
+Emptying it ends that.
+
 Runs with the :class:`~swarmlog.actors.committer.Committer`'s turn held.
 """
 
@@ -30,11 +35,14 @@ class KnownVersions:
             connection (None: it has no events).
     """
 
-    __slots__ = ("_known", "_load")
+    __slots__ = ("_known", "_load", "complete")
 
     def __init__(self, load: Callable[[str], AggregateState | None]) -> None:
         self._known: dict[str, AggregateState | None] = {}
         self._load = load
+        self.complete = False
+        """Whether every committed aggregate is in the cache (set by the
+        committer when it opens an empty store)."""
 
     def state(self, aggregate_id: str) -> AggregateState | None:
         """The committed state of ``aggregate_id`` (None: no events)."""
@@ -42,18 +50,19 @@ class KnownVersions:
             return self._known[aggregate_id]
         except KeyError:
             pass
-        state = self._load(aggregate_id)
+        state = None if self.complete else self._load(aggregate_id)
         if len(self._known) >= _KNOWN_LIMIT:
-            self._known.clear()
+            self.clear()
         self._known[aggregate_id] = state
         return state
 
     def update(self, committed: Mapping[str, AggregateState]) -> None:
         """Remember the states a round just committed."""
         if len(self._known) + len(committed) >= _KNOWN_LIMIT:
-            self._known.clear()
+            self.clear()
         self._known.update(committed)
 
     def clear(self) -> None:
         """Forget everything (a clash showed the cache stale)."""
         self._known.clear()
+        self.complete = False

@@ -30,6 +30,7 @@ from swarmlog.schema.errors import StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 class _NoListeners:
@@ -187,3 +188,69 @@ def test_watcher_looks_again_after_its_own_catch_up() -> None:
     probe.store_head = 14  # and another process committed meanwhile
     assert watcher.look(seen) == 12  # not skipped: the move was ours
     assert (probe.looks, len(asked)) == (2, 2)
+
+
+def test_a_complete_cache_answers_misses_without_a_look_up(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+) -> None:
+    """A cache that saw every commit (empty at the start, foreign versions
+    folded in each round) knows an aggregate it misses has no events."""
+    mine, theirs = pair
+    rounds, known, _head, loads = _rounds(mine)
+    known.complete = True  # what the committer sets on an empty store
+    assert known.state("new") is None
+    _commit(theirs, ["a", "b", "a"])
+    rounds.begin(mine)
+    mine.abort_round()
+    assert known.state("a") == ("task", 2)
+    assert known.state("b") == ("task", 1)
+    assert known.state("other") is None
+    assert loads.asked == []
+    assert known.complete
+
+
+def test_forgetting_ends_a_complete_cache(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+) -> None:
+    """Past a page of foreign events the cache forgets, and a miss is read
+    again: it no longer claims to know every aggregate."""
+    mine, theirs = pair
+    rounds, known, _head, loads = _rounds(mine)
+    known.complete = True
+    _commit(theirs, ["a"] + [f"x{k}" for k in range(PAGE)])
+    rounds.begin(mine)
+    mine.abort_round()
+    assert not known.complete
+    assert known.state("a") == ("task", 1)
+    assert loads.asked == ["a"]
+
+
+@pytest.mark.parametrize("stored", [0, 3])
+def test_a_writer_reads_versions_only_of_a_store_it_did_not_see_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: int
+) -> None:
+    """A store opened empty plans new aggregates without reading the file;
+    one opened on stored events reads each aggregate it meets once."""
+    from swarmlog.actors.sqlite.storage import SQLiteWriteStorage
+
+    path = str(tmp_path / "seen.db")
+    store = EventStore(path).initialize()
+    for i in range(stored):
+        store.append(create_task_created_event(f"old{i}", "parts", "T", "", "low"))
+    store.shutdown()
+    looked_up: list[str] = []
+    aggregate = SQLiteWriteStorage.aggregate
+
+    def counted(self: SQLiteWriteStorage, aggregate_id: str) -> tuple[str, int] | None:
+        looked_up.append(aggregate_id)
+        return aggregate(self, aggregate_id)
+
+    monkeypatch.setattr(SQLiteWriteStorage, "aggregate", counted)
+    store = EventStore(path).initialize()
+    try:
+        for i in range(5):
+            store.append(create_task_created_event(f"t{i}", "parts", "T", "", "low"))
+        store.append(create_task_created_event("t0", "parts", "T", "", "low"))
+    finally:
+        store.shutdown()
+    assert looked_up == ([] if stored == 0 else [f"t{i}" for i in range(5)])
