@@ -19,12 +19,13 @@ to the store's. Past :data:`PAGE` foreign events (or without that query)
 the cache is emptied instead, so planning reads the versions of just the
 aggregates it touches (one indexed look-up each).
 
-A storage that checks the head in its own write (PostgreSQL,
-``checks_head``) lets the writer go *solo* while no other process commits:
-no lock round, one statement that stores the rows only if the head is still
-the writer's. The first sign of another writer (a moved head, events of
-others published) turns rounds back on until a round finds nobody else
-committed since this writer's last.
+A storage that places the rows itself (PostgreSQL, ``places_rows``) lets
+the writer go *solo*: no lock round, one statement that stores the rows
+right after the head as the database finds it. When other processes
+committed since, the round lands after their events: theirs are published
+first, then the round with its positions shifted (:meth:`SharedRounds.placed`).
+A refusal planned on the cache, or a write that clashed with another
+process's, is settled in a lock round against exact committed state.
 
 Runs with the committer's turn held.
 """
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from swarmlog.actors.known_versions import KnownVersions
+    from swarmlog.actors.planning import Round
     from swarmlog.actors.publisher import Publisher
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import WriteStorage
@@ -97,7 +99,8 @@ def catch_up(
     """
     found = 0
     while target is None or head.position < target:
-        page = storage.read_after(head.position, PAGE)
+        limit = PAGE if target is None else min(PAGE, target - head.position)
+        page = storage.read_after(head.position, limit)
         if not page:
             break
         known.update({e.aggregate_id: (e.aggregate_type, e.version) for e in page})
@@ -121,7 +124,7 @@ class SharedRounds:
         lock_timeout: Seconds a round waits for the store-wide write lock.
     """
 
-    __slots__ = ("_contended", "_head", "_known", "_publisher", "_reader", "_timeout")
+    __slots__ = ("_head", "_known", "_publisher", "_reader", "_timeout")
 
     def __init__(
         self,
@@ -135,12 +138,6 @@ class SharedRounds:
         self._publisher = publisher
         self._timeout = lock_timeout
         self._reader: tuple[WriteStorage, VersionReader | None] | None = None
-        self._contended = False
-
-    def solo(self, storage: WriteStorage) -> bool:
-        """Whether the next write may skip the lock round: the storage
-        checks the head itself and no other process committed lately."""
-        return storage.checks_head and not self._contended
 
     def _versions(self, storage: WriteStorage) -> VersionReader | None:
         reader = self._reader
@@ -152,15 +149,13 @@ class SharedRounds:
     def _catch_up(self, storage: WriteStorage, target: int | None) -> None:
         publisher = self._publisher
         if publisher.wanted:
-            if catch_up(storage, self._head, self._known, publisher.foreign, target):
-                self._contended = True
+            catch_up(storage, self._head, self._known, publisher.foreign, target)
             return
         if target is None:
             target = storage.head()
         head = self._head
         if target <= head.position:
             return
-        self._contended = True
         # Nobody listens: decode no page; fold the versions (or forget them).
         versions = self._versions(storage)
         folded = None
@@ -189,8 +184,6 @@ class SharedRounds:
         try:
             if head > self._head.position:
                 self._catch_up(storage, head)
-            else:  # nobody else committed since this writer's last round
-                self._contended = False
         except BaseException:
             storage.abort_round()
             raise
@@ -204,8 +197,9 @@ class SharedRounds:
         join: Callable[[list[Any]], None],
     ) -> list[list[Any]]:
         """Commit one group of append requests on a shared store: solo
-        while nobody else commits, else inside a lock round, after catching
-        up (a lock timeout fails the group).
+        when the storage places rows itself, else (and to settle what a
+        solo write cannot) inside a lock round, after catching up (a lock
+        timeout fails the group).
 
         Args:
             storage: The writing connection.
@@ -218,11 +212,10 @@ class SharedRounds:
         Returns:
             The groups to commit next, in order.
         """
-        if self.solo(storage):
+        if storage.places_rows:
             after = plan(requests, solo=True)
             if after is not None:
-                return after
-            self._contended = True  # a refusal to confirm, or the head moved
+                return after  # (None: a refusal to confirm, or a clash)
         try:
             self.begin(storage)
         except SwarmlogError as error:
@@ -234,6 +227,33 @@ class SharedRounds:
             return plan(requests) or []
         finally:
             storage.abort_round()  # a no-op once write_events ended it
+
+    def placed(self, storage: WriteStorage | None, round_: Round) -> bool:
+        """A committed round the storage placed itself (``round_.placed``):
+        shift it to where it was stored, then publish what other processes
+        committed before it, and clear ``round_.placed``.
+
+        Returns:
+            Whether the round may be published now: False (``placed`` left
+            set) when the events before it could not be read (logged; the
+            cache is emptied and the next catch-up publishes them and the
+            round, in order).
+        """
+        if storage is None:  # closed meanwhile: nothing can be read
+            return False
+        placed = round_.placed
+        if placed is None:
+            return True
+        if placed != round_.start:
+            round_.shift(placed - round_.start)  # first: its callers' positions
+            try:
+                self._catch_up(storage, placed)
+            except SwarmlogError as error:
+                logger.warning("reading other processes' commits failed: %s", error)
+                self._known.clear()
+                return False
+        round_.placed = None
+        return True
 
     def idle(self, storage: WriteStorage) -> None:
         """Publish what others committed, without the lock (a ``CatchUp``

@@ -491,8 +491,7 @@ class Committer:
         A refusal planned on top of requests of this round would rest on
         versions not yet committed: the round is cut there, and the refused
         request and the rest are planned again after this round commits.
-        ``solo`` (a shared store's write without a lock round): a refusal
-        or a moved head is settled by nobody here (returns None).
+        ``solo`` (no lock round): a refusal or a clash returns None.
 
         Returns:
             The groups to commit next, in order (empty when all were settled).
@@ -518,10 +517,10 @@ class Committer:
         assert storage is not None  # _refusal checked it
         self._writing = round_
         try:
-            storage.write_events(round_.rows, len(planned))
+            round_.placed = storage.write_events(round_.rows, len(planned))
         except RequestConflict:
             self._writing = None
-            if solo:  # the head moved (or a clash): plan again in a round
+            if solo:  # a clash with another process: plan again in a round
                 return None
             if len(planned) == 1:
                 self._resolve(planned[0], None)
@@ -561,18 +560,19 @@ class Committer:
     def _committed(self, round_: Round) -> None:
         """Publish a committed round, then settle it. Idempotent (an
         interrupted publication is finished by :meth:`_recover`)."""
+        if round_.placed is not None and self._shared and not round_.published:
+            self._shared.placed(self._storage, round_)  # others' commits first
         self._known.update(round_.tentative)  # (idempotent up to the page)
-        self._head.position = round_.position
+        if round_.placed is None:
+            self._head.position = round_.position
+        else:  # others' commits unread: the next catch-up publishes it, in order
+            round_.published = True
+        events = round_.events
         if not round_.published:
             round_.published = True
-            metrics = self._metrics
-            metrics.transactions += 1
-            if threading.get_ident() != self.writer_ident:
-                metrics.caller_transactions += 1
-            metrics.appends += len(round_.requests)
-            metrics.events += len(round_.events)
-            self.publisher.page(tuple(round_.events))
-        events = round_.events
+            by_caller = threading.get_ident() != self.writer_ident
+            self._metrics.committed(len(round_.requests), len(events), by_caller)
+            self.publisher.page(tuple(events))
         start = 0
         for request, end in zip(round_.requests, round_.ends, strict=True):
             if not request.done():

@@ -50,14 +50,18 @@ class Round:
     __slots__ = (
         "ends",
         "events",
+        "placed",
         "position",
         "published",
         "requests",
         "rows",
+        "start",
         "tentative",
     )
 
     def __init__(self, head: int) -> None:
+        self.start = head  # the head the round is planned after
+        self.placed: int | None = None  # the head the storage stored it after
         self.position = head  # the last position planned so far
         self.rows: list[EventRow] = []
         self.events: list[Event[Any]] = []
@@ -65,6 +69,14 @@ class Round:
         self.ends: list[int] = []  # per planned request: its end in events
         self.tentative: dict[str, AggregateState] = {}  # aggregate versions
         self.published = False  # the page went to the dispatcher
+
+    def shift(self, delta: int) -> None:
+        """Move every planned position by ``delta`` (the storage placed the
+        rows after other processes' commits)."""
+        replace = msgspec.structs.replace
+        self.events = [replace(e, position=e.position + delta) for e in self.events]
+        self.position += delta
+        self.start += delta
 
 
 def _expected_ok(expected: ExpectedVersion, current: int) -> bool:

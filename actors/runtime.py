@@ -118,6 +118,14 @@ class WriterMetrics:
         self.caller_transactions = 0
         self.failed_appends = 0
 
+    def committed(self, appends: int, events: int, by_caller: bool) -> None:
+        """Count one committed transaction (``by_caller``: a caller's
+        thread committed it, not the writer's)."""
+        self.transactions += 1
+        self.caller_transactions += by_caller
+        self.appends += appends
+        self.events += events
+
     @property
     def mean_batch_size(self) -> float:
         """Mean number of append requests per transaction."""

@@ -123,14 +123,16 @@ class WriteStorage(Protocol):
     with ``multi_process=True``). False: this connection is the only writer
     and :meth:`begin_round` is never called."""
 
-    checks_head: bool
-    """Whether :meth:`write_events` outside a round checks the head itself:
-    it stores the rows only if the store's committed head is still the
-    position just before the first row, and otherwise stores nothing and
-    raises ``RequestConflict`` (PostgreSQL: one statement moves the head
-    and inserts). A shared store's writer then skips the lock round while
-    no other process commits, and plans against its own exact cache.
-    False: a shared store needs :meth:`begin_round` for every write."""
+    places_rows: bool
+    """Whether :meth:`write_events` outside a round places the rows itself:
+    right after the committed head as the database finds it at COMMIT,
+    which other processes may have moved since the rows were planned (their
+    positions, in the column and in each envelope, shift by the same
+    amount; their versions stay, so a uniqueness clash refuses them if
+    another process touched the same aggregate). PostgreSQL: one statement
+    moves the head and inserts. A shared store's writer then needs no lock
+    round for a write; only a refusal or a clash is settled in one. False:
+    a shared store writes only inside rounds."""
 
     def begin_round(self, timeout: float, after: int | None = None) -> int:
         """Shared stores only. Take the store-wide write lock, waiting at
@@ -184,10 +186,14 @@ class WriteStorage(Protocol):
         """The stored events with these ids (any order; missing ids skipped)."""
         ...
 
-    def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
+    def write_events(self, rows: Sequence[EventRow], requests: int) -> int | None:
         """Insert ``rows`` (the rows of ``requests`` append requests, in
         order) in one transaction and commit. Inside an open round: in that
         round's transaction, then release the lock (also on failure).
+
+        Returns:
+            The committed head the rows were stored after (a backend that
+            :attr:`places_rows`), or None: where they were planned.
 
         Raises:
             RequestConflict: A request broke a uniqueness constraint;

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "EVENT_COLUMNS",
     "INSERT_COLUMNS",
+    "POSITION_OFFSET",
     "PreparedEvent",
     "decode_row",
     "decode_value",
@@ -79,6 +80,10 @@ _UNSTORED_HEAD: Final = b"\x8d\xa8position\x00\xa7version\x00"
 _HEAD_POSITION: Final = b"\x8d\xa8position\xcf"
 _HEAD_VERSION: Final = b"\xa7version\xcf"
 _ID_HEAD: Final = b"\xa2id\xc4\x10"  # then the id's 16 bytes
+POSITION_OFFSET: Final = len(_HEAD_POSITION)
+"""Where a stored envelope (a row's ``data``) holds its position: 8 bytes,
+big-endian. A backend that places rows itself (PostgreSQL's writer outside
+a round) writes the position it gives a row there."""
 _ID_START: Final = len(_UNSTORED_HEAD) + len(_ID_HEAD)
 _ID_END: Final = _ID_START + 16
 _UNSTORED_HEAD_SIZE: Final = len(_UNSTORED_HEAD)

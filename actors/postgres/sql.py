@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-from swarmlog.schema.codec import EVENT_COLUMNS
+from swarmlog.schema.codec import EVENT_COLUMNS, POSITION_OFFSET
 
 __all__ = ["FORMAT_VERSION", "Statements", "channel_name"]
 
@@ -140,42 +140,24 @@ class Statements:
         self.update_format = f"UPDATE {s}.store_format SET format = %s"
 
         # -- appends -----------------------------------------------------
-        # One statement, one round trip: move the head from the position the
-        # writer planned after to the batch's last position, and insert the
-        # rows only if it moved. A head some other writer moved matches no
-        # row: nothing is inserted (the caller reports a conflict). The
-        # UPDATE takes the head row's lock until COMMIT: positions are
-        # handed out one transaction at a time, in commit order.
+        # One statement, one round trip: move the head by the batch's size
+        # and insert the rows right after where it was, writing each row's
+        # position into its column and its envelope (``POSITION_OFFSET``);
+        # it returns where the head was. The UPDATE holds the head row's
+        # lock until COMMIT: positions are handed out one transaction at a
+        # time, in commit order, and a rollback hands them back. The
+        # writer's planned positions therefore only hold when nobody else
+        # committed since (always, inside a round, where the writer holds
+        # the head already); otherwise the rows land after the others'
+        # commits with the same versions, which a uniqueness clash refuses
+        # whenever another process touched the same aggregate.
         #
-        # The same statement NOTIFYs the store's channel with the new head: a
-        # wake-up hint for other processes' followers (delivered at COMMIT,
-        # never for a rollback; lost hints only delay them to their next
-        # poll, as they fetch by position).
-        arrays = ", ".join(f"%b::{t}[]" for t in _ARRAY_TYPES)
+        # The same statement NOTIFYs the store's channel: a wake-up hint for
+        # other processes' followers (delivered at COMMIT, never for a
+        # rollback; lost hints only delay them to their next poll, as they
+        # fetch by position).
         self.channel = channel_name(schema)
-        self.append = f"""
-            WITH moved AS (
-                UPDATE {s}.head SET position = %b WHERE position = %b
-                RETURNING position
-            )
-            INSERT INTO {s}.events ({PG_INSERT_COLUMNS})
-            SELECT r.* FROM unnest({arrays})
-                AS r({PG_INSERT_COLUMNS}), moved,
-                (SELECT pg_notify('{self.channel}', %b)) AS hint
-        """
-        # The same for one row, with a VALUES list (unnest of twelve arrays
-        # costs about 80 us more per statement on a 1-event round).
-        one_row = ", ".join(f"%b::{t}" for t in _ARRAY_TYPES)
-        self.append_one = f"""
-            WITH moved AS (
-                UPDATE {s}.head SET position = %b WHERE position = %b
-                RETURNING position
-            )
-            INSERT INTO {s}.events ({PG_INSERT_COLUMNS})
-            SELECT r.* FROM (VALUES ({one_row}))
-                AS r({PG_INSERT_COLUMNS}), moved,
-                (SELECT pg_notify('{self.channel}', %b)) AS hint
-        """
+        self.append, self.append_one = _append_statements(s, self.channel)
         self.listen = f'LISTEN "{self.channel}"'
         self.lock_head = f"SELECT position FROM {s}.head FOR UPDATE"
         # A round's second statement (simple protocol, its own snapshot after
@@ -327,3 +309,38 @@ class Statements:
             FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
             WHERE n.nspname = %s AND c.relkind = 'r'
         """
+
+
+def _append_statements(s: str, channel: str) -> tuple[str, str]:
+    """The append statements (any number of rows, one row) of the store in
+    schema ``s`` (quoted), NOTIFYing ``channel``."""
+    fields = PG_INSERT_COLUMNS.removeprefix("position, ")
+    at = POSITION_OFFSET + 1  # overlay counts from 1
+
+    def placed(number: str) -> str:  # the SELECT list of row ``number``
+        position = f"moved.base + {number}"
+        columns = [f"r.{name}" for name in fields.split(", ")]
+        columns[columns.index("r.data")] = (
+            f"overlay(r.data placing int8send({position}) from {at} for 8)"
+        )
+        return ", ".join([position, *columns])
+
+    def append(rows: str, number: str) -> str:
+        return f"""
+            WITH moved AS (
+                UPDATE {s}.head SET position = position + %b::bigint
+                RETURNING position - %b::bigint AS base
+            ), stored AS (
+                INSERT INTO {s}.events ({PG_INSERT_COLUMNS})
+                SELECT {placed(number)} FROM moved, {rows}
+            )
+            SELECT moved.base FROM moved, (SELECT pg_notify('{channel}', ''))
+                AS hint
+            """
+
+    arrays = ", ".join(f"%b::{t}[]" for t in _ARRAY_TYPES[1:])
+    many = append(f"unnest({arrays}) WITH ORDINALITY AS r({fields}, n)", "r.n")
+    # One row: a VALUES list (unnest of eleven arrays costs about 80 us more
+    # per statement on a 1-event round).
+    one_row = ", ".join(f"%b::{t}" for t in _ARRAY_TYPES[1:])
+    return many, append(f"(VALUES ({one_row})) AS r({fields})", "1")

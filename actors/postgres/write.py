@@ -3,8 +3,8 @@
 Runs with the writer's turn held (see ``swarmlog.actors.committer``), on
 whichever thread holds it. One connection per process, in autocommit mode:
 an append without an open round is one statement (its own transaction, one
-round trip) that stores the rows only if the head is where the writer
-planned from (:attr:`PostgresWriteStorage.checks_head`). A round
+round trip) that stores the rows right after the head as it finds it
+(:attr:`PostgresWriteStorage.places_rows`). A round
 (:meth:`PostgresWriteStorage.begin_round`, when other processes write) is
 two round trips: ``BEGIN`` + ``SET LOCAL lock_timeout`` + the head row
 ``FOR UPDATE`` + the events others committed past the writer's head, in
@@ -92,9 +92,9 @@ class PostgresWriteStorage:
     reconnects_after_unknown: bool
     """After ``CommitUnknownError`` the next call reconnects; the writer may
     go on serving appends (the server decided the batch's fate)."""
-    checks_head: bool
-    """A write outside a round stores its rows only if the head is still
-    where they were planned from (one statement, one round trip)."""
+    places_rows: bool
+    """A write outside a round stores its rows right after the head as it
+    finds it (one statement, one round trip), whoever moved it."""
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class PostgresWriteStorage:
     ) -> None:
         self.shared = True
         self.reconnects_after_unknown = True
-        self.checks_head = True
+        self.places_rows = True
         self.wal_checkpoint_every = 0  # no WAL of ours to fold
         self._url = url
         self._synchronous_commit = "on" if synchronous_commit else "off"
@@ -316,18 +316,20 @@ class PostgresWriteStorage:
             raise self._failed(e, "read events") from e
         return [decode_row(r) for r in rows]
 
-    def write_events(self, rows: Sequence[EventRow], requests: int) -> None:
-        """Insert ``rows`` and commit, in one transaction.
+    def write_events(self, rows: Sequence[EventRow], requests: int) -> int:
+        """Insert ``rows`` and commit, in one transaction; return the head
+        the rows were stored after.
 
         Inside a round, the rows join its transaction, which commits and
-        releases the head. Without one, one statement moves the head from
-        the position before the first row to the last, and inserts the
-        rows only if the head was there: a head another process moved
-        inserts nothing, and is reported as a conflict (the planner's
-        cached state was wrong).
+        releases the head: they are stored where they were planned. Without
+        one, one statement moves the head by the batch's size and stores
+        the rows right after where it found it (see ``sql``): after other
+        processes' commits the writer did not know of, the positions (in
+        the column and in each envelope) are shifted by the same amount.
 
         Raises:
-            RequestConflict: A uniqueness constraint, or a moved head;
+            RequestConflict: A uniqueness constraint (an event id stored
+                already, or an aggregate version another writer took);
                 nothing was stored.
             StorageError: A known failure; nothing was stored.
             CommitUnknownError: The connection was lost while the write was
@@ -347,6 +349,7 @@ class PostgresWriteStorage:
                     conn.execute("COMMIT", prepare=False)
             else:
                 cursor = conn.execute(statement, params)
+            found = cursor.fetchone()
         except psycopg.IntegrityError as e:
             self._failed(e, "append")
             raise RequestConflict(0 if requests == 1 else -1) from e
@@ -359,8 +362,10 @@ class PostgresWriteStorage:
             if in_round and not conn.closed and not conn.broken:
                 status = conn.info.transaction_status
                 self._in_round = status != TransactionStatus.IDLE
-        if cursor.rowcount != len(rows):  # the head had moved: nothing stored
-            raise RequestConflict(0 if requests == 1 else -1)
+        if found is None:  # no head row: the layout check makes one
+            msg = f"{self.path}: the store's head row is missing"
+            raise StorageError(msg)
+        return int(found[0])
 
     def _write_one(self, statement: str, params: Sequence[Any], what: str) -> None:
         conn = self._ready()
@@ -431,26 +436,24 @@ class PostgresWriteStorage:
 
 def _append_one_params(row: EventRow) -> tuple[Any, ...]:
     """The one-row append statement's parameters (see :func:`_append_params`)."""
-    position = row[0]
     cause = row[_CAUSE]
     correlation = row[_CORRELATION]
     return (
-        position,
-        position - 1,
-        *row[:_AGGREGATE],
+        1,
+        1,
+        *row[1:_AGGREGATE],
         row[_AGGREGATE].encode(),
         *row[_AGGREGATE + 1 : _CAUSE],
         cause if isinstance(cause, bytes) else None,
         cause.encode() if isinstance(cause, str) else None,
         None if correlation is None else correlation.encode(),
-        str(position),
     )
 
 
 def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
-    """The append statement's parameters: the head's move, one array per
-    column (``cause`` split into ``cause_id`` and ``cause_text``), and the
-    new head as the NOTIFY payload."""
+    """The append statement's parameters: the head's move (twice), then one
+    array per column but the position (``cause`` split into ``cause_id``
+    and ``cause_text``)."""
     columns = [list(column) for column in zip(*rows, strict=True)]
     columns[_AGGREGATE] = [a.encode() for a in columns[_AGGREGATE]]
     columns[_CORRELATION] = [
@@ -460,6 +463,4 @@ def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
     cause_ids = [c if isinstance(c, bytes) else None for c in causes]
     cause_texts = [c.encode() if isinstance(c, str) else None for c in causes]
     columns[_CAUSE:_CAUSE] = [cause_ids, cause_texts]
-    last = rows[-1][0]
-    previous = rows[0][0] - 1
-    return (last, previous, *columns, str(last))
+    return (len(rows), len(rows), *columns[1:])

@@ -248,7 +248,7 @@ class SQLiteWriteStorage:
 
     shared = False
     reconnects_after_unknown = False  # an unknown outcome: the writer stops
-    checks_head = False  # a shared SQLite store writes only inside rounds
+    places_rows = False  # a shared SQLite store writes only inside rounds
     _upsert_projection_snapshot = sql.UPSERT_PROJECTION_SNAPSHOT
 
     def __init__(

@@ -106,20 +106,37 @@ def test_abort_round_releases_the_head(
     two.abort_round()
 
 
-def test_a_write_without_a_round_refuses_a_moved_head(
+def test_a_write_without_a_round_lands_after_the_head_it_finds(
     make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
 ) -> None:
-    """A writer planning on a stale head never stores: taken positions
-    clash, later ones would leave a hole, and both are conflicts."""
+    """Rows planned on a stale head are stored right after the committed
+    head (the column and the envelope agree), and the write says where."""
     one, two = make_writer(), make_writer()
-    one.write_events(rows(1, 2), 1)
+    assert one.write_events(rows(1, 2), 1) == 0
+    assert two.write_events(rows(1, 1, prefix="b"), 1) == 2  # planned at 1
+    assert two.write_events(rows(7, 3, prefix="c"), 3) == 3  # planned at 7..9
+    assert _positions(pg_url, pg_schema) == [1, 2, 3, 4, 5, 6]
+    stored = one.read_after(0, 100)
+    assert [e.position for e in stored] == [1, 2, 3, 4, 5, 6]
+    assert [e.aggregate_id for e in stored] == ["a1", "a2", "b1", "c7", "c8", "c9"]
+
+
+def test_a_clash_stores_nothing_and_hands_the_positions_back(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """A stored event id, or an aggregate version another writer took,
+    refuses the whole write: nothing stored, the head where it was."""
+    one, two = make_writer(), make_writer()
+    first = rows(1, 1)
+    one.write_events(first, 1)
     with pytest.raises(RequestConflict):
-        two.write_events(rows(1, 1, prefix="b"), 1)
-    with pytest.raises(RequestConflict):
-        two.write_events(rows(4, 1, prefix="c"), 1)  # after 3, the head is 2
-    assert _positions(pg_url, pg_schema) == [1, 2]
-    two.write_events(rows(3, 1, prefix="d"), 1)
-    assert _positions(pg_url, pg_schema) == [1, 2, 3]
+        two.write_events(first, 1)  # the same event again
+    taken = prepare_event(create_agent_started_event("a1"), 1 << 20).row(1, 3)
+    with pytest.raises(RequestConflict):  # another id, the same aggregate version
+        two.write_events([rows(2, 1, prefix="ok")[0], taken], 2)
+    assert _positions(pg_url, pg_schema) == [1]
+    assert one.head() == 1
+    assert two.write_events(rows(2, 1, prefix="d"), 1) == 1
 
 
 def test_a_lock_timeout_is_a_typed_timeout(
@@ -264,22 +281,17 @@ def test_a_round_reads_what_others_committed_in_its_first_round_trip(
     assert [e.position for e in one.read_after(2, 1000)] == [3, 4]
 
 
-def test_one_row_and_many_row_writes_check_the_head_alike(
-    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+def test_one_row_and_many_row_writes_keep_every_column(
+    make_writer: Callable[..., PostgresWriteStorage],
 ) -> None:
-    """The one-row statement and the many-row one both store nothing on a
-    moved head, and both keep every column."""
+    """The one-row statement and the many-row one store every column as
+    given, positions shifted past another writer's commit."""
     one, two = make_writer(), make_writer()
     one.write_events(rows(1, 1), 1)
-    with pytest.raises(RequestConflict):
-        two.write_events(rows(1, 1, prefix="b"), 1)
-    with pytest.raises(RequestConflict):
-        two.write_events(rows(1, 3, prefix="c"), 1)
-    odd = _odd_rows(2)
-    two.write_events(odd[:1], 1)
-    two.write_events(odd[1:], 3)
-    assert _positions(pg_url, pg_schema) == [1, 2, 3, 4, 5]
+    odd = _odd_rows(1)  # planned at 1..4, stored at 2..5
+    assert two.write_events(odd[:1], 1) == 1
+    assert two.write_events(odd[1:], 3) == 2
     stored = one.read_after(1, 1000)
-    assert [(e.aggregate_id, e.version, e.id.bytes) for e in stored] == [
-        (row[3], row[5], row[1]) for row in odd
+    assert [(e.position, e.aggregate_id, e.version, e.id.bytes) for e in stored] == [
+        (row[0] + 1, row[3], row[5], row[1]) for row in odd
     ]
