@@ -1,11 +1,14 @@
 """Child process of the PostgreSQL fault-under-load tests (test_load_faults).
 
 ``load_child.py CONFIG_JSON`` (``url``, ``schema``, ``index``,
-``max_seconds``) opens the store, starts a projection and an
+``max_seconds``, ``follower``) opens the store, starts a projection and an
 ``event:appended`` listener that record every position they are given,
 and runs four appending threads on contended aggregates (shared by every
 process) and on aggregates of its own: single appends, and every fifth
-operation an ``append_many`` of three events across aggregates.
+operation an ``append_many`` of three events across aggregates. A
+``follower`` opens the store ``read_only`` (its projection and listener
+are fed by its follower, woken by its own LISTEN connection) and appends
+nothing.
 
 An append that fails with a typed storage error (:class:`StorageError`,
 its :class:`CommitOutcomeUnknownError`, :class:`LockTimeoutError`: what a
@@ -90,7 +93,10 @@ class _Child:
         self.pause = threading.Event()  # never set: a bounded backoff wait
         self.heard: list[int] = []
         self.heard_cond = threading.Condition()
-        self.store = EventStore(config["url"], pg_schema=config["schema"])
+        self.follower = bool(config.get("follower"))
+        self.store = EventStore(
+            config["url"], pg_schema=config["schema"], read_only=self.follower
+        )
         self.store.on("event:appended", self._heard)
 
     def report(self, record: dict[str, Any]) -> None:
@@ -176,9 +182,11 @@ class _Child:
         self.projection = PositionsProjection(
             self.store, consistency="eventual"
         ).initialize()
-        counts = [0] * 4
+        workers = 0 if self.follower else 4
+        counts = [0] * workers
         threads = [
-            threading.Thread(target=self.run_worker, args=(w, counts)) for w in range(4)
+            threading.Thread(target=self.run_worker, args=(w, counts))
+            for w in range(workers)
         ]
         self.report({"k": "ready"})
         for line in sys.stdin:

@@ -57,8 +57,16 @@ TYPED_FAULTS = frozenset(
 class LoadChild:
     """One ``load_child.py`` process and the JSON lines it reported."""
 
-    def __init__(self, url: str, schema: str, index: int, stderr: Path) -> None:
-        config = {"url": url, "schema": schema, "index": index, "max_seconds": 240}
+    def __init__(
+        self, url: str, schema: str, index: int, stderr: Path, *, follower: bool
+    ) -> None:
+        config = {
+            "url": url,
+            "schema": schema,
+            "index": index,
+            "max_seconds": 240,
+            "follower": follower,
+        }
         with stderr.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, str(CHILD), msgspec.json.encode(config).decode()],
@@ -68,6 +76,7 @@ class LoadChild:
                 stderr=err,
             )
         self.index = index
+        self.follower = follower
         self.stderr = stderr
         self.acks: list[dict[str, Any]] = []
         self.faults: Counter[str] = Counter()
@@ -137,21 +146,40 @@ class Load:
     def __init__(self, url: str, schema: str, folder: Path) -> None:
         with EventStore(url, pg_schema=schema):
             pass  # the schema exists before they race
-        stderr = folder / "children.stderr"
+        self._url, self._schema = url, schema
+        self._stderr = folder / "children.stderr"
         self.children = [
-            LoadChild(url, schema, index, stderr) for index in range(PROCESSES)
+            LoadChild(url, schema, index, self._stderr, follower=False)
+            for index in range(PROCESSES)
         ]
+
+    @property
+    def appenders(self) -> list[LoadChild]:
+        """The children that append."""
+        return [child for child in self.children if not child.follower]
+
+    def add_follower(self) -> LoadChild:
+        """Start a read-only process now (mid-load); wait until it runs."""
+        child = LoadChild(
+            self._url, self._schema, len(self.children), self._stderr, follower=True
+        )
+        self.children.append(child)
+        child.wait_until("ready", lambda c: "ready" in c.records)
+        child.send("go")
+        return child
 
     def wait_all(self, what: str, predicate: Callable[[LoadChild], bool]) -> None:
         for child in self.children:
             child.wait_until(what, predicate)
 
     def wait_more_acks(self, count: int) -> None:
-        """Block until every process acknowledged ``count`` more events."""
-        marks = {child.index: len(child.acks) for child in self.children}
-        self.wait_all(
-            f"{count} more acks", lambda c: len(c.acks) >= marks[c.index] + count
-        )
+        """Block until every appending process acknowledged ``count`` more
+        events."""
+        marks = {child.index: len(child.acks) for child in self.appenders}
+        for child in self.appenders:
+            child.wait_until(
+                f"{count} more acks", lambda c: len(c.acks) >= marks[c.index] + count
+            )
 
     def finish(self) -> None:
         """Stop appending (each operation in progress completes first)."""
@@ -248,7 +276,13 @@ def verify(url: str, schema: str, load: Load, extra: list[str]) -> int:
     expected = list(range(1, head + 1))
     for child in load.children:
         seen = child.records["seen"]
-        assert seen["listener"] == expected, f"child {child.index}: listener"
+        heard = seen["listener"]
+        if child.follower:  # opened mid-load: it hears what came after
+            assert heard, f"follower {child.index} heard nothing"
+            expected_heard = list(range(heard[0], head + 1))
+        else:
+            expected_heard = expected
+        assert heard == expected_heard, f"child {child.index}: listener"
         assert seen["projection"] == expected, f"child {child.index}: projection"
     return head
 
@@ -266,19 +300,22 @@ def test_dropped_listen_connections_mid_load(
 ) -> None:
     """Every LISTEN session is ended mid-load, and again once the processes
     are idle: each process's listener and projection still get exactly
-    ``1..N``, including what others committed after the drop."""
+    ``1..N``, including what others committed after the drop. A read-only
+    process started mid-load (its projection catches up, then follows)
+    gets exactly ``1..N`` too."""
     url = pg_server.url
     with running_load(url, pg_schema, tmp_path) as load:
         load.wait_more_acks(STEP)
         assert len(terminate_listen_sessions(url)) >= PROCESSES
+        load.add_follower()
         load.wait_more_acks(STEP)
         load.finish()
         # Idle now: another process's commits reach them only through
         # their change watchers, which listen again (a busy process's
         # watcher looks only once its head stands still) and whose LISTEN
         # sessions end here once more.
-        wait_listen_sessions(url, PROCESSES)
-        assert len(terminate_listen_sessions(url)) >= PROCESSES
+        wait_listen_sessions(url, PROCESSES + 1)
+        assert len(terminate_listen_sessions(url)) >= PROCESSES + 1
         extra = _append_extra(url, pg_schema, 3)
         with EventStore(url, pg_schema=pg_schema, read_only=True) as store:
             head = store.head_position
@@ -312,10 +349,11 @@ def _restart_mid_load(server: PgServer, folder: Path, mode: str, times: int) -> 
             server.stop(mode)
             try:
                 # every process is appending: each meets the outage
-                load.wait_all(
-                    "a typed error during the outage",
-                    lambda c, marks=marks: sum(c.faults.values()) > marks[c.index],
-                )
+                for child in load.appenders:
+                    child.wait_until(
+                        "a typed error during the outage",
+                        lambda c, marks=marks: sum(c.faults.values()) > marks[c.index],
+                    )
             finally:
                 server.start()
             load.wait_more_acks(STEP)  # appends resumed in every process
