@@ -5,7 +5,8 @@
 ``event:appended`` listener that record every position they are given,
 and runs four appending threads on contended aggregates (shared by every
 process) and on aggregates of its own: single appends, and every fifth
-operation an ``append_many`` of three events across aggregates. A
+operation an ``append_many`` of three events across aggregates, each
+event's metadata ``{"c": index}``. A
 ``follower`` opens the store ``read_only`` (its projection and listener
 are fed by its follower, woken by its own LISTEN connection) and appends
 nothing.
@@ -134,7 +135,10 @@ class _Child:
                 aggregates = [f"shared{count % 3}"]
             else:
                 aggregates = [own]
-            events = [create_agent_started_event(a) for a in aggregates]
+            events = [
+                create_agent_started_event(a, metadata={"c": self.index})
+                for a in aggregates
+            ]
             for stored in self.commit(events):
                 self.report(
                     {
