@@ -5,26 +5,29 @@
 ``event:appended`` listener that record every position they are given,
 and runs four appending threads on contended aggregates (shared by every
 process) and on aggregates of its own: single appends, and every fifth
-operation an ``append_many`` of three events across aggregates, each
-event's metadata ``{"c": index}``. A
-``follower`` opens the store ``read_only`` (its projection and listener
-are fed by its follower, woken by its own LISTEN connection) and appends
-nothing.
+operation an ``append_many`` of three events across aggregates (each
+event's metadata is ``{"c": index}``). A ``follower`` opens the store
+``read_only`` (its projection and listener are fed by its follower, woken
+by its own LISTEN connection) and appends nothing. A reader thread makes
+strong reads beside them (an aggregate's events, the head) and checks
+what it gets.
 
 An append that fails with a typed storage error (:class:`StorageError`,
 its :class:`CommitOutcomeUnknownError`, :class:`LockTimeoutError`: what a
 dropped connection or a restarting server gives) is retried with the *same*
 events (the same ids) until it succeeds: the retry stores them, or returns
-them as stored by the attempt whose outcome was unknown. Any other error is
-reported and ends that thread (the parent then fails the test).
+them as stored by the attempt whose outcome was unknown. A read may fail
+with the same typed errors. Any other error is reported and ends that
+thread (the parent then fails the test).
 
 Reports, one JSON line each on stdout (one ``os.write``: atomic on a pipe):
 ``{"k": "ready"}``; ``{"k": "ack", "id", "p", "v", "a"}`` per acknowledged
-event; ``{"k": "fault", "t", "m"}`` per typed error that was retried;
-``{"k": "err", "where", "t", "m"}`` for anything else; ``{"k":
-"appended", "n"}`` once the threads stopped after ``finish``;
-``{"k": "seen", "listener": [...], "projection": [...]}`` once both saw
-``expect N`` positions; then ``{"k": "done"}`` and exit 0.
+event; ``{"k": "fault", "t", "m"}`` per typed error of an append (retried)
+and ``{"k": "rfault", ...}`` of a read; ``{"k": "err", "where", "t",
+"m"}`` for anything else (or a wrong read); ``{"k": "appended", "n"}``
+once the threads stopped after ``finish``; ``{"k": "seen", "listener":
+[...], "projection": [...]}`` once both saw ``expect N`` positions; then
+``{"k": "done"}`` and exit 0.
 
 Commands on stdin: ``go`` (start appending: every process opened its
 store before any append, so its listener hears all of ``1..N``),
@@ -63,6 +66,7 @@ RETRY_FOR = 60.0
 SEEN_TIMEOUT = 30.0
 """Seconds ``expect N`` may wait for the listener and the projection."""
 _BACKOFF = 0.02  # seconds between retries of a failed append (not a sync)
+_READ_PAUSE = 0.005  # seconds between two reads of the reader thread
 
 
 class PositionsProjection(Projection):
@@ -164,6 +168,41 @@ class _Child:
                 }
             )
 
+    def read(self) -> None:
+        """Strong reads beside the appends (the reader thread): a read
+        during a fault is a typed error, never a hang or a wrong answer."""
+        n = 0
+        while not self.finish.is_set():
+            n += 1
+            try:
+                stream = self.store.get_events(f"shared{n % 3}")
+                head = self.store.head_position
+            except (StorageError, LockTimeoutError) as error:
+                self.report({"k": "rfault", "t": type(error).__name__, "m": str(error)})
+            else:
+                versions = [e.version for e in stream]
+                # A writing store's head is what its writer published (it
+                # may lag other processes' commits); a read-only store's
+                # is read from the server now.
+                behind = self.follower and bool(stream) and stream[-1].position > head
+                if versions != list(range(1, len(versions) + 1)) or behind:
+                    msg = f"{versions[-5:]}, head {head}"
+                    self.report({"k": "err", "where": "read", "t": "Read", "m": msg})
+            self.pause.wait(_READ_PAUSE)
+
+    def run_reader(self) -> None:
+        try:
+            self.read()
+        except BaseException as error:  # report, never die silently
+            self.report(
+                {
+                    "k": "err",
+                    "where": "reader",
+                    "t": type(error).__name__,
+                    "m": str(error),
+                }
+            )
+
     def wait_seen(self, head: int) -> None:
         with self.heard_cond:
             self.heard_cond.wait_for(
@@ -192,6 +231,7 @@ class _Child:
             threading.Thread(target=self.run_worker, args=(w, counts))
             for w in range(workers)
         ]
+        threads.append(threading.Thread(target=self.run_reader))
         self.report({"k": "ready"})
         for line in sys.stdin:
             command = line.split()

@@ -92,7 +92,8 @@ class LoadChild:
         self.killed = False
         self.stderr = stderr
         self.acks: list[dict[str, Any]] = []
-        self.faults: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()  # typed errors of appends
+        self.read_faults: Counter[str] = Counter()  # and of reads
         self.errors: list[dict[str, Any]] = []
         self.records: dict[str, dict[str, Any]] = {}  # last of each other kind
         self.eof = False
@@ -110,6 +111,8 @@ class LoadChild:
                     self.acks.append(record)
                 elif kind == "fault":
                     self.faults[record["t"]] += 1
+                elif kind == "rfault":
+                    self.read_faults[record["t"]] += 1
                 elif kind == "err":
                     self.errors.append(record)
                 else:
@@ -221,6 +224,14 @@ class Load:
         self.wait_all("done", lambda c: "done" in c.records)
         for child in self.live:
             assert child.proc.wait(TIMEOUT) == 0, child._tail()
+
+    def faults(self) -> Counter[str]:
+        """The typed errors the children's appends and reads met, by type."""
+        found: Counter[str] = Counter()
+        for child in self.children:
+            found.update(child.faults)
+            found.update(child.read_faults)
+        return found
 
     def close(self) -> None:
         for child in self.children:

@@ -23,7 +23,6 @@ The restart tests stop and start a server of their own
 from __future__ import annotations
 
 import os
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -130,9 +129,7 @@ def _terminate_mid_load(url: str, schema: str, folder: Path, rounds: int) -> Non
         load.finish()
         extra = append_extra(url, schema, 3)
         load.expect(len(extra) + sum(len(c.acks) for c in load.children))
-    faults: Counter[str] = Counter()
-    for child in load.children:
-        faults.update(child.faults)
+    faults = load.faults()
     assert set(faults) <= TYPED_FAULTS, faults
     assert verify(url, schema, load, extra) == load.head
 
@@ -200,9 +197,7 @@ def _restart_mid_load(server: PgServer, folder: Path, mode: str, times: int) -> 
         server.start()
         extra = append_extra(url, schema, 3)
         load.expect(len(extra) + sum(len(c.acks) for c in load.children))
-    faults: Counter[str] = Counter()
-    for child in load.children:
-        faults.update(child.faults)
+    faults = load.faults()
     assert set(faults) <= TYPED_FAULTS, faults
     assert verify(url, schema, load, extra) == load.head
 
