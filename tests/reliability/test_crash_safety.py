@@ -2,13 +2,13 @@
 
 Each round starts ``crash_child.py`` on the same store (a SQLite file, or a
 schema on the session's PostgreSQL server: one parametrised test), lets it
-append
-from several threads (single appends, idempotent retries, expected-version
-appends, ``append_many`` batches, async bursts, aggregate snapshots, and a
-live projection that snapshots every few events), and kills it with SIGKILL
-at a seeded random moment: while it opens and recovers, while it appends,
-or in the middle of a clean shutdown. The parent then reopens the store and
-checks every promise:
+append from several threads (single appends, idempotent retries,
+expected-version appends, ``append_many`` batches, async bursts, aggregate
+snapshots, and a live projection that snapshots every few events), and
+kills it with SIGKILL at a seeded random moment: while it opens and
+recovers, while it appends, or in the middle of a clean shutdown. The
+parent then (on PostgreSQL once the dead child's sessions ended) reopens
+the store and checks every promise:
 
 - every acknowledged event is present with the same position, version and
   content, also after later crashes;
