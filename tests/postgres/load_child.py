@@ -1,12 +1,12 @@
 """Child process of the PostgreSQL fault-under-load tests (test_load_faults).
 
 ``load_child.py CONFIG_JSON`` (``url``, ``schema``, ``index``,
-``max_seconds``, ``follower``) opens the store, starts a projection and an
-``event:appended`` listener that record every position they are given,
-and runs four appending threads on contended aggregates (shared by every
-process) and on aggregates of its own: single appends, and every fifth
-operation an ``append_many`` of three events across aggregates (each
-event's metadata is ``{"c": index}``). A ``follower`` opens the store
+``max_seconds``, ``follower``, ``lock_timeout``) opens the store, starts a
+projection and an ``event:appended`` listener that record every position
+they are given, and runs four appending threads on contended aggregates
+(shared by every process) and on aggregates of its own: single appends,
+and every fifth operation an ``append_many`` of three events across
+aggregates (each event's metadata is ``{"c": index}``). A ``follower`` opens the store
 ``read_only`` (its projection and listener are fed by its follower, woken
 by its own LISTEN connection) and appends nothing. A reader thread makes
 strong reads beside them (an aggregate's events, the head) and checks
@@ -99,9 +99,12 @@ class _Child:
         self.heard: list[int] = []
         self.heard_cond = threading.Condition()
         self.follower = bool(config.get("follower"))
-        self.store = EventStore(
-            config["url"], pg_schema=config["schema"], read_only=self.follower
-        )
+        options: dict[str, Any] = {"pg_schema": config["schema"]}
+        if self.follower:
+            options["read_only"] = True
+        elif config.get("lock_timeout"):
+            options["lock_timeout"] = config["lock_timeout"]
+        self.store = EventStore(config["url"], **options)
         self.store.on("event:appended", self._heard)
 
     def report(self, record: dict[str, Any]) -> None:

@@ -70,7 +70,14 @@ class LoadChild:
     """One ``load_child.py`` process and the JSON lines it reported."""
 
     def __init__(
-        self, url: str, schema: str, index: int, stderr: Path, *, follower: bool
+        self,
+        url: str,
+        schema: str,
+        index: int,
+        stderr: Path,
+        *,
+        follower: bool,
+        lock_timeout: float | None = None,
     ) -> None:
         config = {
             "url": url,
@@ -78,6 +85,7 @@ class LoadChild:
             "index": index,
             "max_seconds": 240,
             "follower": follower,
+            "lock_timeout": lock_timeout,
         }
         with stderr.open("ab") as err:
             self.proc = subprocess.Popen(
@@ -159,14 +167,23 @@ class LoadChild:
 class Load:
     """``PROCESSES`` load children on one store."""
 
-    def __init__(self, url: str, schema: str, folder: Path) -> None:
+    def __init__(
+        self, url: str, schema: str, folder: Path, lock_timeout: float | None = None
+    ) -> None:
         with EventStore(url, pg_schema=schema):
             pass  # the schema exists before they race
         self._url, self._schema = url, schema
         self.head = 0  # the head the children were told to expect
         self._stderr = folder / "children.stderr"
         self.children = [
-            LoadChild(url, schema, index, self._stderr, follower=False)
+            LoadChild(
+                url,
+                schema,
+                index,
+                self._stderr,
+                follower=False,
+                lock_timeout=lock_timeout,
+            )
             for index in range(PROCESSES)
         ]
 
@@ -239,9 +256,11 @@ class Load:
 
 
 @contextlib.contextmanager
-def running_load(url: str, schema: str, folder: Path) -> Iterator[Load]:
+def running_load(
+    url: str, schema: str, folder: Path, lock_timeout: float | None = None
+) -> Iterator[Load]:
     """A started :class:`Load`, every child reaped at the end."""
-    load = Load(url, schema, folder)
+    load = Load(url, schema, folder, lock_timeout)
     try:
         load.wait_all("ready", lambda c: "ready" in c.records)
         for child in load.children:

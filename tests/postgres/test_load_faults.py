@@ -6,6 +6,7 @@ threads append on contended aggregates (``load_child.py``, driven by
   with a read-only process started mid-load;
 - terminates every swarmlog session (writers mid-commit, readers, LISTEN);
 - SIGKILLs one of the appending processes;
+- holds the head row from a session of its own past ``lock_timeout``;
 - restarts the server (``fast`` and ``immediate`` stops), mid-load and
   once more while the processes are idle.
 
@@ -153,6 +154,34 @@ def test_every_session_terminated_soak(
     rounds in one load."""
     rounds = int(os.environ.get("SWARMLOG_SOAK_TERMINATIONS", "50"))
     _terminate_mid_load(pg_server.url, pg_schema, tmp_path, rounds)
+
+
+def test_a_head_held_elsewhere_times_out_mid_load(
+    pg_server: PgServer, pg_schema: str, tmp_path: Path
+) -> None:
+    """A session outside swarmlog holds the head row mid-load, longer than
+    ``lock_timeout``: every process's appends fail with a typed timeout,
+    never hang; retried once it lets go, nothing is lost or doubled."""
+    url = pg_server.url
+    with running_load(url, pg_schema, tmp_path, lock_timeout=0.3) as load:
+        load.wait_more_acks(STEP)
+        marks = {c.index: sum(c.faults.values()) for c in load.children}
+        with psycopg.connect(url) as holder:  # a transaction: the lock stays
+            holder.execute(f'SELECT position FROM "{pg_schema}".head FOR UPDATE')
+            for child in load.appenders:
+                child.wait_until(
+                    "a lock timeout",
+                    lambda c: sum(c.faults.values()) > marks[c.index],
+                )
+            holder.rollback()
+        load.wait_more_acks(STEP)  # appends resumed in every process
+        load.finish()
+        extra = append_extra(url, pg_schema, 3)
+        load.expect(len(extra) + sum(len(c.acks) for c in load.children))
+    faults = load.faults()
+    assert set(faults) <= TYPED_FAULTS, faults
+    assert faults["LockTimeoutError"] + faults["StorageTimeoutError"] > 0, faults
+    assert verify(url, pg_schema, load, extra) == load.head
 
 
 @pytest.fixture
