@@ -1,8 +1,10 @@
 """Crash-test child process, and the pieces the parent test shares with it.
 
 Run as a script (``sys.executable crash_child.py CONFIG_JSON``), it opens the
-store, starts :class:`TallyProjection` (which snapshots every few events),
-and runs several appender threads until the parent kills it with SIGKILL:
+store (``path``: a SQLite file or a PostgreSQL URL, with ``options`` such as
+``synchronous``, ``auto_persist_interval`` or ``pg_schema``), starts
+:class:`TallyProjection` (which snapshots every few events), and runs
+several appender threads until the parent kills it with SIGKILL:
 
 - ``single``: one ``append`` at a time (``ANY``) to shared and own
   aggregates, sometimes followed by an idempotent retry of the same event;
@@ -198,9 +200,8 @@ class _Child:
         self.lock = threading.Lock()
         self.store = EventStore(
             config["path"],
-            synchronous=config["synchronous"],
+            **config["options"],
             projection_snapshot_every=config["snapshot_every"],
-            auto_persist_interval=config["persist_interval"],
             snapshot_threshold=7,
         )
 

@@ -1,6 +1,7 @@
 """Subscription crash child: handles events until the parent kills it.
 
-Run as ``sys.executable subscription_child.py PATH BLOCK_AT``: it opens the
+Run as ``sys.executable subscription_child.py PATH BLOCK_AT [PG_SCHEMA]``
+(``PATH``: a SQLite file, or a PostgreSQL URL and the schema): it opens the
 store, subscribes ``"consumer"`` and appends ``APPENDED`` more events on
 another thread while the handler runs. The handler reports each event it
 starts, ``h POSITION``, as one line on stdout (``os.write``: atomic on a
@@ -23,6 +24,7 @@ APPENDED = 100
 def main() -> None:
     """Open, subscribe, append; wait to be killed (stdin closing ends it)."""
     path, block_at = sys.argv[1], int(sys.argv[2])
+    options = {"pg_schema": sys.argv[3]} if len(sys.argv) > 3 else {}
     forever = threading.Event()
 
     def handler(event: object) -> None:
@@ -31,7 +33,7 @@ def main() -> None:
         if position == block_at:
             forever.wait()
 
-    store = EventStore(path).initialize()
+    store = EventStore(path, **options).initialize()
     store.subscribe("consumer", handler)
     for i in range(APPENDED):
         store.append(create_agent_spawned_event(f"child-{i}", "coder", "core"))

@@ -1,12 +1,14 @@
 """Crash safety: SIGKILL a writing process at random moments, then check the log.
 
-Each round starts ``crash_child.py`` on the same store file, lets it append
-from several threads (single appends, idempotent retries, expected-version
-appends, ``append_many`` batches, async bursts, aggregate snapshots, and a
-live projection that snapshots every few events), and kills it with SIGKILL
-at a seeded random moment: while it opens and recovers, while it appends,
-or in the middle of a clean shutdown. The parent then reopens the store and
-checks every promise:
+Each round starts ``crash_child.py`` on the same store (a SQLite file, or a
+schema on the session's PostgreSQL server: one parametrised test), lets it
+append from several threads (single appends, idempotent retries,
+expected-version appends, ``append_many`` batches, async bursts, aggregate
+snapshots, and a live projection that snapshots every few events), and
+kills it with SIGKILL at a seeded random moment: while it opens and
+recovers, while it appends, or in the middle of a clean shutdown. The
+parent then (on PostgreSQL once the dead child's sessions ended) reopens
+the store and checks every promise:
 
 - every acknowledged event is present with the same position, version and
   content, also after later crashes;
@@ -16,17 +18,19 @@ checks every promise:
 - acknowledged aggregate snapshots are never lost or replaced by older ones;
 - the projection restored from its snapshot plus catch-up equals a
   from-scratch rebuild (``as_of(store, head)``) and the events themselves;
-- the file passes ``PRAGMA integrity_check``.
+- a SQLite file passes ``PRAGMA integrity_check``.
 
 Events a killed run reported as intended but never acknowledged are handed
 to the next run, which appends them again: a retry after a crash stores
 each event exactly once, whether or not the crash came after its commit.
 
-The default run makes 20 kills per ``synchronous`` level (seeded; set
-``SWARMLOG_CRASH_SEED`` to vary it). The soak variant (``-m soak``) makes
-``SWARMLOG_SOAK_KILLS`` (default 1000) kills per level. A process crash is
-what both levels must survive; ``"full"`` also promises power-loss
-durability, which a process kill cannot simulate.
+The default run makes 20 kills per SQLite ``synchronous`` level and 10 on
+PostgreSQL (seeded; set ``SWARMLOG_CRASH_SEED`` to vary it). The soak
+variant (``-m soak``) makes ``SWARMLOG_SOAK_KILLS`` (default 1000) kills per
+configuration. A process crash is what both SQLite levels must survive;
+``"full"`` also promises power-loss durability, which a process kill cannot
+simulate. On PostgreSQL ``synchronous`` only sets the server's
+``synchronous_commit``, which a client crash does not touch: it runs once.
 """
 
 from __future__ import annotations
@@ -50,17 +54,20 @@ import pytest
 from swarmlog import EventStore
 
 from .crash_child import TICK_TYPE, TallyProjection, digest
+from .support import CrashTarget
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from swarmlog import Event
 
 CHILD = Path(__file__).with_name("crash_child.py")
 DEFAULT_KILLS = 20
+PG_KILLS = 10  # each PostgreSQL round also waits for the dead sessions
 SEED = int(os.environ.get("SWARMLOG_CRASH_SEED", "20240607"))
 TIMEOUT = 30.0
 """Seconds a wait for the child may take before the test is declared hung."""
+NORMAL = {"synchronous": "normal"}
 
 
 class ChildRun:
@@ -184,18 +191,6 @@ def _fail_on_child_errors(records: list[dict[str, Any]], context: str) -> None:
     assert not errors, f"{context}: the child reported errors: {errors[:5]}"
 
 
-def _projection_snapshot_position(path: str) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            "SELECT position FROM projection_checkpoints WHERE name = ?",
-            (TallyProjection.name,),
-        ).fetchone()
-    finally:
-        conn.close()
-    return 0 if row is None else int(row[0])
-
-
 def _expected_tally(events: list[Event]) -> dict[str, Any]:
     aggregates: dict[str, list[int]] = {}
     position_sum = count = 0
@@ -216,9 +211,15 @@ def _expected_tally(events: list[Event]) -> dict[str, Any]:
     }
 
 
-def verify_store(path: str, synchronous: str, history: History, context: str) -> int:
+def verify_store(
+    target: CrashTarget,
+    path: str,
+    options: dict[str, Any],
+    history: History,
+    context: str,
+) -> int:
     """Reopen the store after a kill and check every promise; return the head."""
-    with EventStore(path, synchronous=synchronous) as store:
+    with EventStore(path, **options) as store:
         events = list(store.replay())
         head = store.head_position
         positions = [e.position for e in events]
@@ -255,7 +256,7 @@ def verify_store(path: str, synchronous: str, history: History, context: str) ->
             assert version <= snapshot.version <= len(streams[aggregate]), context
             assert snapshot.state == {"v": snapshot.version}, context
 
-        restored_from = _projection_snapshot_position(path)
+        restored_from = target.projection_position(path, options, TallyProjection.name)
         if 0 < restored_from < head:
             history.rounds_with_restore += 1
         tally = TallyProjection(store).initialize()
@@ -265,26 +266,24 @@ def verify_store(path: str, synchronous: str, history: History, context: str) ->
         assert live == rebuilt, f"{context}: snapshot+catch-up != rebuild"
         assert live == _expected_tally(events), f"{context}: projection != events"
 
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+    target.check_integrity(path)
     return head
 
 
 def run_crash_rounds(
+    target: CrashTarget,
     directory: Path,
-    synchronous: str,
+    synchronous: str | None,
     kills: int,
     seed: int,
     *,
     rounds_per_file: int,
 ) -> dict[str, Any]:
-    """Kill ``kills`` children at seeded random moments, verifying after each."""
+    """Kill ``kills`` children at seeded random moments, verifying after each
+    (``synchronous``: SQLite's level, None on PostgreSQL)."""
     rng = random.Random(seed)
     history = History()
-    path = ""
+    path, options = "", {}
     summary = {"kills": 0, "files": 0, "events": 0, "acked": 0, "restores": 0}
     stderr_path = directory / "children.stderr"
     for round_no in range(kills):
@@ -292,71 +291,105 @@ def run_crash_rounds(
             summary["acked"] += len(history.acked)
             summary["restores"] += history.rounds_with_restore
             history = History()
-            path = str(directory / f"crash-{round_no}.db")
+            path, options = target.store(f"crash-{round_no}.db")
+            if synchronous is not None:
+                options["synchronous"] = synchronous
             summary["files"] += 1
-        context = f"seed {seed}, {synchronous}, round {round_no}"
+        context = f"seed {seed}, {target.kind} {synchronous}, round {round_no}"
         retry_file = ""
         pending = history.pending()
         if pending:
             retry_file = str(directory / "retry.json")
             Path(retry_file).write_bytes(msgspec.json.encode(pending))
+        seed = rng.randrange(2**32)
+        snapshot_every = rng.choice((3, 5, 8))
+        persist_interval = rng.choice((0.0, 0.02, 0.2))  # SQLite's WAL only
+        if not target.postgres:
+            options = {**options, "auto_persist_interval": persist_interval}
         config = {
             "path": path,
-            "synchronous": synchronous,
-            "seed": rng.randrange(2**32),
-            "snapshot_every": rng.choice((3, 5, 8)),
-            "persist_interval": rng.choice((0.0, 0.02, 0.2)),
+            "options": options,
+            "seed": seed,
+            "snapshot_every": snapshot_every,
             "retry_file": retry_file,
             "max_seconds": 120.0,
         }
+        sessions = target.sessions()
         child = ChildRun(config, stderr_path)
         moment = rng.random()
         try:
             if moment < 0.1:  # while opening, recovering, retrying, catching up
                 time.sleep(rng.uniform(0.0, 0.4))
             elif moment < 0.25:  # in the middle of a clean shutdown
-                target = rng.randrange(1, 200)
-                child.wait_until(lambda c, n=target: c.ready and c.acks >= n)
+                acks = rng.randrange(1, 200)
+                child.wait_until(lambda c, n=acks: c.ready and c.acks >= n)
                 child.send("shutdown")
                 time.sleep(rng.uniform(0.0, 0.03))
             else:  # while appending
-                target = rng.randrange(1, 400)
-                child.wait_until(lambda c, n=target: c.ready and c.acks >= n)
+                acks = rng.randrange(1, 400)
+                child.wait_until(lambda c, n=acks: c.ready and c.acks >= n)
         finally:
             child.kill()
+        target.settle(sessions)
         _fail_on_child_errors(child.records, context)
         history.absorb(child.records)
-        summary["events"] = verify_store(path, synchronous, history, context)
+        summary["events"] = verify_store(target, path, options, history, context)
         summary["kills"] += 1
     summary["acked"] += len(history.acked)
     summary["restores"] += history.rounds_with_restore
     return summary
 
 
-@pytest.mark.parametrize("synchronous", ["full", "normal"])
-def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, synchronous: str) -> None:
+CONFIGURATIONS = [
+    pytest.param("file", "full", DEFAULT_KILLS, id="file-full"),
+    pytest.param("file", "normal", DEFAULT_KILLS, id="file-normal"),
+    pytest.param("postgres", None, PG_KILLS, id="postgres"),
+]
+"""(backend, SQLite synchronous level, default kills) of the crash tests."""
+
+
+@pytest.fixture
+def crash_target(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[CrashTarget]:
+    """The stores of a crash test on the backend ``request.param`` names."""
+    target = CrashTarget(request, request.param, tmp_path)
+    yield target
+    target.close()
+
+
+@pytest.mark.parametrize(
+    ("crash_target", "synchronous", "kills"), CONFIGURATIONS, indirect=["crash_target"]
+)
+def test_sigkill_loses_no_acknowledged_event(
+    crash_target: CrashTarget, tmp_path: Path, synchronous: str | None, kills: int
+) -> None:
     """SIGKILL at random moments loses nothing acknowledged and corrupts nothing."""
     summary = run_crash_rounds(
-        tmp_path, synchronous, DEFAULT_KILLS, SEED, rounds_per_file=DEFAULT_KILLS
+        crash_target, tmp_path, synchronous, kills, SEED, rounds_per_file=kills
     )
-    assert summary["kills"] == DEFAULT_KILLS
-    assert summary["acked"] > DEFAULT_KILLS  # the children really wrote
+    assert summary["kills"] == kills
+    assert summary["acked"] > kills  # the children really wrote
     assert summary["restores"] > 0  # some round restored a snapshot, then caught up
 
 
 class TestTheCheckerItself:
-    """The verification would notice damage (it is not vacuous)."""
+    """The verification would notice damage (it is not vacuous; on SQLite,
+    whose file the test can damage directly: the checker is the same code
+    on both backends)."""
 
     @staticmethod
-    def _crashed_store(tmp_path: Path) -> tuple[str, History]:
+    def _crashed_store(
+        request: pytest.FixtureRequest, tmp_path: Path
+    ) -> tuple[CrashTarget, str, History]:
+        target = CrashTarget(request, "file", tmp_path)
         history = History()
         path = str(tmp_path / "checked.db")
         config = {
             "path": path,
-            "synchronous": "normal",
+            "options": {"synchronous": "normal", "auto_persist_interval": 0.0},
             "seed": 7,
             "snapshot_every": 5,
-            "persist_interval": 0.0,
             "retry_file": "",
             "max_seconds": 60.0,
         }
@@ -366,8 +399,8 @@ class TestTheCheckerItself:
         finally:
             child.kill()
         history.absorb(child.records)
-        verify_store(path, "normal", history, "before damage")
-        return path, history
+        verify_store(target, path, NORMAL, history, "before damage")
+        return target, path, history
 
     @staticmethod
     def _delete(path: str, where: str, params: tuple[Any, ...]) -> None:
@@ -378,17 +411,21 @@ class TestTheCheckerItself:
         finally:
             conn.close()
 
-    def test_a_lost_acknowledged_event_is_noticed(self, tmp_path: Path) -> None:
+    def test_a_lost_acknowledged_event_is_noticed(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> None:
         """Deleting the last acknowledged event fails the check."""
-        path, history = self._crashed_store(tmp_path)
+        target, path, history = self._crashed_store(request, tmp_path)
         last = max(history.acked.values(), key=lambda ack: ack["p"])
         self._delete(path, "position >= ?", (last["p"],))
         with pytest.raises(AssertionError, match="acknowledged event lost"):
-            verify_store(path, "normal", history, "after damage")
+            verify_store(target, path, NORMAL, history, "after damage")
 
-    def test_a_partial_batch_is_noticed(self, tmp_path: Path) -> None:
+    def test_a_partial_batch_is_noticed(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> None:
         """Deleting the last event of a batch (a torn batch) fails the check."""
-        path, history = self._crashed_store(tmp_path)
+        target, path, history = self._crashed_store(request, tmp_path)
         history.acked.clear()  # only the batch check should speak
         conn = sqlite3.connect(path)
         try:
@@ -404,21 +441,28 @@ class TestTheCheckerItself:
         self._delete(path, "position > ?", (first_of_batch.position,))
         assert head >= last.position
         with pytest.raises(AssertionError, match="partially visible"):
-            verify_store(path, "normal", history, "after damage")
+            verify_store(target, path, NORMAL, history, "after damage")
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(0)  # scales with SWARMLOG_SOAK_KILLS; every wait has its own
-@pytest.mark.parametrize("synchronous", ["full", "normal"])
-def test_sigkill_soak(tmp_path: Path, synchronous: str) -> None:
+@pytest.mark.parametrize(
+    ("crash_target", "synchronous", "kills"), CONFIGURATIONS, indirect=["crash_target"]
+)
+def test_sigkill_soak(
+    crash_target: CrashTarget, tmp_path: Path, synchronous: str | None, kills: int
+) -> None:
     """The crash test with SWARMLOG_SOAK_KILLS (default 1000) kills."""
     kills = int(os.environ.get("SWARMLOG_SOAK_KILLS", "1000"))
     started = time.monotonic()
-    summary = run_crash_rounds(tmp_path, synchronous, kills, SEED, rounds_per_file=50)
+    summary = run_crash_rounds(
+        crash_target, tmp_path, synchronous, kills, SEED, rounds_per_file=50
+    )
     elapsed = time.monotonic() - started
     # the soak result the README quotes (shown with -s)
     print(
-        f"\nsoak synchronous={synchronous} seed={SEED}: {summary['kills']} kills, "
+        f"\nsoak {crash_target.kind} synchronous={synchronous} seed={SEED}: "
+        f"{summary['kills']} kills, "
         f"{summary['acked']} acknowledged events verified, "
         f"{summary['restores']} snapshot restores, {elapsed:.0f}s"
     )

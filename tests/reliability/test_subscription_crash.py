@@ -6,6 +6,9 @@ prepared store while appending more, and kills it: either while its
 handler is inside a chosen event (deterministic: the stored position is the
 one before it) or after a seeded random number of handled events. The
 parent then reopens the store and subscribes the same name.
+
+The kill tests run on a SQLite file and on a PostgreSQL schema (one
+parametrised fixture, ``crash_target``); the fork test on SQLite.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
@@ -24,6 +28,10 @@ import pytest
 from swarmlog import EventStore, create_agent_spawned_event
 
 from .subscription_child import APPENDED
+from .support import CrashTarget
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CHILD = Path(__file__).with_name("subscription_child.py")
 PREPARED = 300
@@ -31,21 +39,42 @@ TIMEOUT = 30.0
 """Seconds a wait for the child may take before the test is declared hung."""
 
 
-def _prepare(path: str) -> None:
-    with EventStore(path) as store:
+@pytest.fixture(params=["file", "postgres"])
+def crash_target(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[CrashTarget]:
+    """Where the killed runs' stores live: a file, or a PostgreSQL schema."""
+    target = CrashTarget(request, request.param, tmp_path)
+    yield target
+    target.close()
+
+
+def _prepare(target: CrashTarget, name: str) -> tuple[str, dict[str, Any]]:
+    path, options = target.store(name)
+    with EventStore(path, **options) as store:
         store.append_many(
             [
                 create_agent_spawned_event(f"pre-{i}", "coder", "core")
                 for i in range(PREPARED)
             ]
         )
+    return path, options
 
 
-def _run_and_kill(path: str, block_at: int, kill_after: int) -> list[int]:
+def _run_and_kill(
+    target: CrashTarget,
+    path: str,
+    options: dict[str, Any],
+    block_at: int,
+    kill_after: int,
+) -> list[int]:
     """Run the child until it reports the event ``block_at`` (or
-    ``kill_after`` handled events), SIGKILL it, return what it handled."""
+    ``kill_after`` handled events), SIGKILL it, return what it handled
+    (once the server, if any, ended the dead child's sessions)."""
+    schema = [options["pg_schema"]] if "pg_schema" in options else []
+    sessions = target.sessions()
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), path, str(block_at)],
+        [sys.executable, str(CHILD), path, str(block_at), *schema],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -67,14 +96,15 @@ def _run_and_kill(path: str, block_at: int, kill_after: int) -> list[int]:
         timer.cancel()
     handled += [int(x.split()[1]) for x in rest.splitlines() if x.startswith(b"h ")]
     assert proc.returncode == -signal.SIGKILL, stderr.decode()[-3000:]
+    target.settle(sessions)
     return handled
 
 
-def _resume(path: str) -> tuple[int, list[int], int]:
+def _resume(path: str, options: dict[str, Any]) -> tuple[int, list[int], int]:
     """Reopen the store, subscribe the child's name: (stored position,
     positions handled now, head)."""
     handled: list[int] = []
-    with EventStore(path) as store:
+    with EventStore(path, **options) as store:
         stored = store.get_stats().subscriptions["consumer"].position
         head = store.head_position
         sub = store.subscribe("consumer", lambda e: handled.append(e.position))
@@ -83,29 +113,30 @@ def _resume(path: str) -> tuple[int, list[int], int]:
 
 
 @pytest.mark.parametrize("block_at", [1, 57, PREPARED + 10])
-def test_killed_inside_an_event_resumes_at_it(tmp_path: Path, block_at: int) -> None:
+def test_killed_inside_an_event_resumes_at_it(
+    crash_target: CrashTarget, block_at: int
+) -> None:
     """Killed while its handler is inside event N: N - 1 is stored, and the
     next run starts at N (delivered again: at-least-once) with no gap."""
-    path = str(tmp_path / "s.db")
-    _prepare(path)
-    handled = _run_and_kill(path, block_at, kill_after=0)
+    path, options = _prepare(crash_target, "s.db")
+    handled = _run_and_kill(crash_target, path, options, block_at, kill_after=0)
     assert handled == list(range(1, block_at + 1))
-    stored, after, head = _resume(path)
+    stored, after, head = _resume(path, options)
     assert stored == block_at - 1
     assert after == list(range(block_at, head + 1))
 
 
-def test_killed_at_random_moments(tmp_path: Path) -> None:
+def test_killed_at_random_moments(crash_target: CrashTarget) -> None:
     """Killed after a seeded random number of handled events: the stored
     position is the last handled one or the one before (in progress), and
     the two runs together handle every event, in order, none skipped."""
     rng = random.Random(int(os.environ.get("SWARMLOG_CRASH_SEED", "20240607")))
     for round_no in range(3):
-        path = str(tmp_path / f"s{round_no}.db")
-        _prepare(path)
-        handled = _run_and_kill(path, 0, kill_after=rng.randint(1, PREPARED))
+        path, options = _prepare(crash_target, f"s{round_no}.db")
+        kill_after = rng.randint(1, PREPARED)
+        handled = _run_and_kill(crash_target, path, options, 0, kill_after)
         assert handled == list(range(1, len(handled) + 1))
-        stored, after, head = _resume(path)
+        stored, after, head = _resume(path, options)
         assert stored in (handled[-1], handled[-1] - 1)
         assert after == list(range(stored + 1, head + 1))
         assert PREPARED <= head <= PREPARED + APPENDED
