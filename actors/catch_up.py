@@ -112,6 +112,17 @@ def catch_up(
     return found
 
 
+def _fail_pending(
+    requests: list[Any], fail: Callable[[Any, BaseException], None], error: Exception
+) -> list[list[Any]]:
+    """Fail the requests of a group not settled yet (nothing was written:
+    what planning reads failed, e.g. the server went away)."""
+    for request in requests:
+        if not request.done():
+            fail(request, error)
+    return []
+
+
 class SharedRounds:
     """The committer's side of a shared store: the start of each round and
     the idle catch-up. Turn held.
@@ -197,34 +208,39 @@ class SharedRounds:
         join: Callable[[list[Any]], None],
     ) -> list[list[Any]]:
         """Commit one group of append requests on a shared store: solo
-        when the storage places rows itself, else (and to settle what a
-        solo write cannot) inside a lock round, after catching up (a lock
-        timeout fails the group).
+        when the storage places rows itself (a refusal or a clash: once
+        more after catching up), else (and to settle what two solo writes
+        could not) inside a lock round, after catching up (a lock timeout
+        fails the group).
 
         Args:
             storage: The writing connection.
             requests: The group, in order.
             plan: The committer's plan-and-write (``solo=True``: None when
                 a refusal or a moved head needs a round to settle).
-            fail: Fails one request.
+            fail: Fails one request (the group's unsettled ones when the
+                lock or a read while planning failed: nothing was written).
             join: Adds what queued during the lock wait to ``requests``.
 
         Returns:
             The groups to commit next, in order.
         """
-        if storage.places_rows:
-            after = plan(requests, solo=True)
-            if after is not None:
-                return after  # (None: a refusal to confirm, or a clash)
         try:
+            if storage.places_rows:
+                after = plan(requests, solo=True)
+                if after is None:  # a refusal to confirm, or a clash: once
+                    self._catch_up(storage, None)  # more on a fresher cache
+                    after = plan(requests, solo=True)
+                if after is not None:
+                    return after
             self.begin(storage)
-        except SwarmlogError as error:
-            for request in requests:
-                fail(request, error)
-            return []
+        except SwarmlogError as error:  # no lock, or a read while planning
+            return _fail_pending(requests, fail, error)
         try:
             join(requests)
             return plan(requests) or []
+        except SwarmlogError as error:  # a read while planning failed
+            return _fail_pending(requests, fail, error)
         finally:
             storage.abort_round()  # a no-op once write_events ended it
 
