@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from swarmlog.schema.errors import SwarmlogError
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Callable
 
     from swarmlog.actors.known_versions import KnownVersions
@@ -205,7 +206,8 @@ class SharedRounds:
         requests: list[Any],
         plan: Callable[..., list[list[Any]] | None],
         fail: Callable[[Any, BaseException], None],
-        join: Callable[[list[Any]], None],
+        queue: deque[Any] | None,
+        limit: int,
     ) -> list[list[Any]]:
         """Commit one group of append requests on a shared store: solo
         when the storage places rows itself (a refusal or a clash: once
@@ -220,7 +222,10 @@ class SharedRounds:
                 a refusal or a moved head needs a round to settle).
             fail: Fails one request (the group's unsettled ones when the
                 lock or a read while planning failed: nothing was written).
-            join: Adds what queued during the lock wait to ``requests``.
+            queue: Where requests queued while the group waited for the
+                lock join it from (None: the group is not the batch in
+                progress), up to ``limit`` requests in all.
+            limit: The most requests in one transaction.
 
         Returns:
             The groups to commit next, in order.
@@ -237,7 +242,8 @@ class SharedRounds:
         except SwarmlogError as error:  # no lock, or a read while planning
             return _fail_pending(requests, fail, error)
         try:
-            join(requests)
+            while queue and len(requests) < limit:  # group commit across processes
+                requests.append(queue.popleft())
             return plan(requests) or []
         except SwarmlogError as error:  # a read while planning failed
             return _fail_pending(requests, fail, error)
@@ -260,8 +266,7 @@ class SharedRounds:
         placed = round_.placed
         if placed is None:
             return True
-        if placed != round_.start:
-            round_.shift(placed - round_.start)  # first: its callers' positions
+        if placed > self._head.position:
             try:
                 self._catch_up(storage, placed)
             except SwarmlogError as error:

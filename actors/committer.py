@@ -466,14 +466,9 @@ class Committer:
         if shared is None:
             return self._plan_and_write(requests) or []
         assert storage is not None  # _refusal checked it
-        plan, fail, join = self._plan_and_write, self._fail, self._join
-        return shared.commit(storage, requests, plan, fail, join)
-
-    def _join(self, requests: list[AppendRequest]) -> None:
-        """What queued while the batch in progress waited for the lock joins it."""
-        queue, limit = self._queue, self._max_batch
-        while requests is self._in_progress and queue and len(requests) < limit:
-            requests.append(queue.popleft())
+        queue = self._queue if requests is self._in_progress else None
+        plan, fail, limit = self._plan_and_write, self._fail, self._max_batch
+        return shared.commit(storage, requests, plan, fail, queue, limit)
 
     def catch_up(self) -> None:
         """Publish what other processes committed (a shared store's
@@ -529,10 +524,13 @@ class Committer:
             # batch): settle each on its own, in order, so only the culprit
             # fails and a retry of a stored event resolves idempotently.
             return [[request] for request in planned] + after
-        except LockTimeoutError as error:  # a shared store: nothing written
-            self._writing = None
+        except (LockTimeoutError, CommitUnknownError) as error:
+            self._writing = None  # nothing written (a lock timeout), or unknown
+            failure: Exception = error
+            if isinstance(error, CommitUnknownError):
+                failure = self._outcome_unknown(error)
             for request in planned:
-                self._fail(request, error)
+                self._fail(request, failure)
             return after
         except StorageError as error:
             self._writing = None
@@ -541,12 +539,6 @@ class Committer:
                 return after
             # Batch-wide failure (e.g. disk full): settle each on its own.
             return [[request] for request in planned] + after
-        except CommitUnknownError as unknown:
-            self._writing = None
-            unknown_outcome = self._outcome_unknown(unknown)
-            for request in planned:
-                self._fail(request, unknown_outcome)
-            return after
         self._written = round_
         self._writing = None
         self._committed(round_)
@@ -558,28 +550,33 @@ class Committer:
         return self._storage.aggregate(aggregate_id)
 
     def _committed(self, round_: Round) -> None:
-        """Publish a committed round, then settle it. Idempotent (an
-        interrupted publication is finished by :meth:`_recover`)."""
-        if round_.placed is not None and self._shared and not round_.published:
-            self._shared.placed(self._storage, round_)  # others' commits first
+        """Publish a committed round and settle it (one placed after other
+        processes' commits: settled, then published after theirs).
+        Idempotent (:meth:`_recover` finishes an interrupted one)."""
+        shared, placed = self._shared, round_.placed
+        if placed is not None and placed != round_.start:
+            round_.shift(placed - round_.start)  # to where it was stored
+        later = shared is not None and (placed or 0) > self._head.position
         self._known.update(round_.tentative)  # (idempotent up to the page)
-        if round_.placed is None:
-            self._head.position = round_.position
-        else:  # others' commits unread: the next catch-up publishes it, in order
-            round_.published = True
-        events = round_.events
+        if not later:
+            self._publish(round_)
+        for request, value in round_.values():
+            if not request.done():
+                self._settling.settle(request, value)
+        if later and shared is not None and not round_.published:
+            if shared.placed(self._storage, round_):  # others' commits first
+                self._publish(round_)
+            else:  # they could not be read: the next catch-up publishes it
+                round_.published = True
+        self.publisher.nudge()
+
+    def _publish(self, round_: Round) -> None:
+        self._head.position = round_.position
         if not round_.published:
             round_.published = True
             by_caller = threading.get_ident() != self.writer_ident
-            self._metrics.committed(len(round_.requests), len(events), by_caller)
-            self.publisher.page(tuple(events))
-        start = 0
-        for request, end in zip(round_.requests, round_.ends, strict=True):
-            if not request.done():
-                value = events[end - 1] if request.single else events[start:end]
-                self._settling.settle(request, value)
-            start = end
-        self.publisher.nudge()
+            self._metrics.committed(len(round_.requests), len(round_.events), by_caller)
+            self.publisher.page(tuple(round_.events))
 
     # -- settling -------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from swarmlog.schema.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.storage import EventRow, WriteStorage
@@ -69,6 +69,14 @@ class Round:
         self.ends: list[int] = []  # per planned request: its end in events
         self.tentative: dict[str, AggregateState] = {}  # aggregate versions
         self.published = False  # the page went to the dispatcher
+
+    def values(self) -> Iterator[tuple[AppendRequest, Any]]:
+        """Each planned request with what it settles to: its event (a
+        single append) or its events, as stored."""
+        events, start = self.events, 0
+        for request, end in zip(self.requests, self.ends, strict=True):
+            yield request, (events[end - 1] if request.single else events[start:end])
+            start = end
 
     def shift(self, delta: int) -> None:
         """Move every planned position by ``delta`` (the storage placed the

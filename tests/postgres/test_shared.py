@@ -203,3 +203,44 @@ def test_writers_take_lock_rounds_only_to_settle_what_the_cache_cannot(
     assert len(rounds) == 1  # caught up, then written without a round
     assert all_seen.wait(TIMEOUT)  # theirs published before its own, in order
     assert seen == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_round_whose_predecessors_cannot_be_read_is_published_later_in_order(
+    make_pg_store: Callable[..., EventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write lands after another writer's commit, and reading that commit
+    fails: the append still returns its stored position, and the next
+    catch-up publishes the other's event and then it, in order."""
+    from swarmlog.actors.postgres.write import PostgresWriteStorage
+    from swarmlog.schema.errors import StorageError
+
+    one = _deaf(make_pg_store())
+    seen: list[int] = []
+    three_seen = threading.Event()
+
+    def on_event(event: Event) -> None:
+        seen.append(event.position)
+        if len(seen) == 3:
+            three_seen.set()
+
+    one.on("event:appended", on_event)
+    one.append(_created(1))
+    two = make_pg_store()
+    two.append(_created(2))
+    versions_after = PostgresWriteStorage.versions_after
+    read_after = PostgresWriteStorage.read_after
+
+    def failing(*args: Any) -> Any:
+        raise StorageError("the server went away")
+
+    monkeypatch.setattr(PostgresWriteStorage, "versions_after", failing)
+    monkeypatch.setattr(PostgresWriteStorage, "read_after", failing)
+    stored = one.append(_created(3))
+    assert stored.position == 3
+    assert not three_seen.is_set()
+    monkeypatch.setattr(PostgresWriteStorage, "versions_after", versions_after)
+    monkeypatch.setattr(PostgresWriteStorage, "read_after", read_after)
+    assert one.get_stats().total_events == 3
+    one.append(_created(4))  # lands after its held-back round: publishes it
+    assert three_seen.wait(TIMEOUT)
+    assert seen[:3] == [1, 2, 3]
