@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 from psycopg.pq import TransactionStatus
 
+from swarmlog.actors.postgres.arrays import (
+    bytea_array,
+    int4_array,
+    int8_array,
+    register,
+    text_array,
+)
 from swarmlog.actors.postgres.connection import (
     connect,
     healthy,
@@ -125,6 +132,7 @@ class PostgresWriteStorage:
 
     def _connect(self, *, create: bool) -> Connection:
         conn: Connection = connect(self._url)
+        register(conn)  # the append statement's arrays
         try:
             if create:
                 check_layout(conn, self._sql, self._url, self.path, create=True)
@@ -453,14 +461,21 @@ def _append_one_params(row: EventRow) -> tuple[Any, ...]:
 def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
     """The append statement's parameters: the head's move (twice), then one
     array per column but the position (``cause`` split into ``cause_id``
-    and ``cause_text``)."""
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    columns[_AGGREGATE] = [a.encode() for a in columns[_AGGREGATE]]
-    columns[_CORRELATION] = [
-        None if c is None else c.encode() for c in columns[_CORRELATION]
-    ]
-    causes = columns.pop(_CAUSE)
-    cause_ids = [c if isinstance(c, bytes) else None for c in causes]
-    cause_texts = [c.encode() if isinstance(c, str) else None for c in causes]
-    columns[_CAUSE:_CAUSE] = [cause_ids, cause_texts]
-    return (len(rows), len(rows), *columns[1:])
+    and ``cause_text``), encoded here (see ``arrays``)."""
+    (_, ids, types, aggregates, aggregate_types, versions, stamps, layouts, data,
+     causes, correlations) = zip(*rows, strict=True)  # fmt: skip
+    return (
+        len(rows),
+        len(rows),
+        bytea_array(ids),
+        text_array(types),
+        bytea_array([a.encode() for a in aggregates]),
+        text_array(aggregate_types),
+        int8_array(versions),
+        int8_array(stamps),
+        int4_array(layouts),
+        bytea_array(data),
+        bytea_array([c if isinstance(c, bytes) else None for c in causes]),
+        bytea_array([c.encode() if isinstance(c, str) else None for c in causes]),
+        bytea_array([None if c is None else c.encode() for c in correlations]),
+    )
