@@ -104,7 +104,7 @@ def catch_up(
         page = storage.read_after(head.position, limit)
         if not page:
             break
-        known.update({e.aggregate_id: (e.aggregate_type, e.version) for e in page})
+        known.fold({e.aggregate_id: (e.aggregate_type, e.version) for e in page})
         head.position = page[-1].position
         publish(tuple(page))
         found += len(page)
@@ -179,7 +179,7 @@ class SharedRounds:
         if folded is None:
             self._known.clear()
         else:
-            self._known.update(folded)
+            self._known.fold(folded)
         head.position = target
         publisher.nudge()
 

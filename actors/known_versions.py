@@ -62,6 +62,18 @@ class KnownVersions:
             self.clear()
         self._known.update(committed)
 
+    def fold(self, committed: Mapping[str, AggregateState]) -> None:
+        """Remember versions other processes committed, never lowering one
+        already known: a planning read or this writer's own round placed
+        after them may have cached a later version than they carry."""
+        known = self._known
+        if len(known) + len(committed) >= _KNOWN_LIMIT:
+            self.clear()
+        for aggregate_id, state in committed.items():
+            cached = known.get(aggregate_id)
+            if cached is None or cached[1] < state[1]:
+                known[aggregate_id] = state
+
     def clear(self) -> None:
         """Forget everything (a clash showed the cache stale)."""
         self._known.clear()

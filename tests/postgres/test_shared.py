@@ -244,3 +244,24 @@ def test_a_round_whose_predecessors_cannot_be_read_is_published_later_in_order(
     one.append(_created(4))  # lands after its held-back round: publishes it
     assert three_seen.wait(TIMEOUT)
     assert seen[:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("listening", [False, True])
+def test_publishing_others_events_never_lowers_a_known_version(
+    make_pg_store: Callable[..., EventStore], listening: bool
+) -> None:
+    """A writer reads an aggregate's version beyond its head while
+    planning, lands after the other writer's commits to it, then publishes
+    those older events: the version it keeps is its own, so its next
+    append to the aggregate plans the next version instead of clashing."""
+    two = make_pg_store()
+    first = two.append(_created(1))
+    one = _deaf(make_pg_store())  # opens at head 1: reads versions it needs
+    if listening:
+        one.on("event:appended", lambda event: None)
+    two.append(_updated(first.aggregate_id, 2))
+    two.append(_updated(first.aggregate_id, 3))
+    third = one.append(_updated(first.aggregate_id, 4))  # read v3, planned v4
+    assert (third.version, third.position) == (4, 4)
+    fourth = one.append(_updated(first.aggregate_id, 5))
+    assert (fourth.version, fourth.position) == (5, 5)
