@@ -24,8 +24,9 @@ the writer go *solo*: no lock round, one statement that stores the rows
 right after the head as the database finds it. When other processes
 committed since, the round lands after their events: theirs are published
 first, then the round with its positions shifted (:meth:`SharedRounds.placed`).
-A refusal planned on the cache, or a write that clashed with another
-process's, is settled in a lock round against exact committed state.
+A write that clashed with another process's is written once more after
+catching up; a refusal planned on the cache, or a second clash, is settled
+in a lock round against exact committed state.
 
 Runs with the committer's turn held.
 """
@@ -219,7 +220,7 @@ class SharedRounds:
             storage: The writing connection.
             requests: The group, in order.
             plan: The committer's plan-and-write (``solo=True``: None when
-                a refusal or a moved head needs a round to settle).
+                a refusal or a clash needs settling on fresher state).
             fail: Fails one request (the group's unsettled ones when the
                 lock or a read while planning failed: nothing was written).
             queue: Where requests queued while the group waited for the
@@ -261,11 +262,11 @@ class SharedRounds:
             cache is emptied and the next catch-up publishes them and the
             round, in order).
         """
-        if storage is None:  # closed meanwhile: nothing can be read
-            return False
         placed = round_.placed
         if placed is None:
             return True
+        if storage is None:  # closed meanwhile: nothing can be read
+            return False
         if placed > self._head.position:
             try:
                 self._catch_up(storage, placed)

@@ -515,7 +515,7 @@ class Committer:
             round_.placed = storage.write_events(round_.rows, len(planned))
         except RequestConflict:
             self._writing = None
-            if solo:  # a clash with another process: plan again in a round
+            if solo:  # a clash with another process: plan again, caught up
                 return None
             if len(planned) == 1:
                 self._resolve(planned[0], None)
