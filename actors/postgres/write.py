@@ -139,7 +139,10 @@ class PostgresWriteStorage:
             conn.execute(
                 "SELECT set_config('lock_timeout', %s, false), "
                 "set_config('idle_in_transaction_session_timeout', %s, false), "
-                "set_config('synchronous_commit', %s, false)",
+                "set_config('synchronous_commit', %s, false), "
+                # The append statement's plan never depends on its values:
+                # planning it at every Bind cost ~75 us of a ~600 us commit.
+                "set_config('plan_cache_mode', 'force_generic_plan', false)",
                 (
                     f"{self._lock_timeout_ms}ms",
                     f"{IDLE_IN_ROUND_TIMEOUT}ms",
