@@ -21,6 +21,13 @@ it would only compete with the writer for the GIL and the cores. Once the
 head stands still for one interval it looks again, so a foreign commit
 waits at most about two intervals. A head moved by the watcher's own
 request (an idle process following the others) is no such sign.
+
+After :data:`REST_AFTER` skipped looks in a row the probe is told to
+:meth:`~ChangeProbe.rest` (on PostgreSQL its session stops listening, so
+other processes' commits no longer wake it on the server, and each look
+the watcher makes reads the head instead; see ``PostgresChangeProbe``);
+after as many looks in a row that it made (the writer idle for that long)
+it is told to :meth:`~ChangeProbe.wake`.
 """
 
 from __future__ import annotations
@@ -41,13 +48,14 @@ if TYPE_CHECKING:
     from swarmlog.actors.runtime import CommitHead
     from swarmlog.actors.storage import ReadStorage
 
-__all__ = ["ChangeProbe", "ChangeWatcher", "Follower"]
+__all__ = ["REST_AFTER", "ChangeProbe", "ChangeWatcher", "Follower"]
 
 logger = logging.getLogger("swarmlog.follower")
 
 _PAGE = 1000
 _STOP_TIMEOUT = 30.0  # seconds stop() waits for a poll in progress
 WATCH_INTERVAL: Final = 0.002  # seconds between looks at a shared store's file
+REST_AFTER: Final = 25  # looks in a row (~50 ms) before the probe rests or wakes
 
 
 class Follower:
@@ -130,6 +138,17 @@ class ChangeProbe(Protocol):
         """The committed head in the store now."""
         ...
 
+    def rest(self) -> None:
+        """The writer is busy and meets other processes' commits in its
+        own rounds: stop what costs between looks (until :meth:`wake`,
+        :meth:`changed` may be true at every look). Never raises."""
+        ...
+
+    def wake(self) -> None:
+        """The writer went idle: undo :meth:`rest` (the next
+        :meth:`changed` is true). Never raises."""
+        ...
+
     def close(self) -> None:
         """Close the connection."""
         ...
@@ -144,7 +163,8 @@ class ChangeWatcher:
     Args:
         probe: Its look at the store.
         head: The head this process published.
-        catch_up: Asks the writer to catch up (quick; any thread).
+        catch_up: Asks the writer to catch up (quick; any thread); returns
+            whether it asked (a busy writer catches up in its own rounds).
         interval: Seconds between looks.
     """
 
@@ -152,7 +172,7 @@ class ChangeWatcher:
         self,
         probe: ChangeProbe,
         head: CommitHead,
-        catch_up: Callable[[], None],
+        catch_up: Callable[[], bool],
         interval: float = WATCH_INTERVAL,
     ) -> None:
         self._probe = probe
@@ -160,6 +180,8 @@ class ChangeWatcher:
         self._catch_up = catch_up
         self._interval = interval
         self._asked = False  # the last look asked for a catch-up
+        self._skipped = 0  # looks skipped in a row
+        self._made = 0  # looks made in a row
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name="swarmlog-watcher", daemon=True
@@ -173,7 +195,9 @@ class ChangeWatcher:
         """One look (the watcher's thread): skipped while the head moved
         since ``seen`` (the writer is active and catches up each round),
         unless the last look asked for that catch-up itself; otherwise ask
-        for a catch-up if another process committed past the head.
+        for a catch-up if another process committed past the head. The
+        :data:`REST_AFTER`-th skip in a row rests the probe, the
+        :data:`REST_AFTER`-th look made in a row wakes it.
 
         Returns:
             The head to compare with at the next look.
@@ -182,13 +206,20 @@ class ChangeWatcher:
             SwarmlogError: The file cannot be read.
         """
         position = self._head.position
-        if position != seen and not self._asked:
-            return position
-        self._asked = False  # a head moved by our own request proves nothing
         probe = self._probe
+        if position != seen and not self._asked:
+            self._made = 0
+            self._skipped += 1
+            if self._skipped == REST_AFTER:
+                probe.rest()
+            return position
+        self._skipped = 0
+        self._made += 1
+        if self._made == REST_AFTER:
+            probe.wake()
+        self._asked = False  # a head moved by our own request proves nothing
         if probe.changed() and probe.head() > position:
-            self._catch_up()
-            self._asked = True
+            self._asked = self._catch_up()
         return position
 
     def _loop(self) -> None:

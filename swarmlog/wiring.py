@@ -249,9 +249,11 @@ class StoreWiring:
         committer = self.committer
         assert committer is not None
 
-        def nudge() -> None:  # the watcher's: only an idle writer needs it
-            if not committer.busy():  # (a busy one catches up each round)
-                self.ask_catch_up()
+        def nudge() -> bool:  # the watcher's: only an idle writer needs it
+            if committer.busy():  # (a busy one catches up each round)
+                return False
+            self.ask_catch_up()
+            return True
 
         self.watcher = ChangeWatcher(probe, head, nudge)
         self.watcher.start()

@@ -364,6 +364,12 @@ class SQLiteChangeProbe:
         except sqlite3.Error as e:
             raise translate_error(e, self.path, "read the head") from e
 
+    def rest(self) -> None:
+        """Nothing to stop: a look costs only when it is made."""
+
+    def wake(self) -> None:
+        """Nothing to resume (see :meth:`rest`)."""
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()

@@ -20,7 +20,7 @@ import pytest
 
 from swarmlog import EventStore, create_task_created_event
 from swarmlog.actors.catch_up import PAGE, SharedRounds
-from swarmlog.actors.follower import ChangeWatcher
+from swarmlog.actors.follower import REST_AFTER, ChangeWatcher
 from swarmlog.actors.known_versions import KnownVersions
 from swarmlog.actors.publisher import Publisher
 from swarmlog.actors.runtime import Audience, CommitHead
@@ -29,7 +29,7 @@ from swarmlog.schema.codec import prepare_event
 from swarmlog.schema.errors import StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -146,6 +146,8 @@ class _Probe:
     def __init__(self, store_head: int) -> None:
         self.store_head = store_head
         self.looks = 0
+        self.rests = 0
+        self.wakes = 0
 
     def changed(self) -> bool:
         self.looks += 1
@@ -154,26 +156,94 @@ class _Probe:
     def head(self) -> int:
         return self.store_head
 
+    def rest(self) -> None:
+        self.rests += 1
+
+    def wake(self) -> None:
+        self.wakes += 1
+
     def close(self) -> None:
         pass
+
+
+def _asking(calls: list[int]) -> Callable[[], bool]:
+    """A watcher's catch-up request that counts itself and is made."""
+
+    def ask() -> bool:
+        calls.append(1)
+        return True
+
+    return ask
 
 
 def test_watcher_skips_while_the_head_moves() -> None:
     head = CommitHead(10)
     probe = _Probe(store_head=12)
     asked = threading.Event()
-    watcher = ChangeWatcher(probe, head, asked.set)
+
+    def ask() -> bool:
+        asked.set()
+        return True
+
+    watcher = ChangeWatcher(probe, head, ask)
     seen = watcher.look(9)  # the head moved since 9: the writer is active
     assert (seen, probe.looks, asked.is_set()) == (10, 0, False)
     seen = watcher.look(seen)  # it stood still: look, and ask to catch up
     assert (seen, probe.looks, asked.is_set()) == (10, 1, True)
 
 
+def test_watcher_rests_the_probe_when_busy_and_wakes_it_when_idle() -> None:
+    """REST_AFTER skipped looks in a row rest the probe once; REST_AFTER
+    looks made in a row (the head stood still) wake it once; either kind
+    of look starts the other count again."""
+    head = CommitHead(0)
+    probe = _Probe(store_head=0)
+    watcher = ChangeWatcher(probe, head, lambda: True)
+    seen = -1
+
+    def busy(looks: int) -> None:
+        nonlocal seen
+        for _ in range(looks):  # the writer commits between looks
+            head.position += 1
+            seen = watcher.look(seen)
+
+    def idle(looks: int) -> None:
+        nonlocal seen
+        for _ in range(looks):
+            seen = watcher.look(seen)
+
+    busy(REST_AFTER * 2)
+    assert (probe.rests, probe.wakes, probe.looks) == (1, 0, 0)
+    idle(REST_AFTER - 1)
+    busy(1)
+    idle(REST_AFTER - 1)
+    assert (probe.rests, probe.wakes) == (1, 0)
+    idle(1)
+    assert (probe.rests, probe.wakes) == (1, 1)
+    idle(REST_AFTER)
+    busy(REST_AFTER - 1)
+    idle(1)
+    busy(REST_AFTER)
+    assert (probe.rests, probe.wakes) == (2, 1)
+
+
+def test_watcher_skips_again_when_the_writer_was_too_busy_to_be_asked() -> None:
+    """A busy writer is not asked to catch up (it does in its own rounds):
+    the next look is skipped while its head moves, as if never asked."""
+    head = CommitHead(10)
+    probe = _Probe(store_head=12)
+    watcher = ChangeWatcher(probe, head, lambda: False)
+    seen = watcher.look(10)  # the store is ahead, but nobody was asked
+    head.position = 11  # the writer's own round
+    assert watcher.look(seen) == 11
+    assert probe.looks == 1  # skipped
+
+
 def test_watcher_asks_nothing_when_the_store_is_not_ahead() -> None:
     head = CommitHead(12)
     probe = _Probe(store_head=12)
     calls: list[Any] = []
-    watcher = ChangeWatcher(probe, head, lambda: calls.append(1))
+    watcher = ChangeWatcher(probe, head, _asking(calls))
     assert watcher.look(12) == 12
     assert (probe.looks, calls) == (1, [])
 
@@ -182,7 +252,7 @@ def test_watcher_looks_again_after_its_own_catch_up() -> None:
     head = CommitHead(10)
     probe = _Probe(store_head=12)
     asked: list[int] = []
-    watcher = ChangeWatcher(probe, head, lambda: asked.append(1))
+    watcher = ChangeWatcher(probe, head, _asking(asked))
     seen = watcher.look(10)  # the store is ahead: ask
     head.position = 12  # the writer caught up as asked
     probe.store_head = 14  # and another process committed meanwhile

@@ -5,9 +5,10 @@ fallback poll; fetching by position stays the truth."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+import pytest
 
 from swarmlog import EventStore, create_agent_started_event
 from swarmlog.actors.postgres.feed import (
@@ -16,6 +17,7 @@ from swarmlog.actors.postgres.feed import (
     PostgresChangeProbe,
 )
 from swarmlog.actors.postgres.sql import Statements, channel_name
+from swarmlog.schema.errors import StorageError
 from tests.postgres.conftest import TIMEOUT
 
 if TYPE_CHECKING:
@@ -149,6 +151,69 @@ class TestChangeProbe:
                 conn.execute(f'UPDATE "{pg_schema}".head SET position = 3')
             assert _eventually(probe.changed)
             assert probe.head() == 3
+        finally:
+            probe.close()
+
+    def test_a_resting_probe_reads_the_head_at_each_look_until_woken(
+        self, make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+    ) -> None:
+        """rest() ends the session's LISTEN and changed() is then true at
+        every look; wake() listens again (changed() true once: hints were
+        lost meanwhile), and hints wake it as before."""
+        store = make_pg_store()
+        probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=LONG)
+
+        def channels() -> int:
+            conn: Any = probe._conn
+            row = conn.execute("SELECT count(*) FROM pg_listening_channels()")
+            return int(row.fetchone()[0])
+
+        try:
+            assert probe.changed()
+            assert not probe.changed()
+            assert channels() == 1
+            probe.rest()
+            assert (probe.resting, channels()) == (True, 0)
+            assert probe.changed()
+            assert probe.changed()
+            store.append(create_agent_started_event("a1"))
+            assert probe.head() == 1
+            probe.wake()
+            assert (probe.resting, channels()) == (False, 1)
+            assert probe.changed()
+            assert not probe.changed()
+            store.append(create_agent_started_event("a2"))
+            assert _eventually(probe.changed)
+        finally:
+            probe.close()
+
+    def test_a_connection_lost_while_resting_is_reopened_without_listening(
+        self, make_pg_store: Callable[..., EventStore], pg_url: str, pg_schema: str
+    ) -> None:
+        """The server ends a resting probe's session: the head read fails
+        (typed), the next look reopens it, not listening; wake() then
+        listens on it."""
+        make_pg_store().shutdown()
+        probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=0.01)
+
+        def channels() -> int:
+            conn: Any = probe._conn
+            row = conn.execute("SELECT count(*) FROM pg_listening_channels()")
+            return int(row.fetchone()[0])
+
+        try:
+            assert probe.changed()
+            probe.rest()
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s)", (probe.backend_pid,))
+            assert probe.changed()  # resting: no look at the connection
+            with pytest.raises(StorageError):  # the watcher logs it
+                probe.head()
+            assert _eventually(probe.changed)  # reopened (at most every 10 ms)
+            assert probe.head() == 0
+            assert (probe.resting, channels()) == (True, 0)
+            probe.wake()
+            assert channels() == 1
         finally:
             probe.close()
 

@@ -265,3 +265,43 @@ def test_publishing_others_events_never_lowers_a_known_version(
     assert (third.version, third.position) == (4, 4)
     fourth = one.append(_updated(first.aggregate_id, 5))
     assert (fourth.version, fourth.position) == (5, 5)
+
+
+def test_a_busy_writer_stops_listening_and_hears_again_when_idle(
+    two_stores: tuple[EventStore, EventStore],
+) -> None:
+    """While store one appends without pause its watcher's session stops
+    listening (every commit of every process would wake it on the server);
+    store two's commit right after still reaches one's listeners, in
+    order, and once one has been idle a while it listens again."""
+    one, two = two_stores
+    watcher = one._wiring.watcher
+    assert watcher is not None
+    probe: Any = watcher._probe
+    seen: list[int] = []
+    arrived = threading.Event()
+
+    def on_event(event: Event) -> None:
+        seen.append(event.position)
+        if event.aggregate_id == "task-from-two":
+            arrived.set()
+
+    one.on("event:appended", on_event)
+    rested = False
+    appended = 0
+    while appended < 5000:  # ~1 ms each: the watcher rests after ~50 ms
+        one.append(_created(appended))
+        appended += 1
+        if probe.resting:
+            rested = True
+            break
+    assert rested, "the watcher never rested while its writer was busy"
+    two.append(create_task_created_event("task-from-two", "build", "T", "", "high"))
+    assert arrived.wait(TIMEOUT)
+    assert seen == list(range(1, appended + 2))
+    pause = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):  # idle for ~50 ms: listening again
+        if not probe.resting:
+            break
+        pause.wait(0.01)
+    assert not probe.resting
