@@ -79,6 +79,13 @@ SELECT_VERSIONS_BETWEEN: Final = (
     "SELECT aggregate_id, aggregate_type, version FROM events "
     "WHERE position > ? AND position <= ? ORDER BY position"
 )
+# A round's first read, with the lock held: what others committed past the
+# writer's head (their versions), which also tells the head, in one call.
+SELECT_VERSIONS_AHEAD: Final = (
+    "SELECT position, aggregate_id, aggregate_type, version FROM events "
+    "WHERE position > ? ORDER BY position LIMIT ?"
+)
+AHEAD: Final = 1000  # events past the writer's head a round reads at once
 
 
 def _code(error: sqlite3.Error) -> int | None:
@@ -124,6 +131,8 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         self._shm_fd = -1
         self._timeout = lock_timeout
         self._in_round = False
+        # What the open round read past the writer's head: (after, rows).
+        self._ahead: tuple[int, list[Any]] | None = None
         try:
             # One process creates or migrates the schema at a time.
             self._lock.acquire(lock_timeout)
@@ -154,13 +163,16 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         ``multi_process`` cannot open it), so the head read here stays the
         head until :meth:`write_events`, whose one multi-row INSERT commits
         atomically in autocommit mode, as on a single-process store.
+        With ``after`` (the writer's head), one read gives the head and the
+        versions others committed past it (kept for this round's
+        :meth:`versions_after`).
         """
         if self._in_round:
             msg = "a write round is already open on this connection"
             raise StorageError(msg)
         self._lock.acquire(timeout)
         try:
-            head = int(self._conn.execute(sql.SELECT_HEAD).fetchone()[0])
+            head = self._head_after(after)
         except sqlite3.Error as e:
             self._lock.release()
             if _code(e) in (_SQLITE_BUSY, _SQLITE_LOCKED):
@@ -172,13 +184,30 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         self._in_round = True
         return head
 
+    def _head_after(self, after: int | None) -> int:
+        """The committed head; with ``after``, read what lies past it too."""
+        self._ahead = None
+        conn = self._conn
+        if after is not None:
+            rows = conn.execute(SELECT_VERSIONS_AHEAD, (after, AHEAD)).fetchall()
+            if len(rows) < AHEAD:  # all of it: the last one is the head
+                self._ahead = (after, rows)
+                return int(rows[-1][0]) if rows else after
+        return int(conn.execute(sql.SELECT_HEAD).fetchone()[0])
+
     def versions_after(self, position: int, upto: int) -> dict[str, tuple[str, int]]:
         """The last ``(aggregate_type, version)`` of each aggregate committed
-        in ``(position, upto]`` (the writer's catch-up when nobody listens).
+        in ``(position, upto]`` (the writer's catch-up when nobody listens;
+        answered from the round's first read when it covers them).
 
         Raises:
             StorageError: The read failed.
         """
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == position:
+            read = ahead[1]
+            if (read[-1][0] if read else position) >= upto:  # it covers them
+                return {r[1]: (r[2], r[3]) for r in read if r[0] <= upto}
         try:
             rows = self._conn.execute(SELECT_VERSIONS_BETWEEN, (position, upto))
             return {row[0]: (row[1], row[2]) for row in rows}
@@ -187,6 +216,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
 
     def abort_round(self) -> None:
         """Let go of the lock (nothing was written)."""
+        self._ahead = None
         self._in_round = False
         self._lock.release()
 
@@ -199,6 +229,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
                 program other than swarmlog writes the file); nothing
                 was written.
         """
+        self._ahead = None
         if not self._in_round:
             self.begin_round(self._timeout)
         try:

@@ -121,6 +121,41 @@ def test_round_forgets_the_cache_past_a_page_of_foreign_events(
     assert loads.asked == ["a"]  # the cache was emptied: read again
 
 
+class _CountingConnection:
+    """A connection stand-in that counts the statements it runs."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.statements: list[str] = []
+
+    def execute(self, statement: str, *args: Any) -> Any:
+        self.statements.append(statement)
+        return self.conn.execute(statement, *args)
+
+
+def test_a_round_reads_the_head_and_the_foreign_versions_at_once(
+    pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
+) -> None:
+    """begin_round(after=...) is one read: the head, and the versions its
+    versions_after then answers (the last version of each aggregate);
+    a range it did not read goes to the file."""
+    mine, theirs = pair
+    _commit(theirs, ["a", "b", "a"])
+    counting = _CountingConnection(mine._conn)
+    mine._conn = counting  # type: ignore[assignment]
+    try:
+        assert mine.begin_round(5.0, 0) == 3
+        assert mine.versions_after(0, 3) == {"a": ("task", 2), "b": ("task", 1)}
+        assert len(counting.statements) == 1
+        mine.abort_round()
+        assert mine.begin_round(5.0, 1) == 3
+        assert mine.versions_after(0, 3) == {"a": ("task", 2), "b": ("task", 1)}
+        assert len(counting.statements) == 3  # not what it read: a query
+        mine.abort_round()
+    finally:
+        mine._conn = counting.conn
+
+
 def test_round_forgets_the_cache_when_the_versions_read_fails(
     pair: tuple[SQLiteSharedWriteStorage, SQLiteSharedWriteStorage],
     monkeypatch: pytest.MonkeyPatch,
