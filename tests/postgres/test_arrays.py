@@ -47,3 +47,21 @@ def test_integer_arrays_keep_their_width(conn: psycopg.Connection[Any]) -> None:
     assert _back(conn, int8_array(big), "bigint[]") == (big, "bigint[]")
     small = [0, 1, -1, 2**31 - 1, -(2**31)]
     assert _back(conn, int4_array(small), "integer[]") == (small, "integer[]")
+
+
+@pytest.mark.parametrize("size", [31, 32, 1000])
+def test_long_arrays_read_back_whatever_their_nulls(
+    conn: psycopg.Connection[Any], size: int
+) -> None:
+    """Around and past the length where the encoders change method: all
+    filled, some NULLs, all NULL, and text values that repeat."""
+    filled = [bytes([i % 256]) * (i % 7) for i in range(size)]
+    some = [None if i % 3 == 0 else v for i, v in enumerate(filled)]
+    none: list[bytes | None] = [None] * size
+    for values in (filled, some, none):
+        assert _back(conn, bytea_array(values), "bytea[]") == (values, "bytea[]")
+    texts = [("task", "agent ✓", "")[i % 3] for i in range(size)]
+    assert _back(conn, text_array(texts), "text[]") == (texts, "text[]")
+    numbers = list(range(-size, size, 2))
+    assert _back(conn, int8_array(numbers), "bigint[]") == (numbers, "bigint[]")
+    assert _back(conn, int4_array(numbers), "integer[]") == (numbers, "integer[]")
