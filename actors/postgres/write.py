@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from swarmlog.actors.postgres.arrays import (
-    bytea_array,
-    int4_array,
-    int8_array,
-    register,
-    text_array,
+from swarmlog.actors.postgres.arrays import register
+from swarmlog.actors.postgres.bare import (
+    BareAppend,
+    append_one_params,
+    append_params,
 )
 from swarmlog.actors.postgres.connection import (
     connect,
@@ -75,9 +74,6 @@ IDLE_IN_ROUND_TIMEOUT: Final = 60_000
 hung) before it rolls it back and frees the head for the other writers."""
 AHEAD: Final = 1000
 """Events past the writer's head that a round reads with its lock."""
-_AGGREGATE: Final = 3  # column indexes in a row (INSERT_COLUMNS order)
-_CAUSE: Final = 9
-_CORRELATION: Final = 10
 
 
 class PostgresWriteStorage:
@@ -119,6 +115,7 @@ class PostgresWriteStorage:
         self._synchronous_commit = "on" if synchronous_commit else "off"
         self.path = redact(url)
         self._sql = Statements(schema)
+        self._bare = BareAppend(self._sql.append, self._sql.append_one)
         self._lock_timeout_ms = max(1, int(lock_timeout * 1000))
         self._in_round = False
         # What the open round read past the writer's head: (after, rows).
@@ -349,18 +346,11 @@ class PostgresWriteStorage:
         in_round = self._in_round
         self._ahead = None
         conn = self._conn if in_round else self._ready()
-        if len(rows) == 1:
-            statement, params = self._sql.append_one, _append_one_params(rows[0])
-        else:
-            statement, params = self._sql.append, _append_params(rows)
         try:
-            if in_round:  # one round trip: the rows, then COMMIT
-                with conn.pipeline():
-                    cursor = conn.execute(statement, params)
-                    conn.execute("COMMIT", prepare=False)
-            else:
-                cursor = conn.execute(statement, params)
-            found = cursor.fetchone()
+            if in_round:
+                found = self._append_in_round(conn, rows)
+            else:  # one statement, its own transaction (see ``bare``)
+                found = self._bare.append(conn, rows)
         except psycopg.IntegrityError as e:
             self._failed(e, "append")
             raise RequestConflict(0 if requests == 1 else -1) from e
@@ -376,7 +366,21 @@ class PostgresWriteStorage:
         if found is None:  # no head row: the layout check makes one
             msg = f"{self.path}: the store's head row is missing"
             raise StorageError(msg)
-        return int(found[0])
+        return found
+
+    def _append_in_round(
+        self, conn: Connection, rows: Sequence[EventRow]
+    ) -> int | None:
+        """The rows, then COMMIT, in one round trip (the round's transaction)."""
+        if len(rows) == 1:
+            statement, params = self._sql.append_one, append_one_params(rows[0])
+        else:
+            statement, params = self._sql.append, append_params(rows)
+        with conn.pipeline():
+            cursor = conn.execute(statement, params)
+            conn.execute("COMMIT", prepare=False)
+        found = cursor.fetchone()
+        return None if found is None else int(found[0])
 
     def _write_one(self, statement: str, params: Sequence[Any], what: str) -> None:
         conn = self._ready()
@@ -443,42 +447,3 @@ class PostgresWriteStorage:
         """Close the connection (an open round rolls back on the server)."""
         self._in_round = False
         self._conn.close()
-
-
-def _append_one_params(row: EventRow) -> tuple[Any, ...]:
-    """The one-row append statement's parameters (see :func:`_append_params`)."""
-    cause = row[_CAUSE]
-    correlation = row[_CORRELATION]
-    return (
-        1,
-        1,
-        *row[1:_AGGREGATE],
-        row[_AGGREGATE].encode(),
-        *row[_AGGREGATE + 1 : _CAUSE],
-        cause if isinstance(cause, bytes) else None,
-        cause.encode() if isinstance(cause, str) else None,
-        None if correlation is None else correlation.encode(),
-    )
-
-
-def _append_params(rows: Sequence[EventRow]) -> tuple[Any, ...]:
-    """The append statement's parameters: the head's move (twice), then one
-    array per column but the position (``cause`` split into ``cause_id``
-    and ``cause_text``), encoded here (see ``arrays``)."""
-    (_, ids, types, aggregates, aggregate_types, versions, stamps, layouts, data,
-     causes, correlations) = zip(*rows, strict=True)  # fmt: skip
-    return (
-        len(rows),
-        len(rows),
-        bytea_array(ids),
-        text_array(types),
-        bytea_array([a.encode() for a in aggregates]),
-        text_array(aggregate_types),
-        int8_array(versions),
-        int8_array(stamps),
-        int4_array(layouts),
-        bytea_array(data),
-        bytea_array([c if isinstance(c, bytes) else None for c in causes]),
-        bytea_array([c.encode() if isinstance(c, str) else None for c in causes]),
-        bytea_array([None if c is None else c.encode() for c in correlations]),
-    )

@@ -60,6 +60,45 @@ def test_the_writing_session_plans_its_statements_once(
         writer.reconnect()
 
 
+def _prepared_names(writer: PostgresWriteStorage) -> set[str]:
+    found = writer._conn.execute("SELECT name FROM pg_prepared_statements")
+    return {str(row[0]) for row in found.fetchall()}
+
+
+def test_the_append_statements_are_prepared_once_per_connection(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """Appends outside a round go through swarmlog's own prepared
+    statements (one-row and many-row), prepared again on a new connection."""
+    writer = make_writer()
+    names = {"swarmlog_append_one", "swarmlog_append_many"}
+    assert writer.write_events(rows(1, 1), 1) == 0
+    assert writer.write_events(rows(2, 3), 3) == 1
+    assert names <= _prepared_names(writer)
+    writer.reconnect()
+    assert not names & _prepared_names(writer)
+    assert writer.write_events(rows(5, 2), 2) == 4
+    assert writer.write_events(rows(7, 1), 1) == 6
+    assert names <= _prepared_names(writer)
+    assert _positions(pg_url, pg_schema) == list(range(1, 8))
+
+
+def test_a_deallocated_append_statement_is_prepared_again(
+    make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
+) -> None:
+    """DEALLOCATE ALL on the writing session (what psycopg sends after a
+    ROLLBACK there, or a pooler's DISCARD) costs nothing stored: the next
+    append prepares its statement again."""
+    writer = make_writer()
+    writer.write_events(rows(1, 1), 1)
+    writer.write_events(rows(2, 2), 2)
+    writer._conn.execute("DEALLOCATE ALL")
+    assert writer.write_events(rows(4, 1), 1) == 3
+    writer._conn.execute("DEALLOCATE ALL")
+    assert writer.write_events(rows(5, 2), 2) == 4
+    assert _positions(pg_url, pg_schema) == list(range(1, 7))
+
+
 def test_rounds_serialize_writers_gap_free(
     make_writer: Callable[..., PostgresWriteStorage], pg_url: str, pg_schema: str
 ) -> None:
