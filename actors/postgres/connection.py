@@ -8,7 +8,6 @@ redacted (:func:`swarmlog.actors.postgres.url.redact_text`).
 
 from __future__ import annotations
 
-import select
 from typing import Final
 
 import psycopg
@@ -36,7 +35,7 @@ __all__ = [
 
 CONNECT_TIMEOUT: Final = 10  # seconds a connection attempt may take (libpq)
 APPLICATION_NAME: Final = "swarmlog"  # pg_stat_activity shows who we are
-_MAX_STRAY_READS: Final = 8  # reads of unasked-for input before giving up on it
+_STRAY_READS: Final = 2  # non-blocking reads of what an idle server sent
 
 _FULL: Final = frozenset({"53100", "53200", "54000"})  # disk, memory, limits
 _TIMEOUTS: Final = {
@@ -70,26 +69,26 @@ def healthy(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     """Whether an idle connection still looks usable, without a round trip.
 
     A server that restarted or ended the session has sent an error and
-    closed the socket: the socket reads ready while no query is in flight.
-    Reading what it sent tells a dead connection from a harmless message
-    (a notice, a parameter change).
+    closed the socket. libpq reads what is there without blocking
+    (``PQconsumeInput``: a harmless message, a notice or a parameter
+    change, is only buffered; the end of the stream is an error). It is
+    read twice: a dying server's last message and the end of the stream
+    may come in separate reads. No ``select`` first: that call lets go of
+    the GIL, and the writer, which checks before every append, then waited
+    behind its own callers to get it back (PGW2, interleaved, 5 rounds
+    twice: +14% and +17% events/s without it).
     """
     if conn.closed or conn.broken:
         return False
+    pgconn = conn.pgconn
     try:
-        # A dying server's last message and the end of the stream may come
-        # in separate reads: read while something is there (a live
-        # connection has at most a few stray messages).
-        for _ in range(_MAX_STRAY_READS):
-            ready, _, _ = select.select([conn.fileno()], [], [], 0)
-            if not ready:
-                break
-            conn.pgconn.consume_input()
-        else:
-            return False
+        for _ in range(_STRAY_READS):
+            pgconn.consume_input()
+            if pgconn.status != ConnStatus.OK:
+                return False
     except (OSError, ValueError, psycopg.Error):
         return False
-    return conn.pgconn.status == ConnStatus.OK
+    return True
 
 
 def is_connection_lost(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
