@@ -163,23 +163,18 @@ class TestChangeProbe:
         store = make_pg_store()
         probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=LONG)
 
-        def channels() -> int:
-            conn: Any = probe._conn
-            row = conn.execute("SELECT count(*) FROM pg_listening_channels()")
-            return int(row.fetchone()[0])
-
         try:
             assert probe.changed()
             assert not probe.changed()
-            assert channels() == 1
+            assert _channels(probe) == 1
             probe.rest()
-            assert (probe.resting, channels()) == (True, 0)
+            assert (probe.resting, _channels(probe)) == (True, 0)
             assert probe.changed()
             assert probe.changed()
             store.append(create_agent_started_event("a1"))
             assert probe.head() == 1
             probe.wake()
-            assert (probe.resting, channels()) == (False, 1)
+            assert (probe.resting, _channels(probe)) == (False, 1)
             assert probe.changed()
             assert not probe.changed()
             store.append(create_agent_started_event("a2"))
@@ -196,11 +191,6 @@ class TestChangeProbe:
         make_pg_store().shutdown()
         probe = PostgresChangeProbe(pg_url, Statements(pg_schema), fallback=0.01)
 
-        def channels() -> int:
-            conn: Any = probe._conn
-            row = conn.execute("SELECT count(*) FROM pg_listening_channels()")
-            return int(row.fetchone()[0])
-
         try:
             assert probe.changed()
             probe.rest()
@@ -211,9 +201,9 @@ class TestChangeProbe:
                 probe.head()
             assert _eventually(probe.changed)  # reopened (at most every 10 ms)
             assert probe.head() == 0
-            assert (probe.resting, channels()) == (True, 0)
+            assert (probe.resting, _channels(probe)) == (True, 0)
             probe.wake()
-            assert channels() == 1
+            assert _channels(probe) == 1
         finally:
             probe.close()
 
@@ -233,6 +223,13 @@ class TestChangeProbe:
             assert _eventually(lambda: probe.changed() and probe.head() == 1)
         finally:
             probe.close()
+
+
+def _channels(probe: PostgresChangeProbe) -> int:
+    """How many channels the probe's session listens on."""
+    conn: Any = probe._conn
+    row = conn.execute("SELECT count(*) FROM pg_listening_channels()")
+    return int(row.fetchone()[0])
 
 
 def _eventually(check: Callable[[], bool]) -> bool:

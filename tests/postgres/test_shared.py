@@ -116,6 +116,21 @@ def test_a_retry_through_the_other_store_is_idempotent(
     assert [e.position for e in two.replay()] == [1]
 
 
+def _record(store: EventStore, count: int) -> tuple[list[int], threading.Event]:
+    """The positions ``store``'s listeners get, and an event set once
+    ``count`` of them arrived."""
+    seen: list[int] = []
+    arrived = threading.Event()
+
+    def on_event(event: Event) -> None:
+        seen.append(event.position)
+        if len(seen) == count:
+            arrived.set()
+
+    store.on("event:appended", on_event)
+    return seen, arrived
+
+
 def _deaf(store: EventStore) -> EventStore:
     """``store`` with its change watcher stopped: its writer learns of the
     other store's commits only when a write of its own runs into them."""
@@ -177,15 +192,7 @@ def test_writers_take_lock_rounds_only_to_settle_what_the_cache_cannot(
 
     monkeypatch.setattr(PostgresWriteStorage, "begin_round", counted)
     one = _deaf(make_pg_store())
-    seen: list[int] = []
-    all_seen = threading.Event()
-
-    def on_event(event: Event) -> None:
-        seen.append(event.position)
-        if len(seen) == 6:
-            all_seen.set()
-
-    one.on("event:appended", on_event)
+    seen, all_seen = _record(one, 6)
     first = one.append(_created(1))
     two = make_pg_store()  # opens on a stored event: reads versions it needs
     two.append(_updated(first.aggregate_id, 2))
@@ -215,15 +222,7 @@ def test_a_round_whose_predecessors_cannot_be_read_is_published_later_in_order(
     from swarmlog.schema.errors import StorageError
 
     one = _deaf(make_pg_store())
-    seen: list[int] = []
-    three_seen = threading.Event()
-
-    def on_event(event: Event) -> None:
-        seen.append(event.position)
-        if len(seen) == 3:
-            three_seen.set()
-
-    one.on("event:appended", on_event)
+    seen, three_seen = _record(one, 3)
     one.append(_created(1))
     two = make_pg_store()
     two.append(_created(2))
