@@ -26,8 +26,12 @@ checkpoint has folded *all* of it back, which a checkpoint running beside
 other processes' appends never does. So the writer whose commit finds the
 WAL past ``wal_fold_bytes`` runs a PASSIVE checkpoint before it lets go of
 the lock: nobody appends meanwhile, the checkpoint completes, the next
-round restarts the WAL, and ``journal_size_limit`` (a quarter of the bound)
-truncates the file again. The checkpointer threads fold most of the WAL
+round restarts the WAL, and ``journal_size_limit`` (the bound) truncates
+the file again if it grew past it. Not to less: a WAL file cut shorter
+is extended again by every cycle, and extending a file costs the kernel
+far more than overwriting it (new page-cache pages, block reservations):
+with a quarter of the bound, each 4-event commit of four processes took
+~170 us of CPU instead of ~120 us. The checkpointer threads fold most of the WAL
 back before that, off the lock (at half the bound), so appends wait only
 for the rest.
 
@@ -142,7 +146,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
                 self._lock.release()
             self._busy_ms = max(1, int(min(lock_timeout, 3600.0) * 1000))
             self._conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            limit = max(wal_fold_bytes // 4, 1)
+            limit = max(wal_fold_bytes, 1)  # not less (module docstring)
             self._conn.execute(f"PRAGMA journal_size_limit = {limit}")
             if self._sync_after:
                 self._conn.execute("PRAGMA synchronous = NORMAL")

@@ -87,6 +87,19 @@ def test_wal_stays_bounded_with_several_writers(
     assert wal < 1 << 20, (wal, data)
 
 
+def test_wal_truncated_to_the_fold_bound_not_less(db: str) -> None:
+    """The writer truncates a grown WAL back to the fold bound, not below:
+    a WAL file cut shorter is extended again every cycle, which costs each
+    commit more kernel work than overwriting it."""
+    EventStore(db, multi_process=True).initialize().shutdown()  # create
+    storage = SQLiteSharedWriteStorage(db, "normal", None, 5.0, wal_fold_bytes=3 << 20)
+    try:
+        limit = storage._conn.execute("PRAGMA journal_size_limit").fetchone()[0]
+    finally:
+        storage.close()
+    assert limit == 3 << 20
+
+
 def test_fork_child_opens_its_own_store(tmp_path: Any) -> None:
     """A store opened before fork() is fenced in the child; the child opens
     its own multi-process store beside its parent's and appends, and the
