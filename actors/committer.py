@@ -15,9 +15,8 @@ planned before it. Otherwise the round is cut there: what was planned
 commits first, and the refused request and those after it are planned again
 against the now-committed state.
 
-On a shared store (other processes write it too) a round first takes the
-store-wide write lock and publishes what others committed
-(``actors/catch_up.py``), then plans against exact committed state.
+On a shared store (other processes write it too) a round first takes the write
+lock, publishes what others committed (``actors/catch_up.py``), then plans.
 
 Positions are assigned under the turn, in commit order, so they are gap-free
 and published (:class:`CommitHead`, then a :class:`DeliverPage` to the
@@ -66,9 +65,7 @@ if TYPE_CHECKING:
     from swarmlog.actors.append_request import AppendRequest
     from swarmlog.actors.reply import Callbacks
     from swarmlog.actors.runtime import Audience, CommitHead, WriterMetrics
-    from swarmlog.actors.storage import (
-        WriteStorage,
-    )
+    from swarmlog.actors.storage import WriteStorage
 
 __all__ = ["Committer"]
 
@@ -146,6 +143,8 @@ class Committer:
         self._shared: SharedRounds | None = None  # open(): others write too
         self._lock_timeout = lock_timeout
         self.catch_up_asked = False  # a CatchUp message is on its way
+        self.wakes_taken = 0  # Wakes the writer took (it then looks at the queue)
+        self._wake_sent_after = -1  # wakes_taken when the last Wake was sent
         self._queue: deque[AppendRequest] = deque()
         self._open_storage = open_storage
         self._storage: WriteStorage | None = None
@@ -207,8 +206,8 @@ class Committer:
     def submit(self, request: AppendRequest, *, lead: bool, park: bool = True) -> None:
         """Queue ``request`` and see that somebody commits it (any thread).
 
-        The writer actor commits it (it is woken unless it holds the turn
-        already and will look at the queue before letting go). With
+        The writer actor commits it (woken by one ``Wake`` unless it holds
+        the turn or a ``Wake`` is on its way already). With
         ``lead`` (the opt-in ``caller_commits``), a thread other than the
         main thread that finds the turn free while appends come one at a
         time commits the queue itself, up to and including ``request``; the
@@ -241,8 +240,11 @@ class Committer:
         if lead and self._lead(request):
             return
         if not self.turn.locked():
-            self._wake()
-        # else: the holder checks the queue after it lets go of the turn.
+            taken = self.wakes_taken  # one Wake on its way is enough:
+            if self._wake_sent_after != taken:  # none sent since the last taken
+                self._wake()
+                self._wake_sent_after = taken
+        # else: the holder (or the Wake on its way) looks at the queue later.
         if park and len(self._queue) >= self._max_batch:
             self._room.wait(self._no_room)
 

@@ -125,6 +125,7 @@ class WriterActor(FastInboxActor):
     def _handle(self, message: Any) -> list[Callbacks | None]:
         committer = self._committer
         if isinstance(message, Wake):
+            committer.wakes_taken += 1  # before looking at the queue
             later = committer.commit_queued()
             committer.checkpoint_if_idle()
             return later

@@ -4,6 +4,7 @@ positions, group commit."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from swarmlog import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pytest
 
     from swarmlog import Event, EventStore
 
@@ -152,6 +155,51 @@ def test_group_commit_batches_concurrent_appends(
     assert stats.transactions < stats.appends
     assert stats.mean_batch_size > 1
     _assert_gap_free(store, THREADS * per_thread)
+
+
+def test_one_wake_on_its_way_at_a_time(
+    make_store: Callable[..., EventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appenders that find the writer idle send it one Wake between them,
+    not one each: while a Wake waits in the writer's inbox nobody sends
+    another (the writer looks at the whole queue when it takes it). Every
+    append still commits once the writer runs."""
+    from swarmlog.actors import writer as writer_module
+
+    store = make_store(synchronous="normal")
+    committer: Any = store._wiring.committer
+    gate = threading.Event()
+    sent: list[int] = []
+    wake, receive = committer._wake, writer_module.WriterActor.on_receive
+
+    def counted_wake() -> None:
+        sent.append(1)
+        wake()
+
+    def held_receive(self: Any, message: Any) -> Any:
+        if isinstance(message, writer_module.Wake):
+            gate.wait(TIMEOUT)  # the writer busy elsewhere, its turn free
+        return receive(self, message)
+
+    committer._wake = counted_wake
+    monkeypatch.setattr(writer_module.WriterActor, "on_receive", held_receive)
+    appenders = 8
+    with ThreadPoolExecutor(appenders) as pool:
+        futures = [
+            pool.submit(store.append, create_agent_started_event(f"w{worker}"))
+            for worker in range(appenders)
+        ]
+        deadline = time.monotonic() + TIMEOUT
+        while len(committer._queue) < appenders and time.monotonic() < deadline:
+            time.sleep(0.001)
+        queued, wakes = len(committer._queue), len(sent)
+        gate.set()
+        for future in futures:
+            future.result(TIMEOUT)
+    assert queued == appenders
+    assert wakes <= 2, wakes  # one (two if two callers raced to the check)
+    assert store.get_stats().appends == appenders
+    _assert_gap_free(store, appenders)
 
 
 def test_mixed_singles_batches_and_async(store: EventStore) -> None:
