@@ -206,8 +206,8 @@ class Committer:
     def submit(self, request: AppendRequest, *, lead: bool, park: bool = True) -> None:
         """Queue ``request`` and see that somebody commits it (any thread).
 
-        The writer actor commits it (woken by one ``Wake`` unless it holds
-        the turn or a ``Wake`` is on its way already). With
+        The writer actor commits it (woken unless it holds the turn; on a
+        shared store, unless a ``Wake`` is on its way already). With
         ``lead`` (the opt-in ``caller_commits``), a thread other than the
         main thread that finds the turn free while appends come one at a
         time commits the queue itself, up to and including ``request``; the
@@ -239,9 +239,9 @@ class Committer:
             return
         if lead and self._lead(request):
             return
-        if not self.turn.locked():
-            taken = self.wakes_taken  # one Wake on its way is enough:
-            if self._wake_sent_after != taken:  # none sent since the last taken
+        if not self.turn.locked():  # shared: one Wake on its way is enough
+            taken = self.wakes_taken  # (none sent since the last one taken)
+            if self._shared is None or self._wake_sent_after != taken:
                 self._wake()
                 self._wake_sent_after = taken
         # else: the holder (or the Wake on its way) looks at the queue later.

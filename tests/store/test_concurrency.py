@@ -160,10 +160,12 @@ def test_group_commit_batches_concurrent_appends(
 def test_one_wake_on_its_way_at_a_time(
     make_store: Callable[..., EventStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Appenders that find the writer idle send it one Wake between them,
-    not one each: while a Wake waits in the writer's inbox nobody sends
-    another (the writer looks at the whole queue when it takes it). Every
-    append still commits once the writer runs."""
+    """On a shared store (``multi_process``, PostgreSQL), appenders that
+    find the writer idle send it one Wake between them, not one each: while
+    a Wake waits in the writer's inbox nobody sends another (the writer
+    looks at the whole queue when it takes it). A store nobody else writes
+    keeps one Wake per such appender (fewer lengthened its latency tail,
+    W6). Every append commits once the writer runs."""
     from swarmlog.actors import writer as writer_module
 
     store = make_store(synchronous="normal")
@@ -197,7 +199,10 @@ def test_one_wake_on_its_way_at_a_time(
         for future in futures:
             future.result(TIMEOUT)
     assert queued == appenders
-    assert wakes <= 2, wakes  # one (two if two callers raced to the check)
+    if committer._shared is not None:
+        assert wakes <= 2, wakes  # one (two if two callers raced to the check)
+    else:
+        assert wakes == appenders, wakes
     assert store.get_stats().appends == appenders
     _assert_gap_free(store, appenders)
 
