@@ -31,9 +31,9 @@ the file again if it grew past it. Not to less: a WAL file cut shorter
 is extended again by every cycle, and extending a file costs the kernel
 far more than overwriting it (new page-cache pages, block reservations):
 with a quarter of the bound, each 4-event commit of four processes took
-~170 us of CPU instead of ~120 us. The checkpointer threads fold most of the WAL
-back before that, off the lock (at half the bound), so appends wait only
-for the rest.
+~170 us of CPU instead of ~120 us. The checkpointer threads fold most of
+the WAL back before that, off the lock (at half the bound), so appends
+wait only for the rest.
 
 :class:`SQLiteChangeProbe` is the follower's cheap look at the file:
 ``PRAGMA data_version`` tells whether any other connection committed.
