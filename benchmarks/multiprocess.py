@@ -11,6 +11,9 @@
   before, on the same sizes. FULL and NORMAL.
 - **MP1\\***: one multi-process store alone, same thread count (info: what
   the mode costs when no other process writes).
+- **MP1p**: MP1 again with each process pinned to one CPU, round robin
+  (``os.sched_setaffinity``, Linux; info: the README's advice for several
+  writing processes on a few cores).
 - **MP2**: cross-process visibility. Process A appends an event; once the
   append returned, A sends its id and the instant through a pipe to process
   B, which at once runs a strong query on a live projection
@@ -68,9 +71,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHILD_TIMEOUT",
+    "can_pin",
     "cross_process_visibility",
     "main",
     "multiprocess_appends",
+    "pin_to_one_cpu",
 ]
 
 DEFAULT_JSON: Final = Path(__file__).resolve().parent / "results" / "multiprocess.json"
@@ -89,9 +94,13 @@ def _appender(
     warmup: int,
     barrier: Barrier,
     out: Queue[Any],
+    pin: bool = False,
 ) -> None:
-    """One appending process of MP1 (its main thread starts the threads)."""
+    """One appending process of MP1 (its main thread starts the threads);
+    with ``pin``, on one CPU (see :func:`pin_to_one_cpu`)."""
     try:
+        if pin:
+            pin_to_one_cpu(index)
         register_workload_types()
         store = EventStore(
             path, synchronous=synchronous, multi_process=True
@@ -146,6 +155,19 @@ def _appender(
         out.put((index, "error", f"{type(e).__name__}: {e}"))
 
 
+def can_pin() -> bool:
+    """Whether this platform lets a process choose its CPUs (Linux)."""
+    return hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+
+
+def pin_to_one_cpu(index: int) -> None:
+    """Keep this process (and the threads it starts from now on) on one
+    of the CPUs it may use: the ``index``-th, round robin. What the README
+    suggests for several writing processes on a few cores."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+
+
 def multiprocess_appends(
     path: str,
     synchronous: str,
@@ -154,6 +176,7 @@ def multiprocess_appends(
     threads: int = 4,
     n: int = 10_000,
     warmup: int = 100,
+    pin: bool = False,
 ) -> tuple[TxnFigures, WaitFigures]:
     """``n`` awaited appends from ``processes`` x ``threads`` closed-loop
     threads, each process with its own multi-process store (MP1, MP3).
@@ -166,6 +189,7 @@ def multiprocess_appends(
         threads: Appending threads per process.
         n: Appends timed, all processes together.
         warmup: Untimed appends per process first.
+        pin: Each process on one CPU (round robin; :func:`pin_to_one_cpu`).
 
     Returns:
         Total events/s and append latency p50/p99 (µs, every process's
@@ -185,7 +209,7 @@ def multiprocess_appends(
     children = [
         context.Process(  # type: ignore[attr-defined]
             target=_appender,
-            args=(path, synchronous, k, threads, share, warmup, barrier, out),
+            args=(path, synchronous, k, threads, share, warmup, barrier, out, pin),
             name=f"mp1-process-{k}",
             daemon=True,
         )
@@ -335,6 +359,16 @@ def measure(
             )
             keep(f"mp_{grid}_{sync}", total)
             keep(f"mp_{grid}_{sync}_waits", waits)
+            if can_pin():  # info: the README's advice for a few cores
+                pinned, _ = multiprocess_appends(
+                    fresh(f"mp-pinned-{sync}"),
+                    sync,
+                    processes=processes,
+                    threads=threads,
+                    n=n[sync],
+                    pin=True,
+                )
+                keep(f"mp_{grid}_{sync}_pinned", pinned)
     visibility, missed = cross_process_visibility(fresh("mp2"), samples=mp2_samples)
     keep("mp2_visibility", visibility)
     figures: dict[str, Any] = {
@@ -430,6 +464,13 @@ def report_lines(
             f"MP1* 1 multi-process store x {callers} threads, {sync.upper():6}: "
             f"{alone:,.0f} ev/s = {alone / anchor:.2f}x (info)"
         )
+        pinned = figures.get(f"mp_{grid}_{sync}_pinned")
+        if pinned is not None:
+            value = pinned["events_per_s"]
+            lines.append(
+                f"MP1p same, each process pinned to one CPU, {sync.upper():6}: "
+                f"{value:,.0f} ev/s = {value / anchor:.2f}x (info)"
+            )
     waits = figures[f"mp_{grid}_full_waits"]
     lines.append(
         f"MP3  during MP1 FULL: longest lock wait of any process "

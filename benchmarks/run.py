@@ -70,7 +70,11 @@ from benchmarks.library import (
     library_stream_read,
 )
 from benchmarks.loop_lag import loop_lag, loop_lag_rows
-from benchmarks.multiprocess import cross_process_visibility, multiprocess_appends
+from benchmarks.multiprocess import (
+    can_pin,
+    cross_process_visibility,
+    multiprocess_appends,
+)
 from benchmarks.peer import (
     eventsourcing_load,
     eventsourcing_pragmas,
@@ -451,7 +455,9 @@ def _multiprocess_round(sizes: RunSizes, results: _Results, work: _Workdir) -> N
     """One round of MP1 (and MP3, its lock waits): per ``synchronous``
     level, one ordinary store with 16 threads (the anchor), one
     multi-process store alone with 16 threads (info), then 4 processes x 4
-    threads, each with its own multi-process store on one file."""
+    threads, each with its own multi-process store on one file, then the
+    same with each process pinned to one CPU (info, where the platform
+    allows it)."""
     callers = MP_PROCESSES * MP_THREADS
     for sync in SYNCS:
         n = sizes.concurrent[sync]
@@ -474,6 +480,13 @@ def _multiprocess_round(sizes: RunSizes, results: _Results, work: _Workdir) -> N
         results.keep("library", f"mp_{grid}_{sync}", total)
         results.keep("library", f"mp_{grid}_{sync}_waits", waits)
         work.remove(path)
+        if can_pin():  # info (MP1p): the README's advice for a few cores
+            path = work.path(f"mp_{grid}_{sync}_pinned")
+            pinned, _ = multiprocess_appends(
+                path, sync, processes=MP_PROCESSES, threads=MP_THREADS, n=n, pin=True
+            )
+            results.keep("library", f"mp_{grid}_{sync}_pinned", pinned)
+            work.remove(path)
 
 
 def run(
@@ -987,6 +1000,21 @@ def _multiprocess_rows(results: _Results) -> list[Row]:
                 unit="ev/s",
             )
         )
+        if f"mp_{grid}_{sync}_pinned" in results.rounds:
+            rows.append(
+                _ratio_row(
+                    "MP1p",
+                    "MP1 with each process pinned to one CPU (info: the "
+                    "README's advice for a few cores)",
+                    results,
+                    (f"mp_{grid}_{sync}_pinned", eps),
+                    anchor,
+                    None,
+                    None,
+                    higher_is_better=True,
+                    unit="ev/s",
+                )
+            )
     visibility = results.get("mp2_visibility")
     for field, label, must in (("p50_us", "p50", 5000.0), ("p99_us", "p99", None)):
         value = float(getattr(visibility, field))
