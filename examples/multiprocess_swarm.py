@@ -17,6 +17,12 @@ was won once, and that its live read models equal a rebuild from the log::
     python examples/multiprocess_swarm.py                  # temporary dir, spawn
     python examples/multiprocess_swarm.py --fork some/dir  # fork, keep the file
     python examples/multiprocess_swarm.py --processes 8 --agents 16 --tasks 400
+    python examples/multiprocess_swarm.py --pin            # each worker on one CPU
+
+``--pin`` (Linux) keeps each pool process on one CPU, round robin, from
+its start (the pool's initializer): with more writing processes than
+cores, a process's threads then stop hopping between cores, which the
+README measures (Several processes).
 
 ``main(...)`` returns the figures as a dict (the tests check them).
 """
@@ -33,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmlog import (
     AgentStateProjection,
@@ -55,7 +61,31 @@ from swarmlog import (
 )
 from swarmlog.simulation import collect_read_models, fingerprint
 
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+
 ROLES = ("coder", "tester", "reviewer", "security-architect")
+
+
+def can_pin() -> bool:
+    """Whether this platform lets a process choose its CPUs (Linux)."""
+    return hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity")
+
+
+def pin_to_one_cpu(index: int) -> None:
+    """Keep this process (and the threads it starts from now on) on the
+    ``index``-th of the CPUs it may use, round robin."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[index % len(cpus)]})
+
+
+def pin_worker(ranks: Synchronized[int]) -> None:
+    """The pool's initializer with ``--pin``: each worker takes the next
+    rank and pins itself to that CPU before any job opens a store."""
+    with ranks.get_lock():
+        rank = ranks.value
+        ranks.value += 1
+    pin_to_one_cpu(rank)
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,7 @@ class AgentResult:
 
     agent_id: str
     pid: int
+    cpus: tuple[int, ...]  # the CPUs its process may run on
     acknowledged: int
     won: tuple[str, ...]
     lost: int
@@ -140,7 +171,8 @@ def run_agent(
         )
         won.append(task_id)
     append(create_agent_stopped_event(me, "no task left"))
-    return AgentResult(me, os.getpid(), acknowledged, tuple(won), lost)
+    cpus = tuple(sorted(os.sched_getaffinity(0))) if can_pin() else ()
+    return AgentResult(me, os.getpid(), cpus, acknowledged, tuple(won), lost)
 
 
 def _jobs(path: str, processes: int, agents: int, task_ids: list[str]) -> list[TeamJob]:
@@ -156,6 +188,14 @@ def _jobs(path: str, processes: int, agents: int, task_ids: list[str]) -> list[T
     return [TeamJob(path, tuple(team)) for team in teams if team]
 
 
+def _pool_options(context: Any, *, pin: bool) -> dict[str, Any]:
+    """The pool's initializer and its arguments with ``pin`` (where the
+    platform allows it), else nothing."""
+    if not (pin and can_pin()):
+        return {}
+    return {"initializer": pin_worker, "initargs": (context.Value("i", 0),)}
+
+
 def main(
     directory: str | Path | None = None,
     *,
@@ -163,9 +203,11 @@ def main(
     agents: int = 8,
     tasks: int = 200,
     start_method: str = "spawn",
+    pin: bool = False,
     verbose: bool = True,
 ) -> dict[str, Any]:
-    """Run the swarm under ``directory`` (default: a temporary one).
+    """Run the swarm under ``directory`` (default: a temporary one);
+    with ``pin``, each pool process on one CPU (:func:`pin_worker`).
 
     Returns:
         The figures: events, tasks won per agent, conflicts, processes
@@ -184,12 +226,14 @@ def main(
                 agents=agents,
                 tasks=tasks,
                 start_method=start_method,
+                pin=pin,
                 verbose=verbose,
             )
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     path = str(root / "swarm.db")
     context = multiprocessing.get_context(start_method)
+    pinning = _pool_options(context, pin=pin)
     with EventStore(path, multi_process=True) as store:
         live = (
             AgentStateProjection(store).initialize(),
@@ -211,11 +255,12 @@ def main(
         say(
             f"{path}: {tasks} tasks planned; {agents} agents in {processes} "
             f"{start_method} processes race for them"
+            + (", each pinned to one CPU" if pinning else "")
         )
         started = time.perf_counter()
         # With fork, the children inherit this open store: it is fenced
         # there (ForkedStoreError); each job opens its own.
-        with context.Pool(processes) as pool:
+        with context.Pool(processes, **pinning) as pool:
             jobs = _jobs(path, processes, agents, task_ids)
             pending = pool.map_async(run_team, jobs, chunksize=1)
             while not pending.ready():
@@ -251,6 +296,7 @@ def main(
             "processes": processes,
             "start_method": start_method,
             "worker_pids": len({r.pid for r in results}),
+            "worker_cpus": {r.pid: r.cpus for r in results},
             "acknowledged": acknowledged,
             "head": head,
             "tasks": tasks,
@@ -272,7 +318,10 @@ def main(
         f"{figures['each_task_won_once']} ({figures['conflicts']} lost claims "
         "answered with ConcurrencyError)"
     )
-    say(f"tasks won per agent: {won}")
+    say(
+        f"tasks won per agent: {won}"
+        + (f"; worker CPUs: {sorted({r.cpus for r in results})}" if pinning else "")
+    )
     say(
         f"live read models equal a rebuild from the log: {figures['rebuilt_matches']}"
         f" (fingerprint {figures['fingerprint']})"
@@ -291,6 +340,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="start the pool with fork (POSIX) instead of spawn",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep each pool process on one CPU, round robin (Linux)",
+    )
     return parser.parse_args(argv)
 
 
@@ -302,6 +356,7 @@ if __name__ == "__main__":
         agents=args.agents,
         tasks=args.tasks,
         start_method="fork" if args.fork else "spawn",
+        pin=args.pin,
     )
     ok = (
         figures["rebuilt_matches"]

@@ -7,7 +7,9 @@ importable by the spawned workers (the script's ``__main__``).
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -61,3 +63,32 @@ def test_runs_as_a_script(tmp_path: Path, start_method: str) -> None:
     started = [e for e in events if e.type == "task:started"]
     assert len(started) == 40
     assert len({e.aggregate_id for e in started}) == 40
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform"
+)
+def test_pin_keeps_each_worker_on_one_cpu(tmp_path: Path) -> None:
+    """``--pin``: every worker process that ran a team was on exactly one
+    CPU, one of those this process may use, and the run is as correct as
+    unpinned (every acknowledged event in the log, live = rebuilt)."""
+    args = [str(tmp_path), "--pin", "--processes", "2", "--agents", "4"]
+    args += ["--tasks", "20"]
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "2 spawn processes race for them, each pinned to one CPU" in out
+    found = re.search(r"worker CPUs: (\[.*\])", out)
+    assert found is not None, out
+    worker_cpus = ast.literal_eval(found.group(1))
+    allowed = os.sched_getaffinity(0)
+    assert worker_cpus
+    assert all(len(cpus) == 1 and cpus[0] in allowed for cpus in worker_cpus)
+    assert "live read models equal a rebuild from the log: True" in out
