@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import struct
 from typing import TYPE_CHECKING, Any, Final
 
 from swarmlog.actors.sqlite.storage import (
@@ -74,7 +73,8 @@ _CLOSE_LOCK_WAIT: Final = 1.0  # seconds a closing store waits to truncate the W
 _CLOSE_BUSY_MS: Final = 100  # and how long that checkpoint waits for readers
 WAL_FOLD_BYTES: Final = 16 << 20  # WAL size folded back under the lock (at most)
 _FOLD_SPACING: Final = 8  # rounds at least between two folds (readers may pin it)
-_FRAME_HEADER: Final = 24  # bytes before each page in a WAL frame
+_WAL_HEADER: Final = 32  # bytes of the WAL file's header (its salts at 16..24)
+_FRAME_HEADER: Final = 24  # bytes before each page in a WAL frame (salts at 8..16)
 
 
 # The versions other processes committed in (after, upto]: a catch-up that
@@ -131,8 +131,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         self.wal_folds = 0  # checkpoints run under the lock
         self._since_fold = _FOLD_SPACING  # rounds since the last fold
         self._sync_after = synchronous.lower() == "full"  # fsync off the lock
-        self._wal_fd = -1
-        self._shm_fd = -1
+        self._wal_fd = -1  # the -wal file, read and fsynced (never the -shm)
         self._timeout = lock_timeout
         self._in_round = False
         # What the open round read past the writer's head: (after, rows).
@@ -290,33 +289,47 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
     def _fold_wal_if_due(self) -> None:
         """A PASSIVE checkpoint, lock held, once the WAL passed its bound."""
         self._since_fold += 1
-        if self._since_fold < _FOLD_SPACING or self._wal_in_use() < self._fold_bytes:
+        if self._since_fold < _FOLD_SPACING or not self._wal_reaches_bound():
             return
         self._since_fold = 0
         with contextlib.suppress(sqlite3.Error):  # busy: another checkpoints
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.wal_folds += 1
 
-    def _wal_in_use(self) -> int:
-        """Bytes of the WAL in use now (lock held, so nobody appends).
+    def _wal_reaches_bound(self) -> bool:
+        """Whether the WAL in use reaches ``wal_fold_bytes`` (lock held, so
+        nobody appends meanwhile).
 
         The file's size does not tell: SQLite reuses the file from its
-        start after a complete checkpoint. The WAL-index header in the
-        ``-shm`` file does (https://www.sqlite.org/walformat.html: page
-        size at byte 14, ``mxFrame``, the last valid frame, at byte 16,
-        native byte order). 0 when it cannot be read.
+        start after a complete checkpoint. Its frames do
+        (https://www.sqlite.org/fileformat2.html#walformat): a frame
+        belongs to the WAL in use when it carries the salts of the WAL
+        header, which change each time the WAL restarts; so the WAL
+        reaches the bound when the frame at the bound carries them. (A
+        frame written by a transaction that rolled back counts too: one
+        fold too early, never one too few.)
+
+        Only the ``-wal`` file is read, never the ``-shm`` file: SQLite
+        holds POSIX locks on that one, and closing *any* descriptor of a
+        file drops all of this process's locks on it, those of every other
+        connection here included. SQLite takes no lock on the ``-wal``
+        file. False when it cannot be read.
         """
         try:
-            if self._shm_fd < 0:
-                self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY)
-            header = os.pread(self._shm_fd, 20, 0)
+            if self._wal_fd < 0:
+                self._wal_fd = os.open(self._wal, os.O_RDONLY)
+            header = os.pread(self._wal_fd, _WAL_HEADER, 0)
+            if len(header) < _WAL_HEADER:
+                return False
+            page_size = int.from_bytes(header[8:12], "big")
+            frame_size = _FRAME_HEADER + page_size
+            last = max(1, -(-self._fold_bytes // frame_size))  # reaches the bound
+            frame = os.pread(
+                self._wal_fd, _FRAME_HEADER, _WAL_HEADER + (last - 1) * frame_size
+            )
         except OSError:
-            return 0
-        if len(header) < 20:
-            return 0
-        page_size, frames = struct.unpack_from("=HI", header, 14)
-        page_size = 65536 if page_size == 1 else page_size
-        return int(frames) * (int(page_size) + _FRAME_HEADER)
+            return False
+        return len(frame) == _FRAME_HEADER and frame[8:16] == header[16:24]
 
     def checkpoint(self) -> None:
         """At shutdown: fold the WAL back and truncate it when the write
@@ -343,11 +356,10 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         try:
             super().close()
         finally:
-            for fd in (self._wal_fd, self._shm_fd):
-                if fd >= 0:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-            self._wal_fd = self._shm_fd = -1
+            if self._wal_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._wal_fd)
+            self._wal_fd = -1
             self._lock.close()
 
 

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import pytest
 
-from swarmlog import EventStore, Snapshot
+from swarmlog import EventStore, Snapshot, create_task_created_event
 from swarmlog.actors.sqlite.shared import SQLiteSharedWriteStorage
 from swarmlog.actors.storage import ProjectionSnapshotRecord
 
@@ -98,6 +99,48 @@ def test_wal_truncated_to_the_fold_bound_not_less(db: str) -> None:
     finally:
         storage.close()
     assert limit == 3 << 20
+
+
+def _shm_locks_of_this_process(db: str) -> set[int]:
+    """The first byte of each POSIX lock this process holds on ``db``'s
+    ``-shm`` file (Linux's /proc/locks)."""
+    inode = os.stat(f"{db}-shm").st_ino
+    held = set()
+    with open("/proc/locks") as table:
+        for line in table:
+            fields = line.split()
+            if fields[1] == "->":  # a waiter, not a holder
+                continue
+            pid, file_id, start = fields[4], fields[5], fields[6]
+            if int(pid) == os.getpid() and int(file_id.split(":")[2]) == inode:
+                held.add(int(start))
+    return held
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads /proc/locks")
+def test_closing_a_store_leaves_sqlites_locks_to_the_others(db: str) -> None:
+    """SQLite holds POSIX locks on the ``-shm`` file (its "dead man switch"
+    byte, 128, while any connection here uses the file; read marks during
+    reads), and closing *any* descriptor of a file drops every lock the
+    process holds on it. So a multi-process store that looked at its WAL's
+    size (every round does) and then closed must leave the locks of the
+    other connections in the process in place: here another store's. Were
+    they gone, other processes would take this one's readers for absent
+    (restart the WAL under their snapshot, recover the WAL index)."""
+    first = EventStore(db, multi_process=True).initialize()
+    second = EventStore(db, multi_process=True).initialize()
+    try:
+        for i in range(20):  # rounds that look at the WAL's size
+            first.append(create_task_created_event(f"t{i}", "shm", "T", "", "low"))
+        assert first.get_stats().transactions >= 20
+        assert 128 in _shm_locks_of_this_process(db)
+        first.shutdown()
+        assert 128 in _shm_locks_of_this_process(db)
+        second.append(create_task_created_event("after", "shm", "T", "", "low"))
+        assert second.get_stats().head_position == 21
+    finally:
+        first.shutdown()
+        second.shutdown()
 
 
 def test_fork_child_opens_its_own_store(tmp_path: Any) -> None:
