@@ -72,7 +72,7 @@ _UNKNOWN_OUTCOME: Final = frozenset({10, 11, 7})  # IOERR, CORRUPT, NOMEM
 _CLOSE_LOCK_WAIT: Final = 1.0  # seconds a closing store waits to truncate the WAL
 _CLOSE_BUSY_MS: Final = 100  # and how long that checkpoint waits for readers
 WAL_FOLD_BYTES: Final = 16 << 20  # WAL size folded back under the lock (at most)
-_FOLD_SPACING: Final = 8  # rounds at least between two folds (readers may pin it)
+_FOLD_SPACING: Final = 8  # rounds between two looks at the WAL's size (and folds)
 _WAL_HEADER: Final = 32  # bytes of the WAL file's header (its salts at 16..24)
 _FRAME_HEADER: Final = 24  # bytes before each page in a WAL frame (salts at 8..16)
 
@@ -129,7 +129,7 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         self._wal = f"{path}-wal"
         self._fold_bytes = wal_fold_bytes
         self.wal_folds = 0  # checkpoints run under the lock
-        self._since_fold = _FOLD_SPACING  # rounds since the last fold
+        self._since_fold = 0  # rounds since the last fold (or the first round)
         self._sync_after = synchronous.lower() == "full"  # fsync off the lock
         self._wal_fd = -1  # the -wal file, read and fsynced (never the -shm)
         self._timeout = lock_timeout
@@ -287,9 +287,15 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
             raise CommitUnknownError(msg) from e
 
     def _fold_wal_if_due(self) -> None:
-        """A PASSIVE checkpoint, lock held, once the WAL passed its bound."""
+        """A PASSIVE checkpoint, lock held, once the WAL passed its bound.
+
+        The bound is looked at every :data:`_FOLD_SPACING` rounds, not
+        every round: two reads of the WAL file that each let go of the
+        GIL, under the store-wide lock, for a WAL that grows by a few
+        pages a round (it may pass the bound by a few rounds' pages).
+        """
         self._since_fold += 1
-        if self._since_fold < _FOLD_SPACING or not self._wal_reaches_bound():
+        if self._since_fold % _FOLD_SPACING or not self._wal_reaches_bound():
             return
         self._since_fold = 0
         with contextlib.suppress(sqlite3.Error):  # busy: another checkpoints
