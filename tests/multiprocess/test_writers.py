@@ -9,6 +9,8 @@ projection equal to a rebuild from the log.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pytest
 
-from swarmlog import EventStore
+from swarmlog import EventStore, create_task_created_event
 
 from .support import TIMEOUT, Worker
 
@@ -96,6 +98,57 @@ def test_four_processes_four_threads_contended_soak(
 ) -> None:
     """The same, 40 times longer."""
     _check_contended(workers, db, processes=4, threads=4, n=1600)
+
+
+def test_stores_coming_and_going_beside_busy_writers(
+    workers: Callable[..., Worker], db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process that opens a store, appends and closes it, over and over
+    (a CLI beside a service, a recycled worker), while two processes keep
+    appending with a small checkpoint threshold (the WAL folds and restarts
+    all along) and a read-only store in this process keeps reading: no
+    process logs a warning, every guarantee holds, and SQLite finds the
+    file intact."""
+    small_wal = {"wal_checkpoint_bytes": 64 << 10}
+    group = [workers(small_wal) for _ in range(2)]
+    loads: list[Any] = []
+    loader = threading.Thread(target=lambda: loads.extend(_run_loads(group, 2, 150, 6)))
+    caplog.set_level(logging.WARNING, logger="swarmlog")
+    acks: list[Any] = []
+    with EventStore(db, read_only=True) as reader:
+        loader.start()
+        seen = 0
+        for cycle in range(12):
+            with EventStore(db, multi_process=True, **small_wal) as store:
+                for i in range(5):
+                    task = create_task_created_event(
+                        f"c{cycle}-{i}", "churn", "T", "", "low"
+                    )
+                    stored = store.append(task)
+                    ack = (stored.id.hex, stored.position, stored.aggregate_id)
+                    acks.append([*ack, stored.version])
+            head = reader.get_stats().head_position
+            assert head >= seen
+            seen = head
+            assert len(reader.get_events(f"c{cycle}-0")) == 1
+        loader.join(TIMEOUT * 4)
+    assert not loader.is_alive()
+    for worker_acks, counts in loads:
+        assert counts["done"] == 2 * 150 == len(worker_acks)
+        acks += worker_acks
+    events = check_log(db, acks)
+    assert len(events) == len(acks) == 2 * 2 * 150 + 12 * 5
+    for worker in group:
+        assert worker.ask(op="exit") == {"closed": True}
+        assert worker.proc.stderr is not None
+        assert worker.proc.stderr.read() == ""  # nothing logged, nothing raised
+        worker.stop()
+    assert [r.getMessage() for r in caplog.records] == []
+    check = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        check.close()
 
 
 def test_kill_9_of_one_writer_loses_nothing_acknowledged(
