@@ -279,12 +279,22 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
                 unknown.
         """
         try:
-            if self._wal_fd < 0:
-                self._wal_fd = os.open(self._wal, os.O_RDONLY)
-            os.fsync(self._wal_fd)
+            os.fsync(self._wal_file())
         except OSError as e:
             msg = f"fsync of the write-ahead log failed: {e}"
             raise CommitUnknownError(msg) from e
+
+    def _wal_file(self) -> int:
+        """The descriptor of the ``-wal`` file, opened on first use (our
+        connection is open, so SQLite never deletes the file; SQLite holds
+        no lock on it, so closing it drops none).
+
+        Raises:
+            OSError: It cannot be opened.
+        """
+        if self._wal_fd < 0:
+            self._wal_fd = os.open(self._wal, os.O_RDONLY)
+        return self._wal_fd
 
     def _fold_wal_if_due(self) -> None:
         """A PASSIVE checkpoint, lock held, once the WAL passed its bound.
@@ -322,17 +332,14 @@ class SQLiteSharedWriteStorage(SQLiteWriteStorage):
         file. False when it cannot be read.
         """
         try:
-            if self._wal_fd < 0:
-                self._wal_fd = os.open(self._wal, os.O_RDONLY)
-            header = os.pread(self._wal_fd, _WAL_HEADER, 0)
+            wal = self._wal_file()
+            header = os.pread(wal, _WAL_HEADER, 0)
             if len(header) < _WAL_HEADER:
                 return False
             page_size = int.from_bytes(header[8:12], "big")
             frame_size = _FRAME_HEADER + page_size
             last = max(1, -(-self._fold_bytes // frame_size))  # reaches the bound
-            frame = os.pread(
-                self._wal_fd, _FRAME_HEADER, _WAL_HEADER + (last - 1) * frame_size
-            )
+            frame = os.pread(wal, _FRAME_HEADER, _WAL_HEADER + (last - 1) * frame_size)
         except OSError:
             return False
         return len(frame) == _FRAME_HEADER and frame[8:16] == header[16:24]

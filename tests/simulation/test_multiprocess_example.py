@@ -22,6 +22,20 @@ from swarmlog import EventStore
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multiprocess_swarm.py"
 TIMEOUT = 180  # seconds; guards against a hang only
 
+
+def _run_example(args: list[str]) -> str:
+    """Run the example script with ``args``; its output (it must exit 0)."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 METHODS = [
     pytest.param(m, marks=pytest.mark.skipif(
         m not in multiprocessing.get_all_start_methods(), reason=f"no {m} here"
@@ -39,15 +53,7 @@ def test_runs_as_a_script(tmp_path: Path, start_method: str) -> None:
     args = [str(tmp_path), "--processes", "3", "--agents", "6", "--tasks", "40"]
     if start_method == "fork":
         args.append("--fork")
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = _run_example(args)
     assert f"6 agents in 3 {start_method} processes race for them" in out
     assert "  live: " in out  # the parent queried while the pool ran
     acknowledged = re.search(r"(\d+) events acknowledged by (\d+) worker", out)
@@ -75,15 +81,7 @@ def test_pin_keeps_each_worker_on_one_cpu(tmp_path: Path) -> None:
     unpinned (every acknowledged event in the log, live = rebuilt)."""
     args = [str(tmp_path), "--pin", "--processes", "2", "--agents", "4"]
     args += ["--tasks", "20"]
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    out = _run_example(args)
     assert "2 spawn processes race for them, each pinned to one CPU" in out
     found = re.search(r"worker CPUs: (\[.*\])", out)
     assert found is not None, out
